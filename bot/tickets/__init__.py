@@ -1,0 +1,1 @@
+"""Citizen-message tickets: working-day calendar, answer deadlines, ticket service."""
