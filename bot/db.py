@@ -1,0 +1,151 @@
+"""The database: one engine per process, sessions, migrations and row claiming.
+
+SQLite (embedded default) and PostgreSQL (scale-out) share every code path. Several worker processes
+claim due rows with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite ignores the lock clause
+and serialises writers itself, and the compare-and-set UPDATE in `claim` keeps a row to one owner on both.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from loguru import logger
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+from bot.clock import utcnow
+from bot.errors import GovbotError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+
+class DatabaseNotReady(GovbotError):
+    """The database is missing migrations; says how to fix it."""
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers run beside the one writer; busy_timeout waits instead of "database is locked".
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: str) -> None:
+    logger.info("applying database migrations to {}", _redact(url))
+    command.upgrade(alembic_config(url), "head")
+
+
+def ensure_schema(engine: Engine, url: str, *, auto_migrate: bool) -> None:
+    """Upgrade an outdated database at start, or refuse to run on one (database.auto_migrate)."""
+    head, current = head_revision(url), current_revision(engine)
+    if current == head:
+        return
+    if auto_migrate:
+        upgrade(url)
+        return
+    raise DatabaseNotReady(
+        f"database {_redact(url)} is at revision {current or 'none (empty)'}, code needs {head}: "
+        "run `govbot db upgrade` (or set database.auto_migrate = true)"
+    )
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(
+    session: Session,
+    model: Any,
+    conditions: Sequence[Any],
+    *,
+    owner: str,
+    lease: timedelta,
+    limit: int,
+    order_by: Any = None,
+    now: datetime | None = None,
+) -> list[Any]:
+    """Claim up to `limit` rows of `model` that match `conditions` and whose lease is free.
+
+    The caller commits. A claimed row carries lease_owner/lease_until; an owner that dies simply lets
+    the lease lapse and another worker takes the row over.
+    """
+    now = now or utcnow()
+    free = or_(model.lease_until.is_(None), model.lease_until < now)
+    query = select(model.id).where(*conditions, free).limit(limit).with_for_update(skip_locked=True)
+    if order_by is not None:
+        query = query.order_by(order_by)
+    ids = list(session.execute(query).scalars())
+    claimed: list[Any] = []
+    for row_id in ids:
+        result = session.execute(
+            update(model)
+            .where(model.id == row_id, free, *conditions)
+            .values(lease_owner=owner, lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            claimed.append(row_id)
+    if not claimed:
+        return []
+    rows = session.execute(select(model).where(model.id.in_(claimed)).execution_options(populate_existing=True))
+    return list(rows.scalars())

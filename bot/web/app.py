@@ -1,0 +1,43 @@
+"""The web service: WeChat callback, JSON API and the console, in one FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.middleware.sessions import SessionMiddleware
+
+from bot.context import Context
+from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
+
+_STATUS = {NotFound: 404, PermissionDenied: 403, InvalidState: 409, CheckFailed: 422}
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(title="govbot", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.ctx = ctx
+    app.state.ready = True
+    app.add_middleware(SessionMiddleware, secret_key=ctx.config.web.secret_key, session_cookie="govbot_session",
+                       same_site="lax", https_only=False)
+
+    @app.exception_handler(GovbotError)
+    async def _domain_error(_request: Request, exc: GovbotError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+        body: dict = {"error": type(exc).__name__, "detail": str(exc)}
+        if isinstance(exc, CheckFailed):
+            body["problems"] = [str(p) for p in exc.problems]
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        with ctx.engine.connect():
+            pass
+        return JSONResponse({"status": "ok", "worker": ctx.worker_id})
+
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _routers() -> list:
+    """Each part of the product contributes its router here."""
+    return []

@@ -1,0 +1,57 @@
+"""The background worker: APScheduler drives short ticks; the work itself lives in database rows.
+
+Jobs are rebuilt from the config at every start (stable ids, replace_existing, max_instances=1,
+coalesce, a misfire grace time). A job never holds pending work in memory: each tick claims due
+rows with a lease, so several worker processes can share one database and a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from loguru import logger
+
+from bot.context import Context
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: Callable[[Context], object]
+    seconds: float
+
+
+def job_specs(ctx: Context) -> list[JobSpec]:
+    """Every periodic job, from each part of the product."""
+    specs: list[JobSpec] = []
+    return specs
+
+
+def _guarded(spec: JobSpec, ctx: Context) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            spec.func(ctx)
+        except Exception:
+            # A failing tick must not kill the scheduler; the next tick tries again.
+            logger.exception("job {} failed", spec.id)
+
+    return run
+
+
+def build_scheduler(ctx: Context) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone=ctx.tz)
+    for spec in job_specs(ctx):
+        scheduler.add_job(
+            _guarded(spec, ctx), "interval", seconds=spec.seconds, id=spec.id, name=spec.id,
+            replace_existing=True, max_instances=1, coalesce=True, misfire_grace_time=max(5, int(spec.seconds * 2)),
+        )
+    return scheduler
+
+
+def run_now(scheduler: BackgroundScheduler, job_id: str) -> None:
+    """"Run now": move the existing job's next run to now instead of adding a copy."""
+    from datetime import datetime, timezone
+
+    scheduler.modify_job(job_id, next_run_time=datetime.now(timezone.utc))
