@@ -1,0 +1,262 @@
+"""Classify a citizen message (留言 / 评论) by intent and topic with the keyword rules of rules/.
+
+Keyword spotting runs one precompiled trie regex over the raw text (as fast as it gets in pure
+Python, faster than tokenising); jieba with the government userdict is used only where word
+boundaries matter: deciding whether a negator (不, 没有 ...) really negates a word ("不满意") or is
+part of another word ("不错", "不动产").
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import jieba
+
+from bot.triage.rules import Rule, RuleSet, load_rules, normalize
+
+NEEDS_ANSWER = {"complaint": True, "question": True, "suggestion": True, "praise": False, "other": False}
+
+# A clause ends at punctuation; negation never reaches across it ("不错，满意").
+_CLAUSE_END = re.compile(r"[,.!?;:，。！？；：、…~\s]")
+_CLAUSE_REACH = 24  # characters looked back for the clause start; enough for a negation scope
+
+
+@dataclass(frozen=True)
+class Match:
+    """One rule that fired: the words it found and the score it added."""
+
+    rule_id: str
+    kind: str  # 'intent' | 'topic' | 'spam'
+    words: tuple[str, ...]  # a negated word is shown as ¬word
+    weight: float  # score added (subject words count subject_weight times)
+    label: str | None = None  # the intent or topic the score went to; None for spam
+
+
+@dataclass(frozen=True)
+class Classification:
+    intent: str
+    topic: str | None  # None: no clear topic, the caller routes to the default desk
+    confidence: float  # 0..1, of the intent; gates FAQ auto-replies
+    needs_answer: bool
+    spam: bool
+    matched: tuple[Match, ...]
+    reason: str = ""  # how the intent was decided
+    intent_scores: tuple[tuple[str, float], ...] = ()
+    topic_scores: tuple[tuple[str, float], ...] = ()
+
+    def explain(self) -> str:
+        """A human-readable account of the decision, for officers and rule authors."""
+        answer = "needs an answer" if self.needs_answer else "needs no answer"
+        lines = [f"intent: {self.intent}{' (spam)' if self.spam else ''}, confidence {self.confidence:.2f}, {answer}"]
+        lines.append(f"  why: {self.reason}")
+        if self.intent_scores:
+            lines.append("  intent scores: " + ", ".join(f"{k} {v:g}" for k, v in self.intent_scores))
+        if self.topic:
+            lines.append(f"topic: {self.topic}")
+        else:
+            lines.append("topic: none clear (route to the default desk)")
+        if self.topic_scores:
+            lines.append("  topic scores: " + ", ".join(f"{k} {v:g}" for k, v in self.topic_scores))
+        if self.matched:
+            lines.append("matched rules:")
+        for m in self.matched:
+            target = m.kind if m.label is None else f"{m.kind}->{m.label}"
+            lines.append(f"  {m.rule_id} [{target}] +{m.weight:g}: {', '.join(m.words)}")
+        if not self.matched:
+            lines.append("matched rules: none")
+        return "\n".join(lines)
+
+    def rules_summary(self) -> str:
+        """Compact 'rule_id:word|word;...' for CSV and DB columns."""
+        return ";".join(f"{m.rule_id}:{'|'.join(m.words)}" for m in self.matched)
+
+
+def _trie_regex(words) -> re.Pattern | None:
+    """One regex matching any of the words, longest first at each position.
+
+    Built as a trie ("污(?:染|水)") so the regex engine does not try every word at every character.
+    """
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    if not trie:
+        return None
+
+    def build(node: dict) -> str:
+        alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return re.compile(build(trie))
+
+
+class _Scanner:
+    """Finds the words and patterns of a group of rules in a text."""
+
+    def __init__(self, rules):
+        self.by_word: dict[str, list[Rule]] = defaultdict(list)
+        for rule in rules:
+            for word in dict.fromkeys(rule.words):
+                self.by_word[word].append(rule)
+        self.regex = _trie_regex(self.by_word)
+        self.pattern_rules = [(rule, p) for rule in rules for p in rule.patterns]
+
+    def scan(self, text: str):
+        """(rule, word, start) for each word occurrence and pattern hit."""
+        if self.regex is not None:
+            for m in self.regex.finditer(text):
+                word = m.group()
+                for rule in self.by_word[word]:
+                    yield rule, word, m.start()
+        for rule, pattern in self.pattern_rules:
+            for m in pattern.finditer(text):
+                yield rule, m.group(), m.start()
+
+
+def _tokenizer(userdict) -> jieba.Tokenizer:
+    """A jieba tokenizer with the rules' userdict, private to one rule set.
+
+    It copies the loaded default dictionary instead of changing jieba's global one, so other code
+    and a later reload with a different userdict are not affected.
+    """
+    jieba.dt.check_initialized()
+    tok = jieba.Tokenizer()
+    tok.FREQ, tok.total, tok.initialized = dict(jieba.dt.FREQ), jieba.dt.total, True
+    for word, freq, tag in userdict:
+        tok.add_word(word, freq, tag)
+    return tok
+
+
+class _Tally:
+    """Scores collected while classifying one message."""
+
+    def __init__(self):
+        # (rule, label, negated) -> {word: score}; insertion order keeps the explanation stable
+        self.hits: dict[tuple, dict[str, float]] = {}
+
+    def add(self, rule: Rule, label, word: str, score: float, negated: bool = False):
+        words = self.hits.setdefault((rule, label, negated), {})
+        if score > words.get(word, 0.0):  # a word counts once, the subject occurrence if there is one
+            words[word] = score
+
+    def scores(self, kind: str) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for (rule, label, _), words in self.hits.items():
+            if rule.kind == kind:
+                out[label] += sum(words.values())
+        return out
+
+    def matches(self) -> tuple[Match, ...]:
+        return tuple(
+            Match(rule.id, rule.kind, tuple(("¬" + w) if negated else w for w in words), sum(words.values()), label)
+            for (rule, label, negated), words in self.hits.items()
+        )
+
+
+class Classifier:
+    """Intent and topic of a message from a validated RuleSet. Pure logic: no I/O after construction."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        self._intent = _Scanner(ruleset.intent_rules + ruleset.spam_rules)
+        self._topic = _Scanner(ruleset.topic_rules)
+        neg = ruleset.negation
+        self._negators = frozenset(neg.words)
+        self._negator_hint = _trie_regex(neg.words)
+        self._tokenizer = _tokenizer(ruleset.userdict)
+
+    @classmethod
+    def from_dir(cls, rules_dir: Path) -> Classifier:
+        return cls(load_rules(rules_dir))
+
+    def _negated(self, text: str, start: int, word: str) -> bool:
+        """Whether a negator token stands within the negation scope before the word at `start`."""
+        neg = self.ruleset.negation
+        clause_start = start
+        while clause_start > max(0, start - _CLAUSE_REACH) and not _CLAUSE_END.match(text, clause_start - 1):
+            clause_start -= 1
+        if not self._negator_hint.search(text, max(clause_start, start - neg.window), start):
+            return False  # the common case: no negator character nearby, no need to tokenise
+        tokens = self._tokenizer.lcut(text[clause_start:start + len(word)], HMM=False)
+        # Drop the tokens covering the word; a token joining it to what precedes ("不满意") is
+        # negated when that joined part is itself a negator.
+        covered = 0
+        while tokens and covered < len(word):
+            last = tokens.pop()
+            covered += len(last)
+        if covered > len(word):
+            return last[: covered - len(word)] in self._negators
+        return any(tok in self._negators for tok in tokens[-neg.scope:])
+
+    def _spot(self, tally: _Tally, text: str, intent_factor: float, topic_factor: float) -> None:
+        for rule, word, start in self._intent.scan(text):
+            label, negated = rule.label, False
+            if rule.negated and self._negated(text, start, word):
+                label, negated = rule.negated, True
+            tally.add(rule, label, word, rule.weight * intent_factor, negated)
+        for rule, word, _ in self._topic.scan(text):
+            tally.add(rule, rule.label, word, rule.weight * topic_factor)
+
+    def classify(self, text: str, subject: str | None = None) -> Classification:
+        rs = self.ruleset
+        tally = _Tally()
+        body = normalize(text or "")
+        self._spot(tally, body, 1.0, 1.0)
+        if subject:
+            # Subject words weigh more: the title states the matter in few words.
+            self._spot(tally, normalize(subject), rs.decision.subject_weight, rs.topic_scoring.subject_weight)
+
+        intent_scores = tally.scores("intent")
+        spam_score = sum(tally.scores("spam").values())
+        topic_scores = tally.scores("topic")
+        intent, confidence, reason, spam = self._decide(intent_scores, spam_score)
+        topic = None
+        if topic_scores:
+            best = max(topic_scores, key=topic_scores.get)
+            if topic_scores[best] >= rs.topic_scoring.min_score:
+                topic = best
+        return Classification(
+            intent=intent,
+            topic=topic,
+            confidence=confidence,
+            needs_answer=NEEDS_ANSWER[intent] and not spam,
+            spam=spam,
+            matched=tally.matches(),
+            reason=reason,
+            intent_scores=_ranked(intent_scores),
+            topic_scores=_ranked(topic_scores),
+        )
+
+    def _decide(self, scores: dict[str, float], spam_score: float) -> tuple[str, float, str, bool]:
+        """(intent, confidence, reason, spam)"""
+        d = self.ruleset.decision
+        k = d.confidence_k
+        top = max(scores.values(), default=0.0)
+        if spam_score >= d.spam_threshold and spam_score >= top:
+            confidence = round(spam_score / (spam_score + top + k), 3)
+            return "other", confidence, f"spam score {spam_score:g} >= {d.spam_threshold:g}, no intent higher", True
+        strong = [i for i in d.priority if scores.get(i, 0.0) >= d.thresholds[i]]
+        if not strong:
+            return "other", round(k / (k + top), 3), "no intent reaches its threshold", False
+        winner = strong[0]
+        win = scores[winner]
+        rival = max((v for i, v in scores.items() if i != winner), default=0.0)
+        # Evidence for the winner against evidence for anything else.
+        confidence = round(win / (win + rival + k), 3)
+        if len(strong) == 1:
+            reason = f"{winner} score {win:g} >= threshold {d.thresholds[winner]:g}"
+        else:
+            reason = f"{', '.join(strong)} reach their thresholds; {winner} has priority"
+        return winner, confidence, reason, False
+
+
+def _ranked(scores: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(((k, round(v, 3)) for k, v in scores.items() if v > 0), key=lambda kv: -kv[1]))

@@ -1,0 +1,119 @@
+"""FAQ auto-replies (常见问题自动回复) from rules/faq.toml.
+
+Only confident questions get an automatic answer; complaints always go to a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.triage.classifier import Classification
+from bot.triage.rules import FAQ_FILE, RuleError, check_keys, bounded_number, read_toml, keyword_list, normalize
+
+
+@dataclass(frozen=True)
+class FaqPattern:
+    """Matches when every word of all_of and (if any are given) one word of any_of appear."""
+
+    all_of: tuple[str, ...]
+    any_of: tuple[str, ...]
+
+    def words_in(self, text: str) -> tuple[str, ...] | None:
+        if not all(w in text for w in self.all_of):
+            return None
+        found_any = tuple(w for w in self.any_of if w in text)
+        if self.any_of and not found_any:
+            return None
+        return self.all_of + found_any
+
+
+@dataclass(frozen=True)
+class FaqRule:
+    id: str
+    patterns: tuple[FaqPattern, ...]
+    answer: str
+    accounts: frozenset[str] | None  # None: every account
+    min_confidence: float
+
+
+@dataclass(frozen=True)
+class FaqMatch:
+    rule_id: str
+    answer: str
+    words: tuple[str, ...]  # the words that matched, for the reply log
+
+
+def _parse_rule(path: Path, table, default_confidence: float, seen: set[str]) -> FaqRule:
+    rule_id = table.get("id") if isinstance(table, dict) and isinstance(table.get("id"), str) else None
+    if not rule_id or not rule_id.strip():
+        raise RuleError(path, None, "every [[faq]] needs a non-empty string id")
+    check_keys(path, rule_id, table, {"id", "patterns", "answer", "accounts", "min_confidence", "note"},
+                {"patterns", "answer"})
+    if rule_id in seen:
+        raise RuleError(path, rule_id, "duplicate rule id")
+    seen.add(rule_id)
+    if not isinstance(table["patterns"], list) or not table["patterns"]:
+        raise RuleError(path, rule_id, "patterns must be a non-empty list of {all = [...], any = [...]}")
+    patterns = []
+    for pattern in table["patterns"]:
+        if not isinstance(pattern, dict) or not pattern:
+            raise RuleError(path, rule_id, "each pattern is a table with all and/or any word lists")
+        check_keys(path, rule_id, pattern, {"all", "any"})
+        patterns.append(FaqPattern(
+            all_of=keyword_list(path, rule_id, "all", pattern["all"]) if "all" in pattern else (),
+            any_of=keyword_list(path, rule_id, "any", pattern["any"]) if "any" in pattern else (),
+        ))
+    answer = table["answer"]
+    if not isinstance(answer, str) or not answer.strip():
+        raise RuleError(path, rule_id, "answer must be a non-empty string")
+    accounts = None
+    if "accounts" in table:
+        accounts = frozenset(keyword_list(path, rule_id, "accounts", table["accounts"]))
+    confidence = default_confidence
+    if "min_confidence" in table:
+        confidence = bounded_number(path, rule_id, "min_confidence", table["min_confidence"], high=1.0)
+    return FaqRule(rule_id, tuple(patterns), answer.strip(), accounts, confidence)
+
+
+class FaqMatcher:
+    def __init__(self, rules: tuple[FaqRule, ...] | list[FaqRule]):
+        self.rules = tuple(rules)
+
+    @classmethod
+    def from_file(cls, path: Path) -> FaqMatcher:
+        path = Path(path)
+        data = read_toml(path)
+        check_keys(path, None, data, {"defaults", "faq"}, {"faq"})
+        defaults = data.get("defaults", {})
+        check_keys(path, "[defaults]", defaults, {"min_confidence"})
+        default_confidence = bounded_number(path, "[defaults]", "min_confidence", defaults.get("min_confidence", 0.6), high=1.0)
+        if not isinstance(data["faq"], list):
+            raise RuleError(path, None, "[[faq]] must be an array of tables")
+        seen: set[str] = set()
+        return cls([_parse_rule(path, table, default_confidence, seen) for table in data["faq"]])
+
+    @classmethod
+    def from_dir(cls, rules_dir: Path) -> FaqMatcher:
+        return cls.from_file(Path(rules_dir) / FAQ_FILE)
+
+    def match(self, text: str, classification: Classification, account: str | None = None) -> FaqMatch | None:
+        """The best FAQ answer for a confidently classified question, or None."""
+        if classification.intent != "question" or classification.spam:
+            return None  # complaints, suggestions and the rest go to a person or need no answer
+        normalized = normalize(text)
+        best, best_key = None, None
+        for order, rule in enumerate(self.rules):
+            if rule.accounts is not None and (account is None or normalize(account) not in rule.accounts):
+                continue
+            if classification.confidence < rule.min_confidence:
+                continue
+            found = [words for p in rule.patterns if (words := p.words_in(normalized)) is not None]
+            if not found:
+                continue
+            words = max(found, key=len)
+            # An account's own rule beats a global one; then the more specific match; then file order.
+            key = (rule.accounts is not None, len(words), -order)
+            if best_key is None or key > best_key:
+                best, best_key = FaqMatch(rule.id, rule.answer, words), key
+        return best

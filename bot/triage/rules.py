@@ -1,0 +1,335 @@
+"""Triage rules kept as data in rules/: load, validate, and reload them when a file changes.
+
+Files (all in one rules directory):
+- intent.toml   intent rules (complaint 投诉, question 咨询, suggestion 建议, praise 表扬, other),
+                spam rules, negation words and the decision settings (thresholds, priority).
+- topics.toml   topic vocabulary rules (the seven topics of the 留言 data) and topic scoring settings.
+- userdict.txt  government terms for jieba ("word [freq] [tag]" a line), so that negation scope sees
+                e.g. 不动产 or 不予受理 as one word.
+- faq.toml      FAQ auto-reply rules; loaded by bot.triage.faq.
+
+Every validation problem raises RuleError naming the file, the rule id and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from bot.errors import GovbotError
+
+if TYPE_CHECKING:
+    from bot.triage.classifier import Classifier
+    from bot.triage.faq import FaqMatcher
+
+INTENTS = ("complaint", "question", "suggestion", "praise", "other")
+# The seven topics of the citizen message data (留言分类).
+TOPICS = ("城乡建设", "环境保护", "交通运输", "教育文体", "劳动和社会保障", "商贸旅游", "卫生计生")
+# Default routing when the deployment config gives none; the real mapping is configuration.
+DEFAULT_TOPIC_DEPARTMENTS = {
+    "城乡建设": "住建局",
+    "环境保护": "生态环境局",
+    "交通运输": "交通运输局",
+    "教育文体": "教育局",
+    "劳动和社会保障": "人社局",
+    "商贸旅游": "商务局",
+    "卫生计生": "卫健委",
+}
+
+INTENT_FILE = "intent.toml"
+TOPICS_FILE = "topics.toml"
+USERDICT_FILE = "userdict.txt"
+FAQ_FILE = "faq.toml"
+RULE_FILES = (INTENT_FILE, TOPICS_FILE, USERDICT_FILE, FAQ_FILE)
+
+MAX_WEIGHT = 100.0
+
+# Full-width ASCII (Ａ, １, ？, ，) folds to half-width so rules and messages compare alike.
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def normalize(text: str) -> str:
+    """The form both rule words and messages are matched in: half-width, lower case."""
+    return text.translate(_FULLWIDTH).lower()
+
+
+class RuleError(GovbotError):
+    """A rules file is invalid: names the file, the rule (id, section or line) and the reason."""
+
+    def __init__(self, file: str | Path, rule: str | None, reason: str):
+        self.file, self.rule, self.reason = str(file), rule, reason
+        where = f"{self.file}: rule {rule!r}" if rule else self.file
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One keyword rule: every listed word (or regex hit) found adds `weight` to `label`."""
+
+    id: str
+    kind: str  # 'intent' | 'topic' | 'spam'
+    label: str | None  # the intent or topic it scores for; None for spam
+    weight: float
+    words: tuple[str, ...]
+    patterns: tuple[re.Pattern, ...]
+    negated: str | None = None  # intent a negated word counts for instead ("不满意" -> complaint)
+
+
+@dataclass(frozen=True)
+class Negation:
+    words: tuple[str, ...]  # negator tokens: 不, 没有, 并不 ...
+    window: int  # characters before a word searched for a negator
+    scope: int  # tokens before the word a negator may stand in ("不是很满意": 2)
+
+
+@dataclass(frozen=True)
+class IntentDecision:
+    priority: tuple[str, ...]  # when several intents are strong, the first listed wins
+    thresholds: dict[str, float]  # score from which an intent counts as strong
+    spam_threshold: float
+    subject_weight: float
+    confidence_k: float  # evidence needed for confidence 0.5 on an uncontested intent
+
+
+@dataclass(frozen=True)
+class TopicScoring:
+    subject_weight: float
+    min_score: float  # below it there is no clear topic: the caller routes to the default desk
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    intent_rules: tuple[Rule, ...]
+    spam_rules: tuple[Rule, ...]
+    topic_rules: tuple[Rule, ...]
+    negation: Negation
+    decision: IntentDecision
+    topic_scoring: TopicScoring
+    userdict: tuple[tuple[str, int | None, str | None], ...]  # (word, freq, tag)
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise RuleError(path, None, "file is missing") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(path, None, f"not valid TOML: {exc}") from None
+
+
+def check_keys(path: Path, rule: str | None, table: dict, allowed: set[str], required: set[str] = frozenset()):
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise RuleError(path, rule, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    missing = sorted(required - set(table))
+    if missing:
+        raise RuleError(path, rule, f"missing key(s) {', '.join(missing)}")
+
+
+def bounded_number(path: Path, rule: str | None, name: str, value, *, low: float = 0.0, high: float = MAX_WEIGHT) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < value <= high):
+        raise RuleError(path, rule, f"{name} must be a number > {low:g} and <= {high:g}, got {value!r}")
+    return float(value)
+
+
+def _string_list(path: Path, rule: str, name: str, value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise RuleError(path, rule, f"{name} must be a non-empty list of strings")
+    if not all(isinstance(w, str) and w.strip() for w in value):
+        raise RuleError(path, rule, f"{name} must contain only non-empty strings")
+    return tuple(value)
+
+
+def keyword_list(path: Path, rule: str, name: str, value) -> tuple[str, ...]:
+    """A validated list of keywords in matching form (see normalize)."""
+    return tuple(normalize(w.strip()) for w in _string_list(path, rule, name, value))
+
+
+def _patterns(path: Path, rule: str, value) -> tuple[re.Pattern, ...]:
+    compiled = []
+    for pattern in _string_list(path, rule, "patterns", value):
+        try:
+            compiled.append(re.compile(normalize(pattern)))
+        except re.error as exc:
+            raise RuleError(path, rule, f"bad regex {pattern!r}: {exc}") from None
+    return tuple(compiled)
+
+
+_RULE_KEYS = {"id", "weight", "words", "patterns", "note"}
+
+
+def _rules(path: Path, tables, kind: str, label_key: str | None, labels: tuple[str, ...], seen: set[str]) -> list[Rule]:
+    if not isinstance(tables, list):
+        raise RuleError(path, None, f"[[{kind}]] must be an array of tables")
+    allowed = _RULE_KEYS | ({label_key} if label_key else set()) | ({"negated"} if kind == "intent" else set())
+    rules = []
+    for n, table in enumerate(tables, 1):
+        rule_id = table.get("id") if isinstance(table.get("id"), str) else None
+        if not rule_id or not rule_id.strip():
+            raise RuleError(path, f"#{n}", "every rule needs a non-empty string id")
+        check_keys(path, rule_id, table, allowed, {"weight"} | ({label_key} if label_key else set()))
+        if rule_id in seen:
+            raise RuleError(path, rule_id, "duplicate rule id")
+        seen.add(rule_id)
+        label = None
+        if label_key:
+            label = table[label_key]
+            if label not in labels:
+                raise RuleError(path, rule_id, f"unknown {label_key} {label!r}; known: {', '.join(labels)}")
+        if "words" not in table and "patterns" not in table:
+            raise RuleError(path, rule_id, "a rule needs words or patterns")
+        words = keyword_list(path, rule_id, "words", table["words"]) if "words" in table else ()
+        patterns = _patterns(path, rule_id, table["patterns"]) if "patterns" in table else ()
+        negated = table.get("negated")
+        if negated is not None and negated not in INTENTS:
+            raise RuleError(path, rule_id, f"unknown negated intent {negated!r}; known: {', '.join(INTENTS)}")
+        weight = bounded_number(path, rule_id, "weight", table["weight"])
+        rules.append(Rule(rule_id, kind, label, weight, words, patterns, negated))
+    return rules
+
+
+def _load_intent(path: Path, seen: set[str]) -> tuple[list[Rule], list[Rule], Negation, IntentDecision]:
+    data = read_toml(path)
+    check_keys(path, None, data, {"decision", "negation", "rule", "spam"}, {"decision", "negation", "rule"})
+    decision = data["decision"]
+    check_keys(path, "[decision]", decision,
+                {"priority", "threshold", "spam_threshold", "subject_weight", "confidence_k"},
+                {"priority", "threshold", "spam_threshold", "subject_weight", "confidence_k"})
+    priority = decision["priority"]
+    if not isinstance(priority, list) or sorted(priority) != sorted(INTENTS):
+        raise RuleError(path, "[decision]", f"priority must list each intent once: {', '.join(INTENTS)}")
+    thresholds = decision["threshold"]
+    if not isinstance(thresholds, dict):
+        raise RuleError(path, "[decision.threshold]", "must be a table intent = score")
+    check_keys(path, "[decision.threshold]", thresholds, set(INTENTS), set(INTENTS))
+    parsed = IntentDecision(
+        priority=tuple(priority),
+        thresholds={k: bounded_number(path, "[decision.threshold]", k, v) for k, v in thresholds.items()},
+        spam_threshold=bounded_number(path, "[decision]", "spam_threshold", decision["spam_threshold"]),
+        subject_weight=bounded_number(path, "[decision]", "subject_weight", decision["subject_weight"]),
+        confidence_k=bounded_number(path, "[decision]", "confidence_k", decision["confidence_k"]),
+    )
+    neg = data["negation"]
+    check_keys(path, "[negation]", neg, {"words", "window", "scope"}, {"words", "window", "scope"})
+    for key in ("window", "scope"):
+        if isinstance(neg[key], bool) or not isinstance(neg[key], int) or not 1 <= neg[key] <= 10:
+            raise RuleError(path, "[negation]", f"{key} must be an integer from 1 to 10")
+    negation = Negation(keyword_list(path, "[negation]", "words", neg["words"]), neg["window"], neg["scope"])
+    intent_rules = _rules(path, data["rule"], "intent", "intent", INTENTS, seen)
+    spam_rules = _rules(path, data.get("spam", []), "spam", None, (), seen)
+    return intent_rules, spam_rules, negation, parsed
+
+
+def _load_topics(path: Path, seen: set[str]) -> tuple[list[Rule], TopicScoring]:
+    data = read_toml(path)
+    check_keys(path, None, data, {"scoring", "rule"}, {"scoring", "rule"})
+    scoring = data["scoring"]
+    check_keys(path, "[scoring]", scoring, {"subject_weight", "min_score"}, {"subject_weight", "min_score"})
+    parsed = TopicScoring(
+        subject_weight=bounded_number(path, "[scoring]", "subject_weight", scoring["subject_weight"]),
+        min_score=bounded_number(path, "[scoring]", "min_score", scoring["min_score"]),
+    )
+    return _rules(path, data["rule"], "topic", "topic", TOPICS, seen), parsed
+
+
+def _load_userdict(path: Path) -> tuple[tuple[str, int | None, str | None], ...]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise RuleError(path, None, "file is missing") from None
+    except UnicodeDecodeError as exc:
+        raise RuleError(path, None, f"not UTF-8: {exc}") from None
+    entries = []
+    for n, line in enumerate(lines, 1):
+        parts = line.split("#", 1)[0].split()
+        if not parts:
+            continue
+        if len(parts) > 3:
+            raise RuleError(path, f"line {n}", "expected 'word [freq] [tag]'")
+        freq = None
+        if len(parts) > 1:
+            if not parts[1].isdigit() or int(parts[1]) < 1:
+                raise RuleError(path, f"line {n}", f"freq must be a positive integer, got {parts[1]!r}")
+            freq = int(parts[1])
+        entries.append((parts[0], freq, parts[2] if len(parts) == 3 else None))
+    return tuple(entries)
+
+
+def load_rules(rules_dir: Path) -> RuleSet:
+    """Load and validate intent.toml, topics.toml and userdict.txt from rules_dir."""
+    rules_dir = Path(rules_dir)
+    seen: set[str] = set()  # rule ids are unique across files: they are stored with each result
+    intent_rules, spam_rules, negation, decision = _load_intent(rules_dir / INTENT_FILE, seen)
+    topic_rules, topic_scoring = _load_topics(rules_dir / TOPICS_FILE, seen)
+    return RuleSet(
+        intent_rules=tuple(intent_rules),
+        spam_rules=tuple(spam_rules),
+        topic_rules=tuple(topic_rules),
+        negation=negation,
+        decision=decision,
+        topic_scoring=topic_scoring,
+        userdict=_load_userdict(rules_dir / USERDICT_FILE),
+    )
+
+
+class RuleStore:
+    """The current rules of a directory, reloaded when a rules file changes.
+
+    A bad edit does not take the bot down: the last good classifier and FAQ stay in use and the
+    RuleError is logged; the next change of a file is tried again.
+    """
+
+    def __init__(self, rules_dir: Path):
+        self.rules_dir = Path(rules_dir)
+        self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
+        self._classifier, self._faq = self._load()  # no last good rules yet: a bad start raises
+        self.last_error: RuleError | None = None
+
+    def _file_stamp(self) -> tuple:
+        stamp = []
+        for name in RULE_FILES:
+            try:
+                st = (self.rules_dir / name).stat()
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                stamp.append(None)
+        return tuple(stamp)
+
+    def _load(self) -> tuple[Classifier, FaqMatcher]:
+        # Imported here: classifier and faq import this module for RuleSet and RuleError.
+        from bot.triage.classifier import Classifier
+        from bot.triage.faq import FaqMatcher
+
+        return Classifier(load_rules(self.rules_dir)), FaqMatcher.from_dir(self.rules_dir)
+
+    def _refresh(self) -> None:
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp  # a failed edit is not retried until a file changes again
+            try:
+                self._classifier, self._faq = self._load()
+                self.last_error = None
+                logger.info("triage rules reloaded from {}", self.rules_dir)
+            except RuleError as exc:
+                self.last_error = exc
+                logger.error("triage rules not reloaded, keeping the last good rules: {}", exc)
+
+    def current(self) -> Classifier:
+        self._refresh()
+        return self._classifier
+
+    def current_faq(self) -> FaqMatcher:
+        self._refresh()
+        return self._faq
