@@ -127,10 +127,12 @@ def check_config(state: CliState) -> None:
 
 
 def _register_groups() -> None:
+    from bot.triage.cli import rules
     from bot.users_cli import accounts, user
 
     main.add_command(user)
     main.add_command(accounts)
+    main.add_command(rules)
 
 
 _register_groups()
