@@ -1,6 +1,6 @@
 """Working-day calendar: package data, the holidays file, the fallback, and deadline arithmetic."""
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,10 @@ SHIPPED_FILE = Path(__file__).resolve().parents[1] / "rules" / "holidays.toml"
 
 def local(*args) -> datetime:
     return datetime(*args, tzinfo=SHANGHAI)
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
 
 
 def end_of(day: date) -> datetime:
@@ -118,19 +122,25 @@ def test_bad_arguments(cal):
         cal.add_working_days(local(2026, 3, 10, 9, 0), -1)
     with pytest.raises(ValueError, match="aware"):
         cal.add_working_days(datetime(2026, 3, 10, 9, 0), 1)
-    with pytest.raises(ValueError, match="naive UTC"):
-        cal.due_at_utc(local(2026, 3, 10, 9, 0), 1, "Asia/Shanghai")
+    with pytest.raises(ValueError, match="expected an aware datetime"):
+        cal.due_at_utc(datetime(2026, 3, 10, 9, 0), 1, "Asia/Shanghai")
+    with pytest.raises(ValueError, match="expected an aware datetime"):
+        cal.working_days_between_utc(datetime(2026, 3, 10, 9, 0), utc(2026, 3, 11, 9, 0), "Asia/Shanghai")
     with pytest.raises(TypeError, match="local date"):
         cal.is_workday(datetime(2026, 3, 10, 9, 0))
 
 
 def test_due_at_utc_counts_days_in_local_time(cal):
     # 17:30 UTC on Friday 02-13 is 01:30 on Saturday 02-14 in Shanghai: a 调休 working day.
-    received_utc = datetime(2026, 2, 13, 17, 30)
-    assert cal.due_at_utc(received_utc, 0, "Asia/Shanghai") == datetime(2026, 2, 14, 16, 0)
-    assert cal.due_at_utc(received_utc, 1, SHANGHAI) == datetime(2026, 2, 24, 16, 0)
+    received_utc = utc(2026, 2, 13, 17, 30)
+    due = cal.due_at_utc(received_utc, 0, "Asia/Shanghai")
+    assert due == utc(2026, 2, 14, 16, 0) and due.utcoffset() == timedelta(0)
+    assert cal.due_at_utc(received_utc, 1, SHANGHAI) == utc(2026, 2, 24, 16, 0)
     # 01:00 UTC on Friday is 09:00 Friday local: day 1 is the Saturday.
-    assert cal.due_at_utc(datetime(2026, 2, 13, 1, 0), 1, "Asia/Shanghai") == datetime(2026, 2, 14, 16, 0)
+    assert cal.due_at_utc(utc(2026, 2, 13, 1, 0), 1, "Asia/Shanghai") == utc(2026, 2, 14, 16, 0)
+    # Any aware time is read in the calendar's zone; the answer is always UTC.
+    due = cal.due_at_utc(local(2026, 2, 14, 1, 30), 1, "Asia/Shanghai")
+    assert due == utc(2026, 2, 24, 16, 0) and due.tzinfo == UTC
 
 
 # -- years the package lacks ---------------------------------------------------------------------
@@ -297,7 +307,7 @@ def test_working_days_between_examples(cal):
     assert cal.working_days_between(sunday, local(2026, 3, 10, 18, 0)) == 2
     # b is read in a's time zone: 2026-02-13 20:00 UTC is 02-14 04:00 in Shanghai.
     assert cal.working_days_between(friday, datetime(2026, 2, 13, 20, 0, tzinfo=ZoneInfo("UTC"))) == 1
-    assert cal.working_days_between_utc(datetime(2026, 2, 13, 8, 0), datetime(2026, 2, 13, 20, 0),
+    assert cal.working_days_between_utc(utc(2026, 2, 13, 8, 0), utc(2026, 2, 13, 20, 0),
                                         "Asia/Shanghai") == 1
 
 

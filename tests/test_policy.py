@@ -2,7 +2,7 @@
 
 import copy
 import tomllib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -32,6 +32,10 @@ intent = "complaint"
 topic = "环境保护"
 resolution_days = 3
 """)
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
 
 
 def table(mapping=CONFIG, **kw) -> PolicyTable:
@@ -66,35 +70,35 @@ def test_overrides_as_dumped_by_the_config_model():
 
 def test_complaint_before_spring_festival_2026():
     cal = WorkCalendar(None)
-    received = datetime(2026, 2, 13, 8, 0)  # 16:00 Friday in Shanghai
+    received = utc(2026, 2, 13, 8, 0)  # 16:00 Friday in Shanghai
     d = table().deadlines(received, "complaint", "城乡建设", cal, "Asia/Shanghai")
     assert d == Deadlines(
-        first_response_due=datetime(2026, 2, 14, 16, 0),  # end of the 调休 Saturday 02-14 local
-        resolution_due=datetime(2026, 2, 27, 16, 0),  # end of 02-27 local
-        warn_at=received + (datetime(2026, 2, 27, 16, 0) - received) * 0.75,
+        first_response_due=utc(2026, 2, 14, 16, 0),  # end of the 调休 Saturday 02-14 local
+        resolution_due=utc(2026, 2, 27, 16, 0),  # end of 02-27 local
+        warn_at=received + (utc(2026, 2, 27, 16, 0) - received) * 0.75,
     )
-    assert d.warn_at == datetime(2026, 2, 24, 2, 0)  # 14 d 8 h x 0.75 = 10 d 18 h: 10:00 local, 02-24
+    assert d.warn_at == utc(2026, 2, 24, 2, 0)  # 14 d 8 h x 0.75 = 10 d 18 h: 10:00 local, 02-24
 
 
 def test_topic_override_changes_resolution_only():
     cal = WorkCalendar(None)
-    received = datetime(2026, 10, 9, 2, 0)  # Friday 10:00 local, after National Day
+    received = utc(2026, 10, 9, 2, 0)  # Friday 10:00 local, after National Day
     d = table().deadlines(received, "complaint", "环境保护", cal, "Asia/Shanghai")
-    assert d.first_response_due == datetime(2026, 10, 10, 16, 0)  # 调休 Saturday 10-10
-    assert d.resolution_due == datetime(2026, 10, 13, 16, 0)  # 10-10, 10-12, 10-13
+    assert d.first_response_due == utc(2026, 10, 10, 16, 0)  # 调休 Saturday 10-10
+    assert d.resolution_due == utc(2026, 10, 13, 16, 0)  # 10-10, 10-12, 10-13
     assert received < d.warn_at < d.resolution_due
 
 
 def test_no_deadlines_for_praise():
-    assert table().deadlines(datetime(2026, 3, 2, 1, 0), "praise", None, WorkCalendar(None), "Asia/Shanghai") is None
+    assert table().deadlines(utc(2026, 3, 2, 1, 0), "praise", None, WorkCalendar(None), "Asia/Shanghai") is None
 
 
 def test_zero_days_allowed():
     mapping = changed(lambda t: t["policy"]["question"].update(first_response_days=0, resolution_days=0))
     cal = WorkCalendar(None)
-    d = table(mapping).deadlines(datetime(2026, 3, 7, 1, 0), "question", None, cal, "Asia/Shanghai")
+    d = table(mapping).deadlines(utc(2026, 3, 7, 1, 0), "question", None, cal, "Asia/Shanghai")
     # Saturday receipt, n=0: the end of Monday 03-09 local.
-    assert d.first_response_due == d.resolution_due == datetime(2026, 3, 9, 16, 0)
+    assert d.first_response_due == d.resolution_due == utc(2026, 3, 9, 16, 0)
 
 
 @pytest.mark.parametrize(
@@ -165,8 +169,21 @@ def test_override_topic_checked_against_known_topics():
 
 def test_warn_at_share_is_wall_clock():
     mapping = changed(lambda t: t.update(warn_at_share=0.5))
-    received = datetime(2026, 3, 2, 1, 0)  # Monday 09:00 local
+    received = utc(2026, 3, 2, 1, 0)  # Monday 09:00 local
     d = table(mapping).deadlines(received, "complaint", None, WorkCalendar(None), "Asia/Shanghai")
-    assert d.resolution_due == datetime(2026, 3, 9, 16, 0)  # end of Monday 03-09 local
+    assert d.resolution_due == utc(2026, 3, 9, 16, 0)  # end of Monday 03-09 local
     assert d.warn_at - received == (d.resolution_due - received) / 2
     assert d.warn_at == received + timedelta(days=3, hours=19, minutes=30)
+
+
+def test_deadlines_take_any_aware_time_and_answer_in_utc():
+    shanghai = timezone(timedelta(hours=8))
+    received_local = datetime(2026, 2, 13, 16, 0, tzinfo=shanghai)
+    d = table().deadlines(received_local, "complaint", None, WorkCalendar(None), "Asia/Shanghai")
+    assert d == table().deadlines(utc(2026, 2, 13, 8, 0), "complaint", None, WorkCalendar(None), "Asia/Shanghai")
+    assert all(t.tzinfo == UTC for t in (d.first_response_due, d.resolution_due, d.warn_at))
+
+
+def test_naive_receipt_time_is_refused():
+    with pytest.raises(ValueError, match="aware"):
+        table().deadlines(datetime(2026, 2, 13, 8, 0), "complaint", None, WorkCalendar(None), "Asia/Shanghai")

@@ -15,7 +15,8 @@ because a notice can move a working day (调休) there; listed days win over eve
 Deadline semantics (`due_date`, `add_working_days`, `due_at_utc`), for ``n`` working days:
 
 - Days are local calendar days in the time zone the caller gives (config ``timezone``,
-  Asia/Shanghai); the database stores naive UTC, which `due_at_utc` converts.
+  Asia/Shanghai); the database stores aware UTC, which `due_at_utc` reads in that zone and
+  returns the deadline in (aware UTC again).
 - A message received at any time on day D is due by the end of the n-th working day strictly
   after D. Received on a non-working day, the next working day is day 1.
 - n = 0: the end of D if D is a working day, else the end of the next working day.
@@ -356,14 +357,13 @@ class WorkCalendar:
         00:00 local of the day after the due date, exclusive, in start's tzinfo.
         """
         if start.tzinfo is None:
-            raise ValueError("add_working_days needs an aware local datetime; for naive UTC use due_at_utc")
+            raise ValueError("add_working_days needs an aware local datetime; for database times use due_at_utc")
         due = self.due_date(start.date(), n)
         return datetime.combine(due + ONE_DAY, time(0), tzinfo=start.tzinfo)
 
-    def due_at_utc(self, received_utc: datetime, n: int, tz: str | tzinfo) -> datetime:
-        """`add_working_days` for database times: naive UTC in, naive UTC out; days counted in tz."""
-        local = _local(received_utc, tz)
-        return self.add_working_days(local, n).astimezone(UTC).replace(tzinfo=None)
+    def due_at_utc(self, received: datetime, n: int, tz: str | tzinfo) -> datetime:
+        """`add_working_days` for database times: any aware time in, aware UTC out; days counted in tz."""
+        return self.add_working_days(_local(received, tz), n).astimezone(UTC)
 
     def working_days_between(self, a: datetime, b: datetime) -> int:
         """How many working days an answer at b took for a message received at a (aware times).
@@ -374,7 +374,7 @@ class WorkCalendar:
         day): 0; the next working day: 1. b is read in a's time zone; b <= a gives 0.
         """
         if a.tzinfo is None or b.tzinfo is None:
-            raise ValueError("working_days_between needs aware datetimes; for naive UTC use working_days_between_utc")
+            raise ValueError("working_days_between needs aware datetimes (attach the time zone first)")
         received, answered = a.date(), b.astimezone(a.tzinfo).date()
         if answered <= self._workday_on_or_after(received):
             return 0
@@ -382,12 +382,14 @@ class WorkCalendar:
         # a rest day is late for the working day before it.
         return self.count_workdays(received + ONE_DAY, answered) + 1
 
-    def working_days_between_utc(self, a_utc: datetime, b_utc: datetime, tz: str | tzinfo) -> int:
-        """`working_days_between` for naive UTC database times; days counted in tz."""
-        return self.working_days_between(_local(a_utc, tz), _local(b_utc, tz))
+    def working_days_between_utc(self, a: datetime, b: datetime, tz: str | tzinfo) -> int:
+        """`working_days_between` for database times (aware, usually UTC); days counted in tz."""
+        return self.working_days_between(_local(a, tz), _local(b, tz))
 
 
-def _local(utc_naive: datetime, tz: str | tzinfo) -> datetime:
-    if utc_naive.tzinfo is not None:
-        raise ValueError("expected a naive UTC datetime (as stored in the database)")
-    return utc_naive.replace(tzinfo=UTC).astimezone(_as_tz(tz))
+def _local(moment: datetime, tz: str | tzinfo) -> datetime:
+    # A naive time could be UTC or local wall-clock time; guessing would shift deadlines by 8 hours.
+    if moment.utcoffset() is None:
+        raise ValueError("expected an aware datetime (the database stores aware UTC); "
+                         "attach tzinfo=timezone.utc to a UTC time read elsewhere")
+    return moment.astimezone(_as_tz(tz))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.errors import ConfigError
@@ -40,7 +40,7 @@ class DeadlinePolicy:
 
 @dataclass(frozen=True)
 class Deadlines:
-    """Naive UTC, exclusive: an answer is on time when it is before the deadline."""
+    """Aware UTC, exclusive: an answer is on time when it is before the deadline."""
 
     first_response_due: datetime
     resolution_due: datetime
@@ -134,9 +134,9 @@ class PolicyTable:
         return self.by_intent[intent]
 
     def deadlines(
-        self, received_utc: datetime, intent: str, topic: str | None, calendar: WorkCalendar, tz: str | tzinfo
+        self, received: datetime, intent: str, topic: str | None, calendar: WorkCalendar, tz: str | tzinfo
     ) -> Deadlines | None:
-        """Deadlines for a message received at `received_utc` (naive UTC); None when no ticket.
+        """Deadlines (aware UTC) for a message received at `received` (aware); None when no ticket.
 
         warn_at is a share of the wall-clock time from receipt to the resolution deadline, so it
         can fall on a night or a holiday; whoever sends the warning decides when to deliver it.
@@ -144,8 +144,9 @@ class PolicyTable:
         policy = self.policy_for(intent, topic)
         if policy is None:
             return None
-        first = calendar.due_at_utc(received_utc, policy.first_response_days, tz)
-        resolution = calendar.due_at_utc(received_utc, policy.resolution_days, tz)
+        first = calendar.due_at_utc(received, policy.first_response_days, tz)
+        resolution = calendar.due_at_utc(received, policy.resolution_days, tz)
+        received_utc = received.astimezone(UTC)
         warn_at = received_utc + (resolution - received_utc) * policy.warn_at_share
         return Deadlines(first_response_due=first, resolution_due=resolution, warn_at=warn_at)
 
