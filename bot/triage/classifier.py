@@ -9,7 +9,7 @@ part of another word ("不错", "不动产").
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,8 +144,7 @@ class _Tally:
 
     def add(self, rule: Rule, label, word: str, score: float, negated: bool = False):
         words = self.hits.setdefault((rule, label, negated), {})
-        if score > words.get(word, 0.0):  # a word counts once, the subject occurrence if there is one
-            words[word] = score
+        words[word] = words.get(word, 0.0) + score
 
     def scores(self, kind: str) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
@@ -197,13 +196,21 @@ class Classifier:
         return any(tok in self._negators for tok in tokens[-neg.scope:])
 
     def _spot(self, tally: _Tally, text: str, intent_factor: float, topic_factor: float) -> None:
+        """Add the score of the rule words found in text; a word counts at most max_repeats times."""
+        rs = self.ruleset
+        counts: Counter = Counter()
         for rule, word, start in self._intent.scan(text):
             label, negated = rule.label, False
             if rule.negated and self._negated(text, start, word):
                 label, negated = rule.negated, True
-            tally.add(rule, label, word, rule.weight * intent_factor, negated)
+            counts[(rule, label, negated, word)] += 1
+        for (rule, label, negated, word), n in counts.items():
+            tally.add(rule, label, word, rule.weight * intent_factor * min(n, rs.decision.max_repeats), negated)
+        counts.clear()
         for rule, word, _ in self._topic.scan(text):
-            tally.add(rule, rule.label, word, rule.weight * topic_factor)
+            counts[(rule, word)] += 1
+        for (rule, word), n in counts.items():
+            tally.add(rule, rule.label, word, rule.weight * topic_factor * min(n, rs.topic_scoring.max_repeats))
 
     def classify(self, text: str, subject: str | None = None) -> Classification:
         rs = self.ruleset

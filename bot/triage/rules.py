@@ -95,12 +95,14 @@ class IntentDecision:
     spam_threshold: float
     subject_weight: float
     confidence_k: float  # evidence needed for confidence 0.5 on an uncontested intent
+    max_repeats: int  # a word counts at most this many times
 
 
 @dataclass(frozen=True)
 class TopicScoring:
     subject_weight: float
     min_score: float  # below it there is no clear topic: the caller routes to the default desk
+    max_repeats: int  # a word counts at most this many times
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,12 @@ def bounded_number(path: Path, rule: str | None, name: str, value, *, low: float
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < value <= high):
         raise RuleError(path, rule, f"{name} must be a number > {low:g} and <= {high:g}, got {value!r}")
     return float(value)
+
+
+def _count(path: Path, rule: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise RuleError(path, rule, f"{name} must be an integer from 1 to 10, got {value!r}")
+    return value
 
 
 def _string_list(path: Path, rule: str, name: str, value) -> tuple[str, ...]:
@@ -199,9 +207,8 @@ def _load_intent(path: Path, seen: set[str]) -> tuple[list[Rule], list[Rule], Ne
     data = read_toml(path)
     check_keys(path, None, data, {"decision", "negation", "rule", "spam"}, {"decision", "negation", "rule"})
     decision = data["decision"]
-    check_keys(path, "[decision]", decision,
-                {"priority", "threshold", "spam_threshold", "subject_weight", "confidence_k"},
-                {"priority", "threshold", "spam_threshold", "subject_weight", "confidence_k"})
+    decision_keys = {"priority", "threshold", "spam_threshold", "subject_weight", "confidence_k", "max_repeats"}
+    check_keys(path, "[decision]", decision, decision_keys, decision_keys)
     priority = decision["priority"]
     if not isinstance(priority, list) or sorted(priority) != sorted(INTENTS):
         raise RuleError(path, "[decision]", f"priority must list each intent once: {', '.join(INTENTS)}")
@@ -215,13 +222,13 @@ def _load_intent(path: Path, seen: set[str]) -> tuple[list[Rule], list[Rule], Ne
         spam_threshold=bounded_number(path, "[decision]", "spam_threshold", decision["spam_threshold"]),
         subject_weight=bounded_number(path, "[decision]", "subject_weight", decision["subject_weight"]),
         confidence_k=bounded_number(path, "[decision]", "confidence_k", decision["confidence_k"]),
+        max_repeats=_count(path, "[decision]", "max_repeats", decision["max_repeats"]),
     )
     neg = data["negation"]
     check_keys(path, "[negation]", neg, {"words", "window", "scope"}, {"words", "window", "scope"})
-    for key in ("window", "scope"):
-        if isinstance(neg[key], bool) or not isinstance(neg[key], int) or not 1 <= neg[key] <= 10:
-            raise RuleError(path, "[negation]", f"{key} must be an integer from 1 to 10")
-    negation = Negation(keyword_list(path, "[negation]", "words", neg["words"]), neg["window"], neg["scope"])
+    negation = Negation(keyword_list(path, "[negation]", "words", neg["words"]),
+                        _count(path, "[negation]", "window", neg["window"]),
+                        _count(path, "[negation]", "scope", neg["scope"]))
     intent_rules = _rules(path, data["rule"], "intent", "intent", INTENTS, seen)
     spam_rules = _rules(path, data.get("spam", []), "spam", None, (), seen)
     return intent_rules, spam_rules, negation, parsed
@@ -231,10 +238,12 @@ def _load_topics(path: Path, seen: set[str]) -> tuple[list[Rule], TopicScoring]:
     data = read_toml(path)
     check_keys(path, None, data, {"scoring", "rule"}, {"scoring", "rule"})
     scoring = data["scoring"]
-    check_keys(path, "[scoring]", scoring, {"subject_weight", "min_score"}, {"subject_weight", "min_score"})
+    scoring_keys = {"subject_weight", "min_score", "max_repeats"}
+    check_keys(path, "[scoring]", scoring, scoring_keys, scoring_keys)
     parsed = TopicScoring(
         subject_weight=bounded_number(path, "[scoring]", "subject_weight", scoring["subject_weight"]),
         min_score=bounded_number(path, "[scoring]", "min_score", scoring["min_score"]),
+        max_repeats=_count(path, "[scoring]", "max_repeats", scoring["max_repeats"]),
     )
     return _rules(path, data["rule"], "topic", "topic", TOPICS, seen), parsed
 
