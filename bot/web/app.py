@@ -40,4 +40,6 @@ def create_app(ctx: Context) -> FastAPI:
 
 def _routers() -> list:
     """Each part of the product contributes its router here."""
-    return []
+    from bot.web.console import router as console_router
+
+    return [console_router]

@@ -1,0 +1,304 @@
+"""The web console (管理后台): server-rendered Chinese pages for officers, leaders, responders and the
+transparency office.
+
+Every domain action calls the service functions of its package (publishing, tickets, triage,
+oversight); this module only reads for display, turns forms into calls and shows domain errors
+(bot.errors) as a message on the page with the form input kept. POST forms carry a per-session CSRF
+token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from sqlmodel import select
+
+from bot.clock import to_local, utcnow
+from bot.context import Context
+from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
+from bot.models import Account, Department, User
+from bot.publishing.gap import account_gaps
+from bot.users import authenticate
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+# Chinese labels for the short English codes stored in the database.
+LABELS: dict[str, dict[str, str]] = {
+    "role": {"editor": "编辑", "reviewer": "审核", "approver": "签发", "responder": "答复人", "admin": "管理员"},
+    "platform": {"wechat": "微信公众号", "weibo": "政务微博"},
+    "post": {"draft": "草稿", "in_review": "审核中", "approved": "已审定", "scheduled": "已排期",
+             "published": "已发布", "rejected": "已退回", "failed": "发布失败", "cancelled": "已撤销"},
+    "publication": {"pending": "待发布", "publishing": "发布中", "published": "已发布", "failed": "发布失败",
+                    "missed": "已错过", "cancelled": "已取消"},
+    "ticket": {"new": "新工单", "acknowledged": "已受理", "answered": "已答复", "closed": "已关闭"},
+    "intent": {"complaint": "投诉", "question": "咨询", "suggestion": "建议", "praise": "表扬", "other": "其他"},
+    "reply": {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"},
+    "channel": {"wechat_passive": "公众号被动回复", "wechat_comment": "公众号留言回复",
+                "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复"},
+    "kind": {"wechat_message": "公众号消息", "wechat_comment": "公众号留言", "weibo_comment": "微博评论"},
+    "decision": {"approve": "通过", "reject": "退回"},
+    "gap": {"ok": "正常", "warn": "预警", "limit": "超限"},
+    "priority": {"1": "高", "2": "普通", "3": "低"},
+}
+
+# Navigation: (path, label, roles that see it; empty = everyone).
+NAV = (
+    ("/", "首页", ()),
+    ("/posts", "稿件", ("editor", "reviewer", "approver")),
+    ("/tickets", "工单", ("responder",)),
+    ("/messages", "消息", ("responder", "editor")),
+    ("/digest", "日报", ()),
+    ("/reports", "报表", ()),
+    ("/accounts", "账号", ()),
+    ("/rules", "规则", ()),
+)
+
+_ERROR_TITLES = (
+    (CheckFailed, "发布前检查未通过"),
+    (PermissionDenied, "无权进行此操作"),
+    (InvalidState, "当前状态不允许此操作"),
+    (NotFound, "未找到"),
+    (GovbotError, "操作未完成"),
+)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def ctx_of(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+@pass_context
+def local_dt(context: Any, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time as local wall-clock text in the config's time zone (`tz` of the page)."""
+    if value is None:
+        return ""
+    return to_local(value, context["tz"]).strftime(fmt)
+
+
+def label(value: Any, kind: str) -> str:
+    if value is None:
+        return ""
+    return LABELS.get(kind, {}).get(str(value), str(value))
+
+
+def roles_zh(user: User) -> str:
+    return "、".join(label(r, "role") for r in sorted(user.role_set()))
+
+
+templates.env.filters["dt"] = local_dt
+templates.env.filters["zh"] = label
+templates.env.globals["LABELS"] = LABELS
+
+
+def error_view(exc: GovbotError) -> dict[str, Any]:
+    """A domain error as the page shows it: a Chinese heading, the detail, and check problems if any."""
+    title = next(t for cls, t in _ERROR_TITLES if isinstance(exc, cls))
+    problems = [str(p) for p in exc.problems] if isinstance(exc, CheckFailed) else []
+    return {"title": title, "detail": "" if problems else str(exc), "problems": problems}
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def check_csrf(request: Request, csrf: str = Form("", alias="csrf_token")) -> None:
+    """Dependency for every console POST: the hidden field must match this session's token."""
+    expected = request.session.get("csrf")
+    if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
+        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")
+
+
+def flash(request: Request, text: str, kind: str = "ok") -> None:
+    request.session.setdefault("flash", [])
+    request.session["flash"] = [*request.session["flash"], [kind, text]]
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths are followed after login (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+        return "/"
+    return target
+
+
+def console_user(request: Request) -> User:
+    """The logged-in user, or a redirect to the login page."""
+    user_id = request.session.get("user_id")
+    if user_id is not None:
+        with ctx_of(request).session() as s:
+            user = s.get(User, user_id)
+        if user is not None and user.active:
+            return user
+        request.session.pop("user_id", None)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    raise HTTPException(303, "login required", headers={"Location": f"/login?next={quote(target)}"})
+
+
+def render(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+    nav = []
+    if user is not None:
+        for path, text, roles in NAV:
+            if not roles or user.has_role("admin") or any(user.has_role(r) for r in roles):
+                nav.append((path, text))
+    messages = request.session.pop("flash", [])
+    base = {"user": user, "nav": nav, "csrf": csrf_token(request), "flashes": messages,
+            "path": request.url.path, "tz": ctx_of(request).tz, "roles_zh": roles_zh(user) if user else ""}
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def run_action(request: Request, action: Callable[[Any], Any]) -> tuple[Any, dict | None]:
+    """Run one domain action in its own transaction: (result, None) or (None, error view).
+
+    A domain error rolls the whole action back, so nothing is half-done.
+    """
+    try:
+        with ctx_of(request).session() as s:
+            return action(s), None
+    except GovbotError as exc:
+        return None, error_view(exc)
+
+
+def departments(request: Request) -> list[Department]:
+    with ctx_of(request).session() as s:
+        return list(s.exec(select(Department).order_by(Department.name)))
+
+
+def accounts(request: Request) -> list[Account]:
+    with ctx_of(request).session() as s:
+        return list(s.exec(select(Account).order_by(Account.platform, Account.name)))
+
+
+def parse_local_datetime(text: str, tz: str) -> datetime:
+    """The value of a datetime-local input (local wall-clock time) -> aware UTC."""
+    from bot.clock import to_utc
+
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise GovbotError(f"时间格式不正确：{text!r}（应为 年-月-日 时:分）") from None
+    return to_utc(value.replace(tzinfo=None), tz)
+
+
+def parse_date(text: str | None, default: date) -> date:
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return default
+
+
+def today_local(request: Request) -> date:
+    return to_local(utcnow(), ctx_of(request).tz).date()
+
+
+# ---------------------------------------------------------------- static files
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    path = (STATIC_DIR / name).resolve()
+    if path.parent != STATIC_DIR.resolve() or not path.is_file():
+        raise HTTPException(404)
+    return FileResponse(path, headers={"Cache-Control": "max-age=300"})
+
+
+# ---------------------------------------------------------------- login / logout
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", None, next=safe_next(next), username="", error=None)
+
+
+@router.post("/login", dependencies=[Depends(check_csrf)])
+def login(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/")) -> Response:
+    try:
+        with ctx_of(request).session() as s:
+            user = authenticate(session=s, username=username.strip(), password=password)
+    except GovbotError:
+        return render(request, "login.html", None, status_code=401, next=safe_next(next), username=username,
+                      error={"title": "用户名或密码错误", "detail": "", "problems": []})
+    request.session.clear()  # a fresh session (and CSRF token) for the logged-in user
+    request.session["user_id"] = user.id
+    csrf_token(request)
+    return redirect(safe_next(next))
+
+
+@router.post("/logout", dependencies=[Depends(check_csrf)])
+def logout(request: Request) -> Response:
+    request.session.clear()
+    return redirect("/login")
+
+
+# ---------------------------------------------------------------- accounts (账号)
+
+
+@router.get("/accounts")
+def accounts_page(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        gaps = {g.account_id: g for g in account_gaps(session=s, config=ctx.config)}
+        depts = {d.id: d.name for d in s.exec(select(Department))}
+        rows = list(s.exec(select(Account).order_by(Account.platform, Account.name)))
+    return render(request, "accounts.html", user, accounts=rows, gaps=gaps, depts=depts, gap_cfg=ctx.config.gap)
+
+
+# ---------------------------------------------------------------- rules test (规则)
+
+
+@router.get("/rules")
+def rules_page(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
+    return render(request, "rules.html", user, text="", subject="", result=None)
+
+
+@router.post("/rules", dependencies=[Depends(check_csrf)])
+def rules_test(request: Request, text: str = Form(""), subject: str = Form(""),
+               user: User = Depends(console_user)) -> HTMLResponse:
+    ctx = ctx_of(request)
+    result = error = None
+    try:
+        store = ctx.rules
+        classification = store.current().classify(text, subject or None)
+        faq = store.current_faq().match(text, classification)
+        topic_dept = ctx.config.triage.topic_departments
+        department = topic_dept.get(classification.topic) if classification.topic else None
+        result = {"c": classification, "faq": faq,
+                  "department": department or ctx.config.triage.default_department,
+                  "default_desk": department is None, "rules_error": store.last_error}
+    except GovbotError as exc:
+        error = error_view(exc)
+    return render(request, "rules.html", user, text=text, subject=subject, result=result, error=error)
+
+
+# ---------------------------------------------------------------- dashboard (首页)
+
+
+@router.get("/")
+def dashboard(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        gaps = account_gaps(session=s, config=ctx.config)
+    return render(request, "dashboard.html", user, gaps=gaps, gap_cfg=ctx.config.gap)
