@@ -252,16 +252,30 @@ class Classifier:
             return "other", confidence, f"spam score {spam_score:g} >= {d.spam_threshold:g}, no intent higher", True
         strong = [i for i in d.priority if scores.get(i, 0.0) >= d.thresholds[i]]
         if not strong:
-            return "other", round(k / (k + top), 3), "no intent reaches its threshold", False
+            weak = scores.get(d.fallback_intent, 0.0)
+            if weak < d.fallback_min:
+                return "other", round(k / (k + top), 3), "no intent reaches its threshold", False
+            # A letter describing a problem without the strong words is still a complaint (反映问题).
+            rival = max((v for i, v in scores.items() if i != d.fallback_intent), default=0.0)
+            reason = (f"no intent reaches its threshold; {d.fallback_intent} score {weak:g} >= "
+                      f"fallback_min {d.fallback_min:g}")
+            return d.fallback_intent, round(weak / (weak + rival + k), 3), reason, False
         winner = strong[0]
+        for challenger in strong[1:]:
+            # Priority decides between comparable scores; a much stronger case overrules it.
+            if scores[challenger] >= d.overrule_ratio * scores[winner]:
+                winner = challenger
         win = scores[winner]
         rival = max((v for i, v in scores.items() if i != winner), default=0.0)
         # Evidence for the winner against evidence for anything else.
         confidence = round(win / (win + rival + k), 3)
         if len(strong) == 1:
             reason = f"{winner} score {win:g} >= threshold {d.thresholds[winner]:g}"
-        else:
+        elif winner == strong[0]:
             reason = f"{', '.join(strong)} reach their thresholds; {winner} has priority"
+        else:
+            reason = (f"{', '.join(strong)} reach their thresholds; {winner} scores at least "
+                      f"{d.overrule_ratio:g} x {strong[0]} and overrules its priority")
         return winner, confidence, reason, False
 
 

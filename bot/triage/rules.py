@@ -90,8 +90,11 @@ class Negation:
 
 @dataclass(frozen=True)
 class IntentDecision:
-    priority: tuple[str, ...]  # when several intents are strong, the first listed wins
+    priority: tuple[str, ...]  # when several intents are strong, the first listed wins ...
+    overrule_ratio: float  # ... unless a later one scores at least this many times more
     thresholds: dict[str, float]  # score from which an intent counts as strong
+    fallback_intent: str  # with no strong intent, this one still wins from fallback_min ...
+    fallback_min: float  # ... otherwise the intent is "other"
     spam_threshold: float
     subject_weight: float
     confidence_k: float  # evidence needed for confidence 0.5 on an uncontested intent
@@ -164,7 +167,9 @@ def _patterns(path: Path, rule: str, value) -> tuple[re.Pattern, ...]:
     compiled = []
     for pattern in _string_list(path, rule, "patterns", value):
         try:
-            compiled.append(re.compile(normalize(pattern)))
+            # Not normalized (lower-casing would turn \W into \w): the text is folded and lower-cased,
+            # so write patterns half-width; IGNORECASE forgives upper-case letters.
+            compiled.append(re.compile(pattern, re.IGNORECASE))
         except re.error as exc:
             raise RuleError(path, rule, f"bad regex {pattern!r}: {exc}") from None
     return tuple(compiled)
@@ -207,7 +212,8 @@ def _load_intent(path: Path, seen: set[str]) -> tuple[list[Rule], list[Rule], Ne
     data = read_toml(path)
     check_keys(path, None, data, {"decision", "negation", "rule", "spam"}, {"decision", "negation", "rule"})
     decision = data["decision"]
-    decision_keys = {"priority", "threshold", "spam_threshold", "subject_weight", "confidence_k", "max_repeats"}
+    decision_keys = {"priority", "overrule_ratio", "threshold", "fallback_intent", "fallback_min",
+                     "spam_threshold", "subject_weight", "confidence_k", "max_repeats"}
     check_keys(path, "[decision]", decision, decision_keys, decision_keys)
     priority = decision["priority"]
     if not isinstance(priority, list) or sorted(priority) != sorted(INTENTS):
@@ -216,9 +222,15 @@ def _load_intent(path: Path, seen: set[str]) -> tuple[list[Rule], list[Rule], Ne
     if not isinstance(thresholds, dict):
         raise RuleError(path, "[decision.threshold]", "must be a table intent = score")
     check_keys(path, "[decision.threshold]", thresholds, set(INTENTS), set(INTENTS))
+    if decision["fallback_intent"] not in INTENTS:
+        raise RuleError(path, "[decision]", f"unknown fallback_intent {decision['fallback_intent']!r}; "
+                                            f"known: {', '.join(INTENTS)}")
     parsed = IntentDecision(
         priority=tuple(priority),
+        overrule_ratio=bounded_number(path, "[decision]", "overrule_ratio", decision["overrule_ratio"]),
         thresholds={k: bounded_number(path, "[decision.threshold]", k, v) for k, v in thresholds.items()},
+        fallback_intent=decision["fallback_intent"],
+        fallback_min=bounded_number(path, "[decision]", "fallback_min", decision["fallback_min"]),
         spam_threshold=bounded_number(path, "[decision]", "spam_threshold", decision["spam_threshold"]),
         subject_weight=bounded_number(path, "[decision]", "subject_weight", decision["subject_weight"]),
         confidence_k=bounded_number(path, "[decision]", "confidence_k", decision["confidence_k"]),
