@@ -31,6 +31,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bot.emulator.faults import FaultRegistry
+
 BEIJING = timezone(timedelta(hours=8))
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -101,12 +103,10 @@ def _empty_data(config: dict[str, Any] | None = None) -> dict[str, Any]:
 class EmulatorState:
     """Thread-safe state of both emulated platforms."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+    def __init__(self, state_file: str | os.PathLike[str] | None = None, *,
                  config: dict[str, Any] | None = None) -> None:
-        from bot.emulator.faults import FaultRegistry
-
         self.lock = threading.RLock()
-        self.path = Path(path) if path else None
+        self.path = Path(state_file) if state_file else None
         self.faults = FaultRegistry()
         self.clock_offset = 0.0
         self.blobs: dict[str, bytes] = {}
