@@ -26,7 +26,7 @@ from sqlmodel import select
 from bot.clock import to_local, utcnow
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
-from bot.models import Account, Department, User
+from bot.models import Account, Department, Message, Reply, Ticket, User
 from bot.publishing.gap import account_gaps
 from bot.users import authenticate
 
@@ -210,6 +210,14 @@ def parse_date(text: str | None, default: date) -> date:
         return default
 
 
+def as_int(text: str | None) -> int | None:
+    """A query or form value that may be empty ("全部") as an int or None."""
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
 def today_local(request: Request) -> date:
     return to_local(utcnow(), ctx_of(request).tz).date()
 
@@ -302,3 +310,39 @@ def dashboard(request: Request, user: User = Depends(console_user)) -> HTMLRespo
     with ctx.session() as s:
         gaps = account_gaps(session=s, config=ctx.config)
     return render(request, "dashboard.html", user, gaps=gaps, gap_cfg=ctx.config.gap)
+
+
+# ---------------------------------------------------------------- messages (消息)
+
+MESSAGES_PER_PAGE = 50
+
+
+@router.get("/messages")
+def messages_page(request: Request, account: str = "", intent: str = "", department: str = "", before: str = "",
+                  user: User = Depends(console_user)) -> HTMLResponse:
+    """Every recent message and comment with its triage result, auto-reply and ticket."""
+    account, department, before = as_int(account), as_int(department), as_int(before)
+    with ctx_of(request).session() as s:
+        q = select(Message).order_by(Message.id.desc()).limit(MESSAGES_PER_PAGE)
+        if account:
+            q = q.where(Message.account_id == account)
+        if intent:
+            q = q.where(Message.intent == intent)
+        if department:
+            q = q.where(Message.department_id == department)
+        if before:
+            q = q.where(Message.id < before)
+        rows = list(s.exec(q))
+        ids = [m.id for m in rows]
+        replies: dict[int, list[Reply]] = {}
+        tickets: dict[int, Ticket] = {}
+        if ids:
+            for r in s.exec(select(Reply).where(Reply.message_id.in_(ids)).order_by(Reply.id)):
+                replies.setdefault(r.message_id, []).append(r)
+            tickets = {t.message_id: t for t in s.exec(select(Ticket).where(Ticket.message_id.in_(ids)))}
+        accs = {a.id: a for a in s.exec(select(Account))}
+        depts = {d.id: d.name for d in s.exec(select(Department))}
+    more = len(rows) == MESSAGES_PER_PAGE
+    filters = {"account": account, "intent": intent, "department": department}
+    return render(request, "messages.html", user, messages=rows, replies=replies, tickets=tickets, accs=accs,
+                  depts=depts, filters=filters, next_before=rows[-1].id if more else None)
