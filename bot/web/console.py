@@ -26,7 +26,7 @@ from sqlmodel import select
 from bot.clock import to_local, utcnow
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
-from bot.models import Account, Department, Message, Reply, Ticket, User
+from bot.models import Account, AuditEvent, Department, Message, Reply, Ticket, User
 from bot.publishing.gap import account_gaps
 from bot.users import authenticate
 
@@ -346,3 +346,208 @@ def messages_page(request: Request, account: str = "", intent: str = "", departm
     filters = {"account": account, "intent": intent, "department": department}
     return render(request, "messages.html", user, messages=rows, replies=replies, tickets=tickets, accs=accs,
                   depts=depts, filters=filters, next_before=rows[-1].id if more else None)
+
+
+# ---------------------------------------------------------------- tickets (工单)
+
+TICKET_VIEWS = {"open": ("待办", ("new", "acknowledged")), "answered": ("已答复", ("answered",)),
+                "closed": ("已关闭", ("closed",)), "all": ("全部", None)}
+
+
+def due_info(ticket: Ticket, now: datetime) -> dict[str, str]:
+    """How the next deadline looks to a responder: overdue in red with 超期 N 天, due soon in amber."""
+    from bot.tickets.service import OPEN_STATES, ticket_next_due
+
+    due = ticket_next_due(ticket)
+    what = "首次答复" if ticket.first_response_at is None else "办结"
+    if ticket.state not in OPEN_STATES:
+        return {"cls": "", "text": "", "what": what}
+    left = due - now
+    hours = left.total_seconds() / 3600
+    if hours <= 0:
+        days = int(-hours // 24)
+        text = f"超期 {days} 天" if days >= 1 else f"超期 {int(-hours) or 1} 小时"
+        return {"cls": "overdue", "text": text, "what": what}
+    if hours <= 24:
+        return {"cls": "soon", "text": f"剩 {int(hours) or 1} 小时", "what": what}
+    return {"cls": "", "text": f"剩 {int(hours // 24)} 天", "what": what}
+
+
+def ticket_department(user: User, requested: int | None) -> int | None:
+    """Admins may look at any department (None: all); everyone else at their own."""
+    if user.has_role("admin"):
+        return requested
+    return user.department_id
+
+
+def parse_rules(summary: str) -> list[tuple[str, list[str]]]:
+    """The stored 'rule_id:word|word;...' of a message as (rule, words) pairs for display."""
+    out = []
+    for part in (summary or "").split(";"):
+        if part:
+            rule, _, words = part.partition(":")
+            out.append((rule, [w for w in words.split("|") if w]))
+    return out
+
+
+@router.get("/tickets")
+def tickets_page(request: Request, view: str = "open", department: str = "",
+                 user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.tickets.service import list_tickets
+
+    view = view if view in TICKET_VIEWS else "open"
+    dept_id = ticket_department(user, as_int(department))
+    now = utcnow()
+    with ctx_of(request).session() as s:
+        if dept_id is None and not user.has_role("admin"):
+            rows = []
+        else:
+            rows = list_tickets(session=s, department_id=dept_id, states=TICKET_VIEWS[view][1], now=now, limit=500)
+        msgs = {m.id: m for m in s.exec(select(Message).where(Message.id.in_([t.message_id for t in rows])))}
+        depts = {d.id: d.name for d in s.exec(select(Department))}
+        accs = {a.id: a.name for a in s.exec(select(Account))}
+    overdue = sum(1 for t in rows if due_info(t, now)["cls"] == "overdue")
+    soon = sum(1 for t in rows if due_info(t, now)["cls"] == "soon")
+    return render(request, "tickets.html", user, tickets=rows, msgs=msgs, depts=depts, accs=accs, view=view,
+                  views=TICKET_VIEWS, department=dept_id, due={t.id: due_info(t, now) for t in rows},
+                  overdue=overdue, soon=soon, no_department=dept_id is None and not user.has_role("admin"))
+
+
+def ticket_page(request: Request, user: User, ticket_id: int, *, error: dict | None = None,
+                form: dict | None = None, status_code: int = 200) -> HTMLResponse:
+    from bot.tickets import service as tickets
+
+    ctx = ctx_of(request)
+    now = utcnow()
+    with ctx.session() as s:
+        ticket = tickets.get_ticket(session=s, ticket_id=ticket_id)
+        message = s.get(Message, ticket.message_id)
+        account = s.get(Account, message.account_id)
+        replies = list(s.exec(select(Reply).where(Reply.message_id == message.id).order_by(Reply.id)))
+        notes = tickets.notes(session=s, ticket_id=ticket.id)
+        templates_ = tickets.list_templates(session=s, department_id=ticket.department_id) \
+            if ticket.department_id else []
+        people = {u.id: u for u in s.exec(select(User))}
+        depts = {d.id: d.name for d in s.exec(select(Department).order_by(Department.name))}
+        history = list(s.exec(select(AuditEvent).where(AuditEvent.subject_type == "ticket",
+                                                       AuditEvent.subject_id == ticket.id).order_by(AuditEvent.id)))
+        channel = reply_channel_state(ctx, s, ticket, message, account)
+    return render(request, "ticket.html", user, status_code=status_code, t=ticket, m=message, account=account,
+                  replies=replies, notes=notes, templates=templates_, people=people, depts=depts, history=history,
+                  due=due_info(ticket, now), rules=parse_rules(message.rules), can_handle=tickets.can_handle(
+                      user, ticket.department_id), close_reasons=tickets.CLOSE_REASONS, channel=channel,
+                  error=error, form=form or {})
+
+
+def reply_channel_state(ctx: Context, session: Any, ticket: Ticket, message: Message, account: Account) -> dict:
+    """What the reply box can do for this message (channel, and whether the 48-hour window is closed)."""
+    try:
+        from bot.tickets import answering
+    except ImportError:
+        return {"available": False}
+    return {"available": True, **answering.channel_status(session=session, ctx=ctx, message=message)}
+
+
+# ---------------------------------------------------------------- reply templates (答复模板)
+
+
+def templates_page_(request: Request, user: User, *, error: dict | None = None, form: dict | None = None,
+                    department: int | None = None, status_code: int = 200) -> HTMLResponse:
+    from bot.tickets.service import list_templates
+
+    dept_id = ticket_department(user, department)
+    with ctx_of(request).session() as s:
+        rows = list_templates(session=s, department_id=dept_id) if dept_id else []
+        depts = {d.id: d.name for d in s.exec(select(Department))}
+    return render(request, "reply_templates.html", user, status_code=status_code, rows=rows, depts=depts,
+                  department=dept_id, error=error, form=form or {})
+
+
+@router.get("/tickets/templates")
+def reply_templates_page(request: Request, department: str = "", user: User = Depends(console_user)) -> HTMLResponse:
+    return templates_page_(request, user, department=as_int(department))
+
+
+@router.post("/tickets/templates", dependencies=[Depends(check_csrf)])
+def reply_template_save(request: Request, department: str = Form(""), template_id: str = Form(""),
+                        name: str = Form(""), text: str = Form(""), delete: str = Form(""),
+                        user: User = Depends(console_user)) -> Response:
+    from bot.tickets import service as tickets
+
+    dept_id = ticket_department(user, as_int(department))
+    tid = as_int(template_id)
+
+    def act(s: Any) -> Any:
+        if tid and delete:
+            return tickets.delete_template(session=s, template_id=tid, user=user)
+        if tid:
+            return tickets.update_template(session=s, template_id=tid, user=user, name=name, text=text)
+        if dept_id is None:
+            raise GovbotError("请先选择部门")
+        return tickets.create_template(session=s, department_id=dept_id, name=name, text=text, user=user)
+
+    _, error = run_action(request, act)
+    if error:
+        return templates_page_(request, user, error=error, department=dept_id, status_code=422,
+                               form={"template_id": tid, "name": name, "text": text})
+    flash(request, "模板已删除。" if delete else "模板已保存。")
+    return redirect(f"/tickets/templates?department={dept_id or ''}")
+
+
+@router.get("/tickets/{ticket_id}")
+def ticket_detail(request: Request, ticket_id: int, user: User = Depends(console_user)) -> HTMLResponse:
+    try:
+        return ticket_page(request, user, ticket_id)
+    except NotFound as exc:
+        return render(request, "notfound.html", user, status_code=404, error=error_view(exc))
+
+
+def ticket_action(request: Request, user: User, ticket_id: int, action: Callable[[Any], Any], ok: str,
+                  form: dict) -> Response:
+    """Run one ticket action; on success back to the ticket with a note, on a domain error the page with it."""
+    _, error = run_action(request, action)
+    if error:
+        return ticket_page(request, user, ticket_id, error=error, form=form, status_code=422)
+    flash(request, ok)
+    return redirect(f"/tickets/{ticket_id}")
+
+
+@router.post("/tickets/{ticket_id}/acknowledge", dependencies=[Depends(check_csrf)])
+def ticket_acknowledge(request: Request, ticket_id: int, user: User = Depends(console_user)) -> Response:
+    from bot.tickets.service import acknowledge
+
+    return ticket_action(request, user, ticket_id,
+                         lambda s: acknowledge(session=s, ticket_id=ticket_id, user=user), "已签收。", {})
+
+
+@router.post("/tickets/{ticket_id}/note", dependencies=[Depends(check_csrf)])
+def ticket_note(request: Request, ticket_id: int, text: str = Form(""), user: User = Depends(console_user)) -> Response:
+    from bot.tickets.service import add_note
+
+    return ticket_action(request, user, ticket_id,
+                         lambda s: add_note(session=s, ticket_id=ticket_id, user=user, text=text),
+                         "备注已保存。", {"note": text})
+
+
+@router.post("/tickets/{ticket_id}/reassign", dependencies=[Depends(check_csrf)])
+def ticket_reassign(request: Request, ticket_id: int, department: str = Form(""), reason: str = Form(""),
+                    user: User = Depends(console_user)) -> Response:
+    from bot.tickets.service import reassign
+
+    def act(s: Any) -> Any:
+        if not department:
+            raise GovbotError("请选择要转办的部门")
+        return reassign(session=s, ticket_id=ticket_id, department=int(department), reason=reason, user=user)
+
+    return ticket_action(request, user, ticket_id, act, "已转办。",
+                         {"reassign_department": department, "reassign_reason": reason})
+
+
+@router.post("/tickets/{ticket_id}/close", dependencies=[Depends(check_csrf)])
+def ticket_close(request: Request, ticket_id: int, reason: str = Form(""), note: str = Form(""),
+                 user: User = Depends(console_user)) -> Response:
+    from bot.tickets.service import close
+
+    return ticket_action(request, user, ticket_id,
+                         lambda s: close(session=s, ticket_id=ticket_id, reason=reason, note=note, user=user),
+                         "工单已关闭。", {"close_reason": reason, "close_note": note})
