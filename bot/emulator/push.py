@@ -19,6 +19,7 @@ import hashlib
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 import httpx
 import xmltodict
@@ -158,6 +159,13 @@ def sign_and_wrap(account: dict[str, Any], xml: str, *, openid: str, timestamp: 
     return params, body.encode("utf-8")
 
 
+def _parse_xml(text: str) -> Any:
+    try:
+        return xmltodict.parse(text)["xml"]
+    except (ExpatError, KeyError, TypeError) as exc:
+        raise ValueError(f"reply is not well-formed WeChat XML ({exc}): {text[:120]!r}") from exc
+
+
 def decode_reply(account: dict[str, Any], body: bytes) -> tuple[str | None, dict | None]:
     """Plaintext reply XML and its fields; ``(None, None)`` for "" or "success".
 
@@ -167,10 +175,7 @@ def decode_reply(account: dict[str, Any], body: bytes) -> tuple[str | None, dict
     text = body.decode("utf-8", "replace").strip()
     if not text or text == "success":
         return None, None
-    try:
-        outer = xmltodict.parse(text)["xml"]
-    except Exception as exc:  # expat raises several types for garbage
-        raise ValueError(f"reply is not WeChat XML: {text[:80]!r}") from exc
+    outer = _parse_xml(text)
     if account.get("encrypt"):
         if not isinstance(outer, dict) or "Encrypt" not in outer:
             raise ValueError("reply is not encrypted although the account is in AES mode")
@@ -181,7 +186,7 @@ def decode_reply(account: dict[str, Any], body: bytes) -> tuple[str | None, dict
                                           outer.get("TimeStamp"), outer.get("Nonce"))
         except (InvalidSignatureException, InvalidAppIdException) as exc:
             raise ValueError(f"encrypted reply rejected: {type(exc).__name__}") from exc
-        outer = xmltodict.parse(text)["xml"]
+        outer = _parse_xml(text)
     if not isinstance(outer, dict) or "MsgType" not in outer:
         raise ValueError("reply XML has no MsgType")
     return text, dict(outer)
