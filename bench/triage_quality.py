@@ -28,7 +28,7 @@ DATA = REPO.parent / "shared" / "data"
 
 def per_class(gold: list[str], pred: list[str], labels: list[str]) -> dict[str, tuple[float, float, float, int]]:
     """label -> (precision, recall, f1, support)"""
-    pairs = Counter(zip(gold, pred))
+    pairs = Counter(zip(gold, pred, strict=True))
     gold_n, pred_n = Counter(gold), Counter(pred)
     out = {}
     for label in labels:
@@ -55,7 +55,7 @@ def report(title: str, gold: list[str], pred: list[str]) -> float:
 def confusion(gold: list[str], pred: list[str]) -> None:
     rows = sorted(set(gold))
     cols = sorted(set(gold) | set(pred))
-    pairs = Counter(zip(gold, pred))
+    pairs = Counter(zip(gold, pred, strict=True))
     print("confusion (rows gold, columns predicted):")
     print(" " * 16 + "".join(f"{c[:10]:>11}" for c in cols))
     for g in rows:

@@ -43,8 +43,9 @@ def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier) -> int:
     writer = csv.DictWriter(dst, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0
-    for count, out in enumerate(classify_rows(reader, classifier), 1):
+    for out in classify_rows(reader, classifier):
         writer.writerow(out)
+        count += 1
     return count
 
 

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.triage.classifier import Classification
-from bot.triage.rules import FAQ_FILE, RuleError, check_keys, bounded_number, read_toml, keyword_list, normalize
+from bot.triage.rules import (
+    FAQ_FILE,
+    RuleError,
+    bounded_number,
+    check_keys,
+    keyword_list,
+    normalize,
+    read_toml,
+)
 
 
 @dataclass(frozen=True)
