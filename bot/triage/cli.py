@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 import click
+import jieba
 
 from bot.triage.classifier import Classifier
 from bot.triage.faq import FaqMatcher
@@ -65,6 +67,7 @@ rules_option = click.option(
 @click.group("rules")
 def rules() -> None:
     """Triage rules: classify messages by intent and topic."""
+    jieba.setLogLevel(logging.WARNING)  # keep jieba's dictionary-loading chatter out of the output
 
 
 @rules.command("test")

@@ -68,7 +68,7 @@ class RuleError(GovbotError):
         super().__init__(f"{where}: {reason}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: rules key the per-message tallies
 class Rule:
     """One keyword rule: every listed word (or regex hit) found adds `weight` to `label`."""
 
