@@ -25,7 +25,13 @@ class JobSpec:
 
 def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
-    specs: list[JobSpec] = []
+    from bot.inbound.autoreply import send_pending_replies
+    from bot.inbound.polling import poll_comments
+
+    specs: list[JobSpec] = [
+        JobSpec("inbound.poll_comments", poll_comments, ctx.config.polling.interval_s),
+        JobSpec("inbound.send_replies", send_pending_replies, max(1.0, ctx.config.scheduler.tick_seconds)),
+    ]
     return specs
 
 

@@ -40,6 +40,7 @@ def create_app(ctx: Context) -> FastAPI:
 
 def _routers() -> list:
     """Each part of the product contributes its router here."""
+    from bot.inbound.callback import router as wechat_callback_router
     from bot.web.console import router as console_router
 
-    return [console_router]
+    return [wechat_callback_router, console_router]
