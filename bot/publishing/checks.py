@@ -1,0 +1,511 @@
+"""Pre-publish checks (发布前检查): run at submission and again just before publishing.
+
+`check_post` is pure: text in, problems out. Each Problem says what is wrong and where: the field,
+the line and column, the text around it and, for typos, the correction. The rules are data in the
+rules directory (config `triage.rules_dir`), validated at load with the file and line or key named:
+
+- sensitive.txt  敏感词: one word a line; `[category]` starts a section; `re:REGEX` lines match
+                 patterns (ID card numbers); `!PHRASE` lines exempt a phrase that contains a listed
+                 word ("保守国家秘密" is fine although 秘密 is listed); `#` starts a comment.
+- typos.toml     错别字/错误表述 in fixed official phrases and titles: `[category]` tables of
+                 `"wrong" = "right"` or `"wrong" = { right = "...", note = "..." }`.
+
+`recheck_publication` is the one entry point that reads the database: the scheduler calls it
+right before a publication goes out. It reloads the rule files only when they changed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import tomllib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from loguru import logger
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.config import Config
+from bot.errors import GovbotError
+
+SENSITIVE_FILE = "sensitive.txt"
+TYPOS_FILE = "typos.toml"
+
+# Platform limits that are facts of the platforms' APIs, not settings.
+WECHAT_DIGEST_MAX_CHARS = 120  # draft/add answers 45004 above it
+WECHAT_CONTENT_MAX_CHARS = 20000  # draft/add answers 45002 above it
+WECHAT_IMAGE_MAX_BYTES = 10 * 1024 * 1024  # material/add image: 40009 above it
+WEIBO_PIC_MAX_BYTES = 5 * 1024 * 1024  # statuses/share pic: 20006 above it
+WECHAT_IMAGE_KINDS = ("jpeg", "png", "gif", "bmp")
+WEIBO_IMAGE_KINDS = ("jpeg", "png", "gif")
+
+# A word reported this often in one field is enough; the rest are summed up in the last message.
+MAX_HITS_PER_TERM = 5
+SNIPPET_CONTEXT = 10
+
+_URL = re.compile(r"https?://[^\s<>\"'，。；、！？）)」』【】]+", re.I)
+_TAG = re.compile(r"<[^>]*>")
+# Full-width ASCII (Ａ, １) folds to half-width so rules match either; same length, so offsets hold.
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+class CheckRulesError(GovbotError):
+    """A check rules file is invalid: names the file, the line or key, and the reason."""
+
+    def __init__(self, file: str | Path, where: str | None, reason: str):
+        self.file, self.where, self.reason = str(file), where, reason
+        super().__init__(f"{self.file}: {where}: {reason}" if where else f"{self.file}: {reason}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One failed check. `offset` is 0-based in the field's text; line and column are 1-based."""
+
+    code: str
+    message: str
+    where: str  # the field (title, body, digest, weibo_text, cover) or "post"/"account"
+    offset: int | None = None
+    line: int | None = None
+    column: int | None = None
+    snippet: str = ""
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        loc = self.where if self.line is None else f"{self.where} line {self.line} col {self.column}"
+        text = f"{loc}: {self.message}"
+        return f"{text} in “{self.snippet}”" if self.snippet else text
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "text": str(self)}
+
+
+@dataclass(frozen=True)
+class SensitiveTerm:
+    text: str  # the word, or the regular expression's source
+    category: str
+    line: int
+    pattern: re.Pattern | None = None  # set for `re:` lines
+
+
+@dataclass(frozen=True)
+class Typo:
+    wrong: str
+    right: str
+    category: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CheckRules:
+    sensitive: tuple[SensitiveTerm, ...]
+    exempt: tuple[str, ...]
+    typos: tuple[Typo, ...]
+
+
+@dataclass(frozen=True)
+class CoverInfo:
+    """What the checks need to know about a cover image (not the bytes themselves)."""
+
+    filename: str
+    size: int
+    kind: str | None  # jpeg | png | gif | bmp, from the file's first bytes; None: not an image
+
+
+def image_kind(data: bytes) -> str | None:
+    """The image format from the file's magic bytes, as the platforms judge it (not the name or MIME)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if data.startswith(b"BM"):
+        return "bmp"
+    return None
+
+
+def fold(text: str) -> str:
+    """Half-width and lower case, character for character, so offsets in the folded text are offsets in the text."""
+    text = text.translate(_FULLWIDTH)
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+# ---- loading and validating the rule files -------------------------------------------------------
+
+_CATEGORY = re.compile(r"^\[(.*)\]$")
+
+
+def parse_sensitive(text: str, *, file: str = SENSITIVE_FILE) -> tuple[tuple[SensitiveTerm, ...], tuple[str, ...]]:
+    """sensitive.txt -> (terms, exempt phrases). Raises CheckRulesError naming the line."""
+    terms: list[SensitiveTerm] = []
+    exempt: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
+    category = "敏感词"
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"line {lineno}"
+        m = _CATEGORY.match(line)
+        if m:
+            category = m.group(1).strip()
+            if not category:
+                raise CheckRulesError(file, where, "empty category name in [ ]")
+            continue
+        if line.startswith("re:"):
+            source = line[3:].strip()
+            if not source:
+                raise CheckRulesError(file, where, "empty regular expression after re:")
+            try:
+                pattern = re.compile(source)
+            except re.error as e:
+                raise CheckRulesError(file, where, f"invalid regular expression {source!r}: {e}") from None
+            if pattern.search("") is not None:
+                raise CheckRulesError(file, where, f"regular expression {source!r} matches empty text, so it would match everywhere")
+            key = "re:" + source
+            if key in seen:
+                raise CheckRulesError(file, where, f"duplicate pattern {source!r} (first on line {seen[key]})")
+            seen[key] = lineno
+            terms.append(SensitiveTerm(source, category, lineno, pattern))
+            continue
+        if line.startswith("!"):
+            phrase = fold(line[1:].strip())
+            if len(phrase) < 2:
+                raise CheckRulesError(file, where, "an exempt phrase (!...) needs at least two characters")
+            exempt.append((phrase, lineno))
+            continue
+        word = fold(line)
+        if len(word) < 2:
+            raise CheckRulesError(file, where, f"single-character word {line!r} would match far too much; list a phrase")
+        if word in seen:
+            raise CheckRulesError(file, where, f"duplicate word {line!r} (first on line {seen[word]})")
+        seen[word] = lineno
+        terms.append(SensitiveTerm(word, category, lineno))
+    words = [t.text for t in terms if t.pattern is None]
+    for phrase, lineno in exempt:
+        if not any(w in phrase for w in words):
+            raise CheckRulesError(file, f"line {lineno}", f"exempt phrase {phrase!r} contains no listed word, so it exempts nothing")
+    return tuple(terms), tuple(p for p, _ in exempt)
+
+
+def parse_typos(text: str, *, file: str = TYPOS_FILE) -> tuple[Typo, ...]:
+    """typos.toml -> typos. Raises CheckRulesError naming the key (or the line of a syntax error)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CheckRulesError(file, "syntax", str(e)) from None
+    typos: list[Typo] = []
+    first: dict[str, str] = {}
+    for category, table in data.items():
+        if not isinstance(table, dict):
+            raise CheckRulesError(file, f"key {category!r}", "expected a [category] table of \"wrong\" = \"right\" entries")
+        for wrong, value in table.items():
+            key = f"key {category}.{wrong!r}"
+            note = ""
+            if isinstance(value, dict):
+                unknown = set(value) - {"right", "note"}
+                if unknown:
+                    raise CheckRulesError(file, key, f"unknown field(s) {', '.join(sorted(unknown))}; allowed: right, note")
+                note = value.get("note", "")
+                value = value.get("right")
+                if not isinstance(note, str):
+                    raise CheckRulesError(file, key, "note must be a string")
+            if not isinstance(value, str) or not value.strip():
+                raise CheckRulesError(file, key, "the correction must be a non-empty string")
+            wrong_f, right = fold(wrong.strip()), value.strip()
+            if len(wrong_f) < 2:
+                raise CheckRulesError(file, key, "the wrong phrase needs at least two characters")
+            if wrong_f == fold(right):
+                raise CheckRulesError(file, key, "wrong and right are the same")
+            if wrong_f in fold(right):
+                raise CheckRulesError(file, key, f"the correction {right!r} contains the wrong phrase, so correct text would be flagged")
+            if wrong_f in first:
+                raise CheckRulesError(file, key, f"listed twice (also {first[wrong_f]})")
+            first[wrong_f] = f"{category}.{wrong}"
+            typos.append(Typo(wrong_f, right, category, note))
+    for t in typos:
+        for other in typos:
+            if t is not other and t.wrong in fold(other.right):
+                raise CheckRulesError(file, f"key {t.category}.{t.wrong!r}",
+                                      f"the correction of {other.category}.{other.wrong!r} ({other.right!r}) contains it")
+    return tuple(typos)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise CheckRulesError(path, None, "missing") from None
+    except UnicodeDecodeError as e:
+        raise CheckRulesError(path, f"byte {e.start}", "not UTF-8 text") from None
+    except OSError as e:
+        raise CheckRulesError(path, None, f"cannot read: {e.strerror}") from None
+
+
+def load_check_rules(rules_dir: str | Path) -> CheckRules:
+    """Load and validate sensitive.txt and typos.toml from the rules directory."""
+    d = Path(rules_dir)
+    sensitive, exempt = parse_sensitive(_read(d / SENSITIVE_FILE), file=str(d / SENSITIVE_FILE))
+    typos = parse_typos(_read(d / TYPOS_FILE), file=str(d / TYPOS_FILE))
+    return CheckRules(sensitive=sensitive, exempt=exempt, typos=typos)
+
+
+_cache: dict[Path, tuple[tuple, CheckRules]] = {}
+_cache_lock = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def cached_check_rules(rules_dir: str | Path) -> CheckRules:
+    """The rules, reloaded only when a file changed. A file broken while the service runs keeps the
+    last good rules in force (logged), so checks neither stop nor silently pass."""
+    d = Path(rules_dir).resolve()
+    stamp = (_stamp(d / SENSITIVE_FILE), _stamp(d / TYPOS_FILE))
+    with _cache_lock:
+        hit = _cache.get(d)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        rules = load_check_rules(d)
+    except CheckRulesError as e:
+        if hit is None:
+            raise
+        logger.error("check rules not reloaded, the previous ones stay in force: {}", e)
+        return hit[1]
+    with _cache_lock:
+        _cache[d] = (stamp, rules)
+    return rules
+
+
+def rules_for(config: Config) -> CheckRules:
+    return cached_check_rules(config.path(config.triage.rules_dir))
+
+
+# ---- the checks ---------------------------------------------------------------------------------
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def _snippet(text: str, start: int, end: int, shown: str | None = None) -> str:
+    before = text[max(0, start - SNIPPET_CONTEXT):start]
+    after = text[end:end + SNIPPET_CONTEXT]
+    s = ("…" if start > SNIPPET_CONTEXT else "") + before + (shown if shown is not None else text[start:end]) + after
+    s += "…" if end + SNIPPET_CONTEXT < len(text) else ""
+    return re.sub(r"\s+", " ", s)
+
+
+def _mask(s: str) -> str:
+    """Personal data is not repeated in full in problems, logs or the API."""
+    keep = 3 if len(s) > 8 else 1
+    return s[:keep] + "*" * max(1, len(s) - 2 * keep) + s[-keep:]
+
+
+def _at(code: str, message: str, field: str, text: str, start: int, end: int, *,
+        shown: str | None = None, suggestion: str | None = None) -> Problem:
+    line, column = _position(text, start)
+    return Problem(code, message, field, start, line, column, _snippet(text, start, end, shown), suggestion)
+
+
+def _find_all(haystack: str, needle: str) -> Iterable[int]:
+    i = haystack.find(needle)
+    while i != -1:
+        yield i
+        i = haystack.find(needle, i + len(needle))
+
+
+def _capped(problems: list[Problem]) -> list[Problem]:
+    if len(problems) <= MAX_HITS_PER_TERM:
+        return problems
+    kept = problems[:MAX_HITS_PER_TERM]
+    last = kept[-1]
+    more = len(problems) - MAX_HITS_PER_TERM
+    kept[-1] = Problem(last.code, f"{last.message} ({more} more not shown)", last.where, last.offset, last.line,
+                       last.column, last.snippet, last.suggestion)
+    return kept
+
+
+def check_sensitive(field: str, text: str, rules: CheckRules) -> list[Problem]:
+    folded = fold(text)
+    exempt_spans = [(i, i + len(p)) for p in rules.exempt for i in _find_all(folded, p)]
+    problems: list[Problem] = []
+    for term in rules.sensitive:
+        hits: list[Problem] = []
+        if term.pattern is None:
+            for i in _find_all(folded, term.text):
+                end = i + len(term.text)
+                if any(s <= i and end <= e for s, e in exempt_spans):
+                    continue
+                hits.append(_at("sensitive_word", f"sensitive word “{text[i:end]}” ({term.category})", field, text, i, end))
+        else:
+            for m in term.pattern.finditer(folded):
+                masked = _mask(text[m.start():m.end()])
+                hits.append(_at("sensitive_pattern",
+                                f"{term.category}: “{masked}” matches the pattern on line {term.line} of {SENSITIVE_FILE}",
+                                field, text, m.start(), m.end(), shown=masked))
+        problems += _capped(hits)
+    return problems
+
+
+def check_typos(field: str, text: str, rules: CheckRules) -> list[Problem]:
+    folded = fold(text)
+    problems: list[Problem] = []
+    for typo in rules.typos:
+        hits = []
+        for i in _find_all(folded, typo.wrong):
+            end = i + len(typo.wrong)
+            note = f"; {typo.note}" if typo.note else ""
+            hits.append(_at("typo", f"“{text[i:end]}” should be “{typo.right}” ({typo.category}{note})", field, text,
+                            i, end, suggestion=typo.right))
+        problems += _capped(hits)
+    return problems
+
+
+def _visible_text(body: str) -> str:
+    return html.unescape(_TAG.sub("", body)).replace("\xa0", " ").strip(" \t\r\n\u3000")
+
+
+def _links_to(text: str, domain: str) -> tuple[bool, list[str]]:
+    domain = domain.lower().strip(".")
+    hosts = []
+    for m in _URL.finditer(text):
+        host = (urlsplit(m.group(0)).hostname or "").lower()
+        hosts.append(host)
+        if host == domain or host.endswith("." + domain):
+            return True, hosts
+    return False, hosts
+
+
+def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "", cover: CoverInfo | None = None,
+               platforms: Iterable[str] = (), config: Config, rules: CheckRules) -> list[Problem]:
+    """Every check for a post going to `platforms` (wechat, weibo). Empty list: fine to publish."""
+    targets = set(platforms)
+    problems: list[Problem] = []
+    if not title.strip():
+        problems.append(Problem("empty_title", "the title is empty", "title"))
+    if not _visible_text(body) and "<img" not in body.lower():
+        problems.append(Problem("empty_body", "the body is empty", "body"))
+
+    fields = [("title", title), ("digest", digest), ("body", body), ("weibo_text", weibo_text)]
+    for field, text in fields:
+        if text:
+            problems += check_sensitive(field, text, rules)
+    for field, text in fields:
+        if text:
+            problems += check_typos(field, text, rules)
+
+    if "wechat" in targets:
+        wechat = config.platforms.wechat
+        if len(title) > wechat.title_max_chars:
+            problems.append(Problem("wechat_title_too_long",
+                                    f"WeChat titles may have {wechat.title_max_chars} characters; this one has {len(title)}",
+                                    "title", wechat.title_max_chars, 1, wechat.title_max_chars + 1,
+                                    _snippet(title, wechat.title_max_chars, min(len(title), wechat.title_max_chars + SNIPPET_CONTEXT))))
+        if len(digest) > WECHAT_DIGEST_MAX_CHARS:
+            problems.append(Problem("wechat_digest_too_long",
+                                    f"the WeChat digest (摘要) may have {WECHAT_DIGEST_MAX_CHARS} characters; this one has {len(digest)}",
+                                    "digest"))
+        if len(body) > WECHAT_CONTENT_MAX_CHARS:
+            problems.append(Problem("wechat_body_too_long",
+                                    f"WeChat articles may have {WECHAT_CONTENT_MAX_CHARS} characters; this body has {len(body)}",
+                                    "body"))
+        if cover is None:
+            problems.append(Problem("wechat_cover_missing", "a WeChat article needs a cover image (封面)", "cover"))
+        elif cover.kind not in WECHAT_IMAGE_KINDS:
+            problems.append(Problem("wechat_cover_invalid",
+                                    f"cover {cover.filename!r} is not a JPEG, PNG, GIF or BMP image", "cover"))
+        elif cover.size > WECHAT_IMAGE_MAX_BYTES:
+            problems.append(Problem("wechat_cover_invalid",
+                                    f"cover {cover.filename!r} has {cover.size} bytes; WeChat takes at most {WECHAT_IMAGE_MAX_BYTES}",
+                                    "cover"))
+
+    if "weibo" in targets:
+        weibo = config.platforms.weibo
+        if not weibo_text.strip():
+            problems.append(Problem("weibo_text_missing",
+                                    "a Weibo account is a target, so the post needs a Weibo text (weibo_text)", "weibo_text"))
+        else:
+            limit = weibo.long_post_max_chars if weibo.allow_long_posts else weibo.max_chars
+            if len(weibo_text) > limit:
+                kind = "long posts" if weibo.allow_long_posts else "posts (long posts are switched off)"
+                problems.append(Problem("weibo_text_too_long",
+                                        f"Weibo {kind} may have {limit} characters; this text has {len(weibo_text)}",
+                                        "weibo_text", limit, *_position(weibo_text, limit),
+                                        _snippet(weibo_text, limit, min(len(weibo_text), limit + SNIPPET_CONTEXT))))
+            ok, hosts = _links_to(weibo_text, weibo.safe_domain)
+            if not ok:
+                found = f" (it links to {', '.join(hosts)})" if hosts else ""
+                problems.append(Problem("weibo_link_missing",
+                                        f"a Weibo text must contain a link to the safe domain {weibo.safe_domain} "
+                                        f"(安全域名) or one of its subdomains{found}", "weibo_text"))
+        if cover is not None and cover.kind not in WEIBO_IMAGE_KINDS:
+            problems.append(Problem("weibo_picture_invalid",
+                                    f"cover {cover.filename!r} is sent as the Weibo picture and must be JPEG, PNG or GIF",
+                                    "cover"))
+        elif cover is not None and cover.size > WEIBO_PIC_MAX_BYTES:
+            problems.append(Problem("weibo_picture_invalid",
+                                    f"cover {cover.filename!r} is sent as the Weibo picture and has {cover.size} bytes; "
+                                    f"Weibo takes at most {WEIBO_PIC_MAX_BYTES}", "cover"))
+    return problems
+
+
+# ---- the scheduler's last look ------------------------------------------------------------------
+
+
+def cover_info(*, session: Session, media_id: int | None) -> CoverInfo | None:
+    """The cover's name, size and kind without loading the whole image."""
+    from bot.models import Media
+
+    if media_id is None:
+        return None
+    row = session.exec(
+        select(Media.filename, func.length(Media.data), func.substr(Media.data, 1, 16)).where(Media.id == media_id)
+    ).first()
+    if row is None:
+        return None
+    filename, size, head = row
+    return CoverInfo(filename, int(size or 0), image_kind(bytes(head or b"")))
+
+
+def recheck_publication(*, session: Session, ctx, publication) -> list[Problem]:
+    """Right before publishing: the content is still the signed version, the chain is complete, the
+    account is enabled, and every check passes for the account's platform. Empty list: go ahead."""
+    from bot.models import Account, Post
+    from bot.publishing.signoff import current_chain
+
+    post = session.get(Post, publication.post_id)
+    account = session.get(Account, publication.account_id)
+    if post is None or account is None:
+        return [Problem("missing", f"publication {publication.id}: its post or account no longer exists", "post")]
+    problems: list[Problem] = []
+    if publication.content_hash != post.content_hash:
+        problems.append(Problem("content_changed",
+                                f"post {post.id} changed after it was scheduled (now version {post.version}); "
+                                "it must be signed off and scheduled again", "post"))
+    chain = current_chain(session=session, config=ctx.config, post=post)
+    if not chain.complete:
+        problems.append(Problem("not_signed",
+                                f"post {post.id} version {post.version} is not fully signed off "
+                                f"(next stage: {chain.next_stage.name})", "post"))
+    if not account.enabled:
+        problems.append(Problem("account_disabled", f"account {account.name} is disabled", "account"))
+    problems += check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
+                           cover=cover_info(session=session, media_id=post.cover_media_id),
+                           platforms=[account.platform], config=ctx.config, rules=rules_for(ctx.config))
+    return problems
