@@ -256,12 +256,11 @@ async def push_message(state: EmulatorState, appid: str, msg_type: str, *,
         if own_client:
             await http.aclose()
     with state.lock:
-        state.data["wechat"]["inbound"].append({
+        state.append_log(state.data["wechat"]["inbound"], {
             "appid": appid, "openid": openid, "msg_type": msg_type, "msg_id": msg_id,
             "create_time": create_time, "fields": {k: v for k, v in fields.items()
                                                    if isinstance(v, (str, int, float))},
             "attempts": result.attempts, "delivered": result.delivered,
             "reply_xml": result.reply_xml, "error": result.error})
-        state.changed()
         state.flush()
     return result

@@ -60,6 +60,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 _ALNUM = string.ascii_letters + string.digits
+# logs of pushes and customer-service messages keep only the newest entries
+LOG_LIMIT = 2000
 
 
 def random_token(length: int, alphabet: str = _ALNUM) -> str:
@@ -157,6 +159,12 @@ class EmulatorState:
             calls = self.data["counters"]["calls"]
             calls[key] = calls.get(key, 0) + 1
 
+    def append_log(self, log: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+        with self.lock:
+            log.append(entry)
+            del log[:-LOG_LIMIT]
+            self.changed()
+
     def contains_banned(self, *texts: str | None) -> bool:
         words = [w for w in self.config.get("banned_words", []) if w]
         return any(w in (t or "") for t in texts for w in words)
@@ -244,7 +252,54 @@ class EmulatorState:
             snap = copy.deepcopy(self.data)
             snap["now"] = self.now()
             snap["faults"] = self.faults.list()
+            snap["summary"] = self._summary()
             return snap
+
+    def _summary(self) -> dict[str, Any]:
+        """Per account: what was published, commented and answered."""
+        wechat: dict[str, Any] = {
+            appid: {"articles": [], "comments": 0, "replies": 0, "custom_messages": 0,
+                    "inbound_messages": 0}
+            for appid in self.data["wechat"]["accounts"]}
+        by_msg = {}
+        for article in self.data["wechat"]["articles"].values():
+            entry = wechat.setdefault(article["appid"], {"articles": [], "comments": 0,
+                                                         "replies": 0, "custom_messages": 0,
+                                                         "inbound_messages": 0})
+            entry["articles"].append({"article_id": article["article_id"],
+                                      "msg_data_id": article["msg_data_id"],
+                                      "titles": [i["title"] for i in article["news_item"]],
+                                      "create_time": article["create_time"]})
+            by_msg[str(article["msg_data_id"])] = entry
+        for key, comments in self.data["wechat"]["comments"].items():
+            entry = by_msg.get(key.split(":")[0])
+            if entry is not None:
+                live = [c for c in comments if not c.get("deleted")]
+                entry["comments"] += len(live)
+                entry["replies"] += sum(1 for c in live if c.get("reply"))
+        for log, field in (("custom_messages", "custom_messages"), ("inbound", "inbound_messages")):
+            for item in self.data["wechat"][log]:
+                if item["appid"] in wechat:
+                    wechat[item["appid"]][field] += 1
+        weibo: dict[str, Any] = {
+            str(t["uid"]): {"statuses": [], "comments_received": 0, "replies": 0}
+            for t in self.data["weibo"]["tokens"].values()}
+        owner = {}
+        for status in self.data["weibo"]["statuses"].values():
+            if status.get("deleted"):
+                continue
+            entry = weibo.setdefault(str(status["uid"]), {"statuses": [], "comments_received": 0,
+                                                          "replies": 0})
+            entry["statuses"].append({"id": status["id"], "text": status["original_text"],
+                                      "created": status["created"]})
+            owner[status["id"]] = str(status["uid"])
+        for comment in self.data["weibo"]["comments"].values():
+            uid = owner.get(comment["status_id"])
+            if uid is None or comment.get("deleted"):
+                continue
+            key = "replies" if str(comment["uid"]) == uid else "comments_received"
+            weibo[uid][key] += 1
+        return {"wechat": wechat, "weibo": weibo}
 
     # ---- accounts ----------------------------------------------------------------------
     def register_wechat_account(self, *, appid: str, secret: str, token: str = "",

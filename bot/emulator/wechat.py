@@ -821,10 +821,9 @@ def custom_send(state: EmulatorState, call: Call) -> dict:
     window = state.config["wechat_custom_window_s"]
     if not follower["subscribed"] or last is None or state.now() - last > window:
         raise WeChatError(45015, "response out of time limit or subscription is canceled")
-    state.data["wechat"]["custom_messages"].append({
+    state.append_log(state.data["wechat"]["custom_messages"], {
         "appid": call.appid, "touser": touser, "msgtype": msgtype, msgtype: payload,
         "time": state.now()})
-    state.changed()
     return _ok()
 
 
