@@ -19,7 +19,7 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from bot.context import Context
 from bot.inbound import callback as callback_module
-from bot.inbound.callback import parse_xml, sign, Refused
+from bot.inbound.callback import Refused, parse_xml, sign
 from bot.models import AuditEvent, Message, Reply, Ticket
 from bot.web.app import create_app
 
@@ -256,9 +256,9 @@ def test_wechatpy_text_reply_would_break():
     """Why we render replies ourselves: wechatpy puts the text in CDATA unescaped."""
     from wechatpy.replies import TextReply
 
-    rendered = TextReply(source="gh", target="o", content=NASTY).render()
-    with pytest.raises(Exception):
-        assert xmltodict.parse(rendered)["xml"]["Content"] == NASTY
+    injected = "好]]></Content><MsgType>news</MsgType><Content><![CDATA[假"
+    doc = xmltodict.parse(TextReply(source="gh", target="o", content=injected).render())["xml"]
+    assert doc["MsgType"] == ["text", "news"] and doc["Content"] == ["好", "假"]
 
 
 # ---- hostile input ---------------------------------------------------------------------------

@@ -27,9 +27,11 @@ from sqlmodel import Session
 
 from bot.clock import utcnow
 from bot.connectors.base import PlatformError, ReplyRefused
+from bot.connectors.registry import connector_for
 from bot.context import Context
 from bot.db import claim
 from bot.models import Account, Message, Reply, Ticket
+from bot.tickets.service import open_ticket
 from bot.triage.classifier import Classification
 
 # Message.kind -> Reply.channel of an automatic answer.
@@ -166,8 +168,6 @@ def reply_target(message: Message) -> dict[str, str]:
 
 def _hand_to_person(*, session: Session, ctx: Context, message: Message) -> None:
     """An automatic answer did not go out: the question needs a ticket like any other."""
-    from bot.tickets.service import open_ticket
-
     if session.execute(select(Ticket.id).where(Ticket.message_id == message.id)).first() is None:
         open_ticket(session=session, ctx=ctx, message=message)
 
@@ -193,8 +193,6 @@ def _finish(ctx: Context, reply_id: int, *, state: str, remote_id: str | None = 
 
 def send_pending_replies(ctx: Context) -> int:
     """Send the automatic comment replies that are due; returns how many went out."""
-    from bot.connectors.registry import connector_for
-
     s = ctx.config.scheduler
     with ctx.session() as session:
         replies = claim(
@@ -209,37 +207,30 @@ def send_pending_replies(ctx: Context) -> int:
             account = session.get(Account, reply.account_id)
             work.append((reply.id, reply.attempts, reply.text, reply_target(message), account))
     sent = 0
-    connectors: dict[int, object] = {}
-    try:
-        for reply_id, attempts, text, target, account in work:
-            if not target:
-                _finish(ctx, reply_id, state="failed", error="the comment carries no reply target")
-                continue
-            try:
-                if account.id not in connectors:
-                    connectors[account.id] = connector_for(ctx, account)
-                remote_id = connectors[account.id].reply_comment(target, text)
-            except ReplyRefused as exc:
-                logger.warning("automatic reply {} refused: {}", reply_id, exc)
-                _finish(ctx, reply_id, state="failed", error=f"refused: {exc}")
-            except PlatformError as exc:
-                if exc.transient and attempts < s.max_attempts:
-                    delay = _backoff(ctx, attempts, getattr(exc, "retry_after", None))
-                    logger.info("automatic reply {} will be retried in {:.0f}s: {}", reply_id, delay, exc)
-                    _finish(ctx, reply_id, state="retry", error=str(exc), retry_in=delay)
-                else:
-                    logger.error("automatic reply {} failed after {} attempt(s): {}", reply_id, attempts, exc)
-                    _finish(ctx, reply_id, state="failed", error=str(exc))
-            except Exception as exc:  # a connector bug must not stop the other replies; bounded by max_attempts
-                logger.exception("automatic reply {} raised", reply_id)
-                if attempts < s.max_attempts:
-                    _finish(ctx, reply_id, state="retry", error=repr(exc), retry_in=_backoff(ctx, attempts, None))
-                else:
-                    _finish(ctx, reply_id, state="failed", error=repr(exc))
+    for reply_id, attempts, text, target, account in work:
+        if not target:
+            _finish(ctx, reply_id, state="failed", error="the comment carries no reply target")
+            continue
+        try:
+            remote_id = connector_for(ctx, account).reply_comment(target, text)
+        except ReplyRefused as exc:
+            logger.warning("automatic reply {} refused: {}", reply_id, exc)
+            _finish(ctx, reply_id, state="failed", error=f"refused: {exc}")
+        except PlatformError as exc:
+            if exc.transient and attempts < s.max_attempts:
+                delay = _backoff(ctx, attempts, getattr(exc, "retry_after", None))
+                logger.info("automatic reply {} will be retried in {:.0f}s: {}", reply_id, delay, exc)
+                _finish(ctx, reply_id, state="retry", error=str(exc), retry_in=delay)
             else:
-                _finish(ctx, reply_id, state="sent", remote_id=remote_id or None)
-                sent += 1
-    finally:
-        for connector in connectors.values():
-            connector.close()
+                logger.error("automatic reply {} failed after {} attempt(s): {}", reply_id, attempts, exc)
+                _finish(ctx, reply_id, state="failed", error=str(exc))
+        except Exception as exc:  # a connector bug must not stop the other replies; bounded by max_attempts
+            logger.exception("automatic reply {} raised", reply_id)
+            if attempts < s.max_attempts:
+                _finish(ctx, reply_id, state="retry", error=repr(exc), retry_in=_backoff(ctx, attempts, None))
+            else:
+                _finish(ctx, reply_id, state="failed", error=repr(exc))
+        else:
+            _finish(ctx, reply_id, state="sent", remote_id=remote_id or None)
+            sent += 1
     return sent

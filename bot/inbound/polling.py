@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from loguru import logger
 from sqlalchemy import or_, select, update
@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from bot.clock import to_local, to_utc, utcnow
 from bot.connectors.base import CommentPage, Connector, PermanentError, PlatformError, RemoteComment
+from bot.connectors.registry import connector_for
 from bot.context import Context
 from bot.inbound.store import Incoming, ingest
 from bot.models import Account, KeyValue, PollCursor, Publication
@@ -87,7 +88,7 @@ def release_lease(ctx: Context, account_id: int) -> None:
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    return None if dt is None else dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+    return None if dt is None else dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
 def _cursor(session: Session, account_id: int, scope: str) -> PollCursor:
@@ -187,7 +188,7 @@ def _targets(session: Session, ctx: Context, account: Account, now: datetime) ->
         row = session.get(PollCursor, (account.id, f"weibo:{pub.remote_id}"))
         last = _aware(row.updated_at) if row else None
         if last is None or (now - last).total_seconds() >= WEIBO_STATUS_EVERY_S:
-            due.append((last or datetime.min.replace(tzinfo=timezone.utc), pub))
+            due.append((last or datetime.min.replace(tzinfo=UTC), pub))
     if due:
         _, pub = min(due, key=lambda item: item[0])  # the status polled longest ago
         targets.append((pub.remote_id, f"weibo:{pub.remote_id}", pub.id))
@@ -220,8 +221,6 @@ def poll_account(ctx: Context, account: Account, connector: Connector, report: P
 
 def poll_comments(ctx: Context) -> PollReport:
     """The periodic job: poll every enabled account that no other worker is polling."""
-    from bot.connectors.registry import connector_for
-
     report = PollReport()
     with ctx.session() as session:
         accounts = list(session.execute(select(Account).where(Account.enabled.is_(True)).order_by(Account.id)).scalars())
@@ -231,11 +230,7 @@ def poll_comments(ctx: Context) -> PollReport:
             continue
         report.accounts += 1
         try:
-            connector = connector_for(ctx, account)
-            try:
-                poll_account(ctx, account, connector, report)
-            finally:
-                connector.close()
+            poll_account(ctx, account, connector_for(ctx, account), report)
         except Exception as exc:  # one broken account must not stop the others
             logger.exception("comment polling of {} failed", account.name)
             report.errors.append(f"{account.name}: {exc!r}")
