@@ -154,6 +154,8 @@ def test_material_add_keeps_the_image(emu, client):
     with pytest.raises(WeChatClientException) as exc:
         client.material.add("sticker", ("x.png", io.BytesIO(PNG), "image/png"))
     assert errcode(exc) == 40004
+    inline = client.media.upload_image(("inline.png", io.BytesIO(PNG), "image/png"))
+    assert inline.startswith("http://mmbiz.qpic.cn/mmbiz_png/")
 
 
 @pytest.mark.parametrize(("overrides", "code"), [

@@ -303,6 +303,20 @@ def add_material(state: EmulatorState, call: Call) -> dict:
     return result
 
 
+@api("media/uploadimg")
+def upload_article_image(state: EmulatorState, call: Call) -> dict:
+    """An image for use inside article content (not counted as material)."""
+    upload = call.files.get("media")
+    if upload is None or not upload.content:
+        raise WeChatError(41005, "media data missing")
+    fmt = _image_kind(upload.content)
+    if fmt not in ("png", "jpeg"):
+        raise WeChatError(40005, "invalid file type")
+    if len(upload.content) > 1024 * 1024:
+        raise WeChatError(40009, "invalid image size")
+    return {"url": f"http://mmbiz.qpic.cn/mmbiz_{fmt}/{random_token(40)}/0"}
+
+
 def _own_media(state: EmulatorState, call: Call, media_id: Any) -> dict:
     record = state.data["wechat"]["media"].get(media_id) if isinstance(media_id, str) else None
     if record is None or record["appid"] != call.appid:
