@@ -1,0 +1,555 @@
+"""Answering citizens (答复): a responder's inbox, the answer through the right channel, retries.
+
+The channel follows the message:
+
+- wechat_comment -> a WeChat comment reply (留言回复). WeChat takes one reply per comment; a second
+  is refused (88005), so a comment that already has one is a closed channel.
+- wechat_message -> a WeChat customer-service message (客服消息), only within 48 hours of the
+  citizen's last message to the account (computed from the stored messages). Outside the window
+  the platform is not called: the ticket says the channel is closed and what is still possible.
+- weibo_comment -> a Weibo comment reply (comments/reply).
+
+Whatever the channel cannot do, a person can: `record_offline_answer` records an answer given by
+phone, in person or directly on the platform, so the ticket and the reply figures stay true.
+
+An answer is first written as a pending Reply row (committed) and only then sent, either at once
+(`answer_and_send`, `send_reply`) or by the periodic job `send_pending_replies`. A transient error
+is retried with bounded backoff (config scheduler.*); a refusal or a permanent error leaves the reply
+failed with the reason, visible on the ticket and retryable (`retry_reply`): never lost silently.
+Every step is an audit event on the reply (subject_type "reply") or the ticket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot import audit
+from bot.clock import to_local, utcnow
+from bot.connectors.base import PlatformError, ReplyRefused
+from bot.context import Context
+from bot.db import claim
+from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied
+from bot.models import Account, AuditEvent, Department, Message, Reply, Ticket, TicketNote, User
+from bot.publishing.checks import Problem, check_sensitive, check_typos, rules_for
+from bot.tickets import service
+from bot.tickets.service import OPEN_STATES, SYSTEM, TicketError
+
+# Message.kind -> Reply.channel of a responder's answer.
+CHANNELS = {"wechat_comment": "wechat_comment", "wechat_message": "wechat_custom", "weibo_comment": "weibo_comment"}
+# An answer given outside govbot (phone, in person, on the platform's own console), recorded afterwards.
+OFFLINE = "offline"
+OFFLINE_HOW = ("phone", "in_person", "letter", "platform", "other")
+# WeChat customer-service messages: only within 48 hours of the citizen's last message (客服消息 48 小时).
+WECHAT_CUSTOM_WINDOW = timedelta(hours=48)
+WECHAT_CUSTOM_MAX_BYTES = 2048
+# Platform codes of a refused reply: the comment already has one; the 48-hour window is closed.
+ALREADY_REPLIED = 88005
+WINDOW_CLOSED = 45015
+INBOX_STATES = {"open": OPEN_STATES, "new": ("new",), "acknowledged": ("acknowledged",), "answered": ("answered",),
+                "closed": ("closed",), "all": None}
+_OFFLINE_OPTION = "answer by phone or in person and record it (record_offline_answer / `govbot tickets answered-offline`)"
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    """Whether a ticket can be answered through its platform now, and if not, why and what else is possible."""
+
+    channel: str
+    open: bool
+    reason: str = ""
+    closes_at: datetime | None = None  # wechat_custom: the end of the 48-hour window
+    options: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "open": self.open, "reason": self.reason,
+                "closes_at": self.closes_at.isoformat() if self.closes_at else None, "options": list(self.options)}
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    ticket: Ticket
+    message: Message
+    due: datetime  # the deadline the ticket works towards now
+    overdue: bool
+    failed_replies: int
+
+
+@dataclass(frozen=True)
+class TicketDetail:
+    ticket: Ticket
+    message: Message
+    department: str
+    channel: ChannelStatus
+    replies: list[Reply]
+    notes: list[TicketNote]
+    history: list[AuditEvent] = field(default_factory=list)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def inbox(*, session: Session, user: User, state: str = "open", now: datetime | None = None) -> list[InboxEntry]:
+    """The user's department's tickets in deadline order, the most overdue first (admins without a
+    department see every department's)."""
+    now = now or utcnow()
+    if state not in INBOX_STATES:
+        raise TicketError(f"unknown inbox filter {state!r}; one of {', '.join(INBOX_STATES)}")
+    if user.department_id is None and not user.has_role("admin"):
+        raise PermissionDenied(f"{user.username} belongs to no department, so has no tickets to answer")
+    tickets = service.list_tickets(session=session, department_id=user.department_id, states=INBOX_STATES[state],
+                                   now=now)
+    if not tickets:
+        return []
+    ids = [t.message_id for t in tickets]
+    messages = {m.id: m for m in session.exec(select(Message).where(Message.id.in_(ids)))}
+    failed = dict(session.exec(select(Reply.ticket_id, func.count(Reply.id))
+                               .where(Reply.ticket_id.in_([t.id for t in tickets]), Reply.state == "failed")
+                               .group_by(Reply.ticket_id)).all())
+    return [InboxEntry(ticket=t, message=messages[t.message_id], due=service.ticket_next_due(t),
+                       overdue=service.is_overdue(t, now), failed_replies=failed.get(t.id, 0)) for t in tickets]
+
+
+def replies_of(*, session: Session, ticket: Ticket) -> list[Reply]:
+    """Every reply to the ticket's message, automatic ones included, oldest first."""
+    return list(session.exec(select(Reply).where(Reply.message_id == ticket.message_id)
+                             .order_by(Reply.created_at, Reply.id)))
+
+
+def ticket_history(*, session: Session, ticket: Ticket) -> list[AuditEvent]:
+    reply_ids = list(session.exec(select(Reply.id).where(Reply.message_id == ticket.message_id)))
+    events = list(session.exec(select(AuditEvent).where(AuditEvent.subject_type == "ticket",
+                                                        AuditEvent.subject_id == ticket.id)))
+    if reply_ids:
+        events += session.exec(select(AuditEvent).where(AuditEvent.subject_type == "reply",
+                                                        AuditEvent.subject_id.in_(reply_ids)))
+    return sorted(events, key=lambda e: (e.at, e.id))
+
+
+def ticket_detail(*, session: Session, ctx: Context, ticket_id: int, user: User,
+                  now: datetime | None = None) -> TicketDetail:
+    ticket = service.get_ticket(session=session, ticket_id=ticket_id)
+    service.require_handler(session=session, user=user, ticket=ticket)
+    message = session.get(Message, ticket.message_id)
+    dept = session.get(Department, ticket.department_id) if ticket.department_id else None
+    return TicketDetail(
+        ticket=ticket, message=message, department=dept.name if dept else "",
+        channel=channel_status(session=session, ctx=ctx, message=message, now=now or utcnow()),
+        replies=replies_of(session=session, ticket=ticket), notes=service.notes(session=session, ticket_id=ticket.id),
+        history=ticket_history(session=session, ticket=ticket),
+    )
+
+
+def failed_replies(*, session: Session, department_id: int | None = None) -> list[Reply]:
+    """Replies that did not go out and wait for a person (retry, or answer another way)."""
+    query = select(Reply).where(Reply.state == "failed")
+    if department_id is not None:
+        query = query.join(Ticket, Ticket.id == Reply.ticket_id).where(Ticket.department_id == department_id)
+    return list(session.exec(query.order_by(Reply.created_at)))
+
+
+# -- the channel ---------------------------------------------------------------------------------
+
+
+def reply_target(message: Message) -> dict[str, str]:
+    """The platform ids a comment reply needs: stored by polling with the comment, else from its ids."""
+    from bot.inbound.autoreply import reply_target as stored_target
+
+    target = stored_target(message)
+    if target:
+        return target
+    if message.kind == "wechat_comment":
+        parts = message.dedupe_key.split("/")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            return {"msg_data_id": parts[0], "index": parts[1], "user_comment_id": parts[2]}
+    if message.kind == "weibo_comment" and message.remote_ref:
+        return {"cid": message.dedupe_key, "id": message.remote_ref}
+    return {}
+
+
+def _refused_with(session: Session, message: Message, code: int) -> AuditEvent | None:
+    reply_ids = list(session.exec(select(Reply.id).where(Reply.message_id == message.id)))
+    if not reply_ids:
+        return None
+    for event in session.exec(select(AuditEvent).where(AuditEvent.subject_type == "reply",
+                                                       AuditEvent.action == "reply.refused",
+                                                       AuditEvent.subject_id.in_(reply_ids))):
+        if event.detail.get("code") == code:
+            return event
+    return None
+
+
+def last_citizen_message(*, session: Session, message: Message) -> Message | None:
+    """The citizen's latest message or event to the account (what opens the 48-hour window)."""
+    if not message.sender_id:
+        return None
+    return session.exec(select(Message).where(
+        Message.account_id == message.account_id, Message.sender_id == message.sender_id,
+        Message.kind == "wechat_message",
+    ).order_by(Message.received_at.desc(), Message.id.desc()).limit(1)).first()
+
+
+def channel_status(*, session: Session, ctx: Context, message: Message, now: datetime | None = None) -> ChannelStatus:
+    """Whether the message can be answered through its platform now (`.as_dict()` for templates and JSON)."""
+    now = now or utcnow()
+    channel = CHANNELS[message.kind]
+    if channel == "wechat_custom":
+        return _custom_window(session=session, ctx=ctx, message=message, now=now)
+    if not reply_target(message):
+        return ChannelStatus(channel, False, "the comment carries no ids to reply to", options=(_OFFLINE_OPTION,))
+    if channel == "wechat_comment":
+        sent = session.exec(select(Reply).where(Reply.message_id == message.id, Reply.channel == "wechat_comment",
+                                                Reply.state == "sent").limit(1)).first()
+        if sent is not None:
+            return ChannelStatus(channel, False, (
+                f"this comment already has a reply (reply #{sent.id}, "
+                f"{to_local(sent.sent_at, ctx.tz):%Y-%m-%d %H:%M}); WeChat allows one reply per comment (88005)"),
+                options=(_OFFLINE_OPTION, "close the ticket as resolved if the reply answered it"))
+        refused = _refused_with(session, message, ALREADY_REPLIED)
+        if refused is not None or (message.replied_at is not None and sent is None):
+            return ChannelStatus(channel, False, (
+                "this comment was already answered on the platform (outside govbot); WeChat allows one reply "
+                "per comment (88005)"),
+                options=("record what was answered there (record_offline_answer, how=platform)",
+                         _OFFLINE_OPTION, "close the ticket as resolved"))
+    return ChannelStatus(channel, True)
+
+
+def _custom_window(*, session: Session, ctx: Context, message: Message, now: datetime) -> ChannelStatus:
+    channel = "wechat_custom"
+    last = last_citizen_message(session=session, message=message)
+    if last is None:
+        return ChannelStatus(channel, False, "the message has no sender to write to", options=(_OFFLINE_OPTION,))
+    if last.msg_type == "event" and last.dedupe_key.endswith(":unsubscribe"):
+        return ChannelStatus(channel, False, (
+            f"the citizen unfollowed the account ({to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}); "
+            "WeChat delivers customer-service messages only to followers"),
+            options=(_OFFLINE_OPTION, "close the ticket if no answer is possible"))
+    closes_at = last.received_at + WECHAT_CUSTOM_WINDOW
+    if now < closes_at:
+        return ChannelStatus(channel, True, closes_at=closes_at)
+    return ChannelStatus(channel, False, (
+        f"the 48-hour window for customer-service messages (客服消息) closed at "
+        f"{to_local(closes_at, ctx.tz):%Y-%m-%d %H:%M}: the citizen's last message was at "
+        f"{to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}"), closes_at=closes_at,
+        options=(_OFFLINE_OPTION, "answer through WeChat once the citizen writes again (the window reopens)",
+                 "close the ticket if no answer is needed"))
+
+
+# -- answering -----------------------------------------------------------------------------------
+
+
+def check_answer(*, ctx: Context, text: str, channel: str) -> list[Problem]:
+    """The pre-send checks posts get (sensitive words, typos), plus the channel's length limit."""
+    rules = rules_for(ctx.config)
+    problems = check_sensitive("answer", text, rules) + check_typos("answer", text, rules)
+    if channel == "weibo_comment" and len(text) > ctx.config.platforms.weibo.max_chars:
+        problems.append(Problem("answer_too_long", f"a Weibo comment may have {ctx.config.platforms.weibo.max_chars} "
+                                f"characters; this answer has {len(text)}", "answer"))
+    if channel == "wechat_custom" and len(text.encode("utf-8")) > WECHAT_CUSTOM_MAX_BYTES:
+        problems.append(Problem("answer_too_long", f"a WeChat customer-service message may have "
+                                f"{WECHAT_CUSTOM_MAX_BYTES} bytes; this answer has {len(text.encode('utf-8'))}",
+                                "answer"))
+    return problems
+
+
+def _note(session: Session, ticket_id: int | None, text: str) -> None:
+    if ticket_id is not None:
+        service.add_note(session=session, ticket_id=ticket_id, user=None, text=text)
+
+
+def answer(*, session: Session, ctx: Context, ticket_id: int, user: User, text: str,
+           now: datetime | None = None) -> Reply:
+    """Write the user's answer as a Reply row: pending when the channel is open, else failed with the
+    reason (the platform is not called). The caller commits, then sends (`send_reply`).
+
+    Raises CheckFailed when the text fails the pre-send checks (nothing is written then).
+    """
+    now = now or utcnow()
+    ticket = service.get_ticket(session=session, ticket_id=ticket_id)
+    service.require_handler(session=session, user=user, ticket=ticket)
+    if ticket.state == "closed":
+        raise InvalidState(f"ticket #{ticket.id} is closed ({ticket.close_reason}); reopen is not possible, "
+                           "answer the citizen's next message instead")
+    text = text.strip()
+    if not text:
+        raise TicketError("the answer is empty")
+    message = session.get(Message, ticket.message_id)
+    channel = CHANNELS[message.kind]
+    problems = check_answer(ctx=ctx, text=text, channel=channel)
+    if problems:
+        raise CheckFailed(problems)
+    status = channel_status(session=session, ctx=ctx, message=message, now=now)
+    reply = Reply(message_id=message.id, ticket_id=ticket.id, account_id=message.account_id,
+                  sender_id=message.sender_id, author_id=user.id, channel=channel, text=text, created_at=now)
+    if ticket.assignee_id is None:
+        ticket.assignee_id = user.id
+        session.add(ticket)
+    if status.open:
+        session.add(reply)
+        session.flush()
+        audit.record(session=session, actor=user.username, action="reply.queued", subject_type="reply",
+                     subject_id=reply.id, ticket_id=ticket.id, channel=channel)
+        return reply
+    reply.state, reply.last_error = "failed", f"not sent: {status.reason}"
+    session.add(reply)
+    session.flush()
+    audit.record(session=session, actor=user.username, action="reply.channel_closed", subject_type="reply",
+                 subject_id=reply.id, ticket_id=ticket.id, channel=channel, reason=status.reason,
+                 options=list(status.options))
+    _note(session, ticket.id, f"Answer #{reply.id} not sent: {status.reason}. Still possible: "
+          + "; ".join(status.options))
+    return reply
+
+
+def record_offline_answer(*, session: Session, ticket_id: int, user: User, text: str, how: str = "phone",
+                          answered_at: datetime | None = None) -> Reply:
+    """Record an answer given outside the platform channel (phone 电话, in person 当面, letter, or on the
+    platform's own console): it counts as the ticket's answer and as a reply to the message."""
+    ticket = service.get_ticket(session=session, ticket_id=ticket_id)
+    service.require_handler(session=session, user=user, ticket=ticket)
+    if ticket.state == "closed":
+        raise InvalidState(f"ticket #{ticket.id} is closed ({ticket.close_reason})")
+    if how not in OFFLINE_HOW:
+        raise TicketError(f"unknown way of answering {how!r}; one of {', '.join(OFFLINE_HOW)}")
+    text = text.strip()
+    if not text:
+        raise TicketError("say what the citizen was told")
+    now = utcnow()
+    at = answered_at or now
+    if at.utcoffset() is None:
+        raise TicketError("answered_at needs a time zone")
+    if at > now + timedelta(minutes=5):
+        raise TicketError("an answer cannot be recorded for a time in the future")
+    message = session.get(Message, ticket.message_id)
+    if at < message.received_at:
+        raise TicketError("the answer cannot predate the citizen's message")
+    reply = Reply(message_id=message.id, ticket_id=ticket.id, account_id=message.account_id,
+                  sender_id=message.sender_id, author_id=user.id, channel=OFFLINE, text=text, state="sent",
+                  attempts=0, created_at=now, sent_at=at)
+    session.add(reply)
+    session.flush()
+    _mark_answered(session, ticket, message, at)
+    audit.record(session=session, actor=user.username, action="reply.recorded_offline", subject_type="reply",
+                 subject_id=reply.id, ticket_id=ticket.id, how=how, answered_at=at.isoformat())
+    return reply
+
+
+def _mark_answered(session: Session, ticket: Ticket | None, message: Message, at: datetime) -> None:
+    message.replied_at = min(message.replied_at, at) if message.replied_at else at
+    session.add(message)
+    if ticket is None:
+        return
+    ticket.first_response_at = min(ticket.first_response_at, at) if ticket.first_response_at else at
+    ticket.answered_at = min(ticket.answered_at, at) if ticket.answered_at else at
+    if ticket.state != "closed":
+        ticket.state = "answered"
+    session.add(ticket)
+
+
+def retry_reply(*, session: Session, reply_id: int, user: User) -> Reply:
+    """Put a failed reply back in line (or bring a waiting retry forward); the caller commits and sends."""
+    reply = session.get(Reply, reply_id)
+    if reply is None:
+        raise NotFound(f"no reply #{reply_id}")
+    if reply.ticket_id is not None:
+        service.require_handler(session=session, user=user,
+                                ticket=service.get_ticket(session=session, ticket_id=reply.ticket_id))
+    elif not user.has_role("admin"):
+        raise PermissionDenied(f"{user.username} may not retry reply #{reply.id}: only admins retry automatic replies")
+    if reply.state not in ("failed", "pending"):
+        raise InvalidState(f"reply #{reply.id} is {reply.state}; only failed or waiting replies are retried")
+    message = session.get(Message, reply.message_id)
+    if reply.channel == "wechat_comment" and _refused_with(session, message, ALREADY_REPLIED) is not None:
+        raise InvalidState(f"WeChat refuses a second reply to this comment (88005); reply #{reply.id} cannot be "
+                           "sent. Record the answer given on the platform instead")
+    reply.state, reply.attempts, reply.lease_owner, reply.lease_until = "pending", 0, None, None
+    session.add(reply)
+    audit.record(session=session, actor=user.username, action="reply.retry_requested", subject_type="reply",
+                 subject_id=reply.id, ticket_id=reply.ticket_id, last_error=reply.last_error)
+    return reply
+
+
+# -- sending -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Work:
+    reply_id: int
+    attempts: int
+    channel: str
+    text: str
+    account: Account
+    target: dict[str, str]
+    user_id: str
+
+
+def _backoff(ctx: Context, attempts: int, retry_after: float | None) -> float:
+    s = ctx.config.scheduler
+    return max(min(s.backoff_max_s, s.backoff_base_s * 2 ** max(0, attempts - 1)), retry_after or 0.0)
+
+
+def _start(session: Session, ctx: Context, reply: Reply, now: datetime) -> _Work | None:
+    """A claimed pending reply: check its channel again (it may have closed while it waited), mark it sending."""
+    message = session.get(Message, reply.message_id)
+    status = channel_status(session=session, ctx=ctx, message=message, now=now)
+    if reply.channel in CHANNELS.values() and not status.open:
+        reply.state, reply.lease_owner, reply.lease_until = "failed", None, None
+        reply.last_error = f"not sent: {status.reason}"
+        session.add(reply)
+        audit.record(session=session, actor=SYSTEM, action="reply.channel_closed", subject_type="reply",
+                     subject_id=reply.id, ticket_id=reply.ticket_id, channel=reply.channel, reason=status.reason,
+                     options=list(status.options))
+        _note(session, reply.ticket_id, f"Answer #{reply.id} not sent: {status.reason}. Still possible: "
+              + "; ".join(status.options))
+        return None
+    reply.state, reply.attempts = "sending", reply.attempts + 1
+    session.add(reply)
+    return _Work(reply_id=reply.id, attempts=reply.attempts, channel=reply.channel, text=reply.text,
+                 account=session.get(Account, reply.account_id), target=reply_target(message),
+                 user_id=message.sender_id)
+
+
+def _deliver(ctx: Context, work: _Work, now: datetime | None) -> None:
+    # The registry keeps one connector per account for the process (and closes it at shutdown).
+    from bot.connectors.registry import connector_for
+
+    s = ctx.config.scheduler
+    try:
+        connector = connector_for(ctx, work.account)
+        if work.channel == "wechat_custom":
+            connector.send_message(work.user_id, work.text)
+            remote_id = ""
+        else:
+            remote_id = connector.reply_comment(work.target, work.text)
+    except ReplyRefused as exc:
+        logger.warning("reply {} refused by {}: {}", work.reply_id, exc.platform, exc)
+        _finish(ctx, work, "refused", error=exc, now=now)
+    except PlatformError as exc:
+        if exc.transient and work.attempts < s.max_attempts:
+            delay = _backoff(ctx, work.attempts, getattr(exc, "retry_after", None))
+            logger.info("reply {} will be retried in {:.0f} s: {}", work.reply_id, delay, exc)
+            _finish(ctx, work, "retry", error=exc, retry_in=delay, now=now)
+        else:
+            logger.error("reply {} failed after {} attempt(s): {}", work.reply_id, work.attempts, exc)
+            _finish(ctx, work, "failed", error=exc, now=now)
+    except Exception as exc:  # a connector bug must not lose the reply; bounded by max_attempts like the rest
+        logger.exception("reply {} raised", work.reply_id)
+        if work.attempts < s.max_attempts:
+            _finish(ctx, work, "retry", error=exc, retry_in=_backoff(ctx, work.attempts, None), now=now)
+        else:
+            _finish(ctx, work, "failed", error=exc, now=now)
+    else:
+        _finish(ctx, work, "sent", remote_id=remote_id or None, now=now)
+
+
+def _refusal_note(exc: PlatformError) -> str:
+    if exc.code == ALREADY_REPLIED:
+        return ("WeChat refused the answer: this comment was already answered on the platform, and WeChat allows "
+                f"one reply per comment (88005). Still possible: record what was answered there; {_OFFLINE_OPTION}; "
+                "close the ticket as resolved")
+    if exc.code == WINDOW_CLOSED:
+        return ("WeChat refused the customer-service message: the 48-hour window is closed or the citizen "
+                f"unfollowed the account (45015). Still possible: {_OFFLINE_OPTION}; answer once the citizen "
+                "writes again")
+    return f"{exc.platform} refused the answer: {exc}. Still possible: {_OFFLINE_OPTION}"
+
+
+def _finish(ctx: Context, work: _Work, outcome: str, *, error: BaseException | None = None,
+            remote_id: str | None = None, retry_in: float | None = None, now: datetime | None = None) -> None:
+    with ctx.session() as session:
+        reply = session.get(Reply, work.reply_id)
+        at = now or utcnow()
+        reply.lease_owner = None
+        detail: dict[str, Any] = {"ticket_id": reply.ticket_id, "channel": reply.channel, "attempt": work.attempts}
+        if outcome == "sent":
+            reply.state, reply.sent_at, reply.remote_id, reply.last_error, reply.lease_until = \
+                "sent", at, remote_id, None, None
+            ticket = session.get(Ticket, reply.ticket_id) if reply.ticket_id else None
+            _mark_answered(session, ticket, session.get(Message, reply.message_id), at)
+            action = "reply.sent"
+        elif outcome == "retry":
+            # The lease doubles as the time of the next attempt: claim skips the row until then.
+            reply.state, reply.lease_until, reply.last_error = "pending", at + timedelta(seconds=retry_in), str(error)
+            action = "reply.retry_scheduled"
+            detail.update(error=str(error), retry_in_s=round(retry_in, 1))
+        else:
+            reply.state, reply.lease_until, reply.last_error = "failed", None, str(error)
+            action = "reply.refused" if outcome == "refused" else "reply.failed"
+            detail.update(error=str(error), code=getattr(error, "code", None))
+            if outcome == "refused":
+                _note(session, reply.ticket_id, f"Answer #{reply.id}: " + _refusal_note(error))
+        session.add(reply)
+        audit.record(session=session, actor=SYSTEM, action=action, subject_type="reply", subject_id=reply.id,
+                     **detail)
+
+
+def send_reply(ctx: Context, reply_id: int, *, now: datetime | None = None) -> Reply:
+    """Send one pending reply now (it stays pending for the job if another worker holds it)."""
+    lease = timedelta(seconds=ctx.config.scheduler.lease_seconds)
+    at = now or utcnow()
+    with ctx.session() as session:
+        claimed = claim(session, Reply, [Reply.id == reply_id, Reply.state == "pending"], owner=ctx.worker_id,
+                        lease=lease, limit=1, now=at)
+        work = _start(session, ctx, claimed[0], at) if claimed else None
+    if work is not None:
+        _deliver(ctx, work, now)
+    with ctx.session() as session:
+        return session.get(Reply, reply_id)
+
+
+def send_pending_replies(ctx: Context, *, now: datetime | None = None) -> int:
+    """Periodic job: send responders' replies that are due; returns how many were attempted.
+
+    Automatic (FAQ) replies are sent by bot.inbound.autoreply. A reply left "sending" by a worker that
+    died is not sent again blindly (it may have reached the citizen): it is marked failed, to be
+    checked on the platform and retried by a person.
+    """
+    s = ctx.config.scheduler
+    lease = timedelta(seconds=s.lease_seconds)
+    at = now or utcnow()
+    with ctx.session() as session:
+        stale = claim(session, Reply, [Reply.automatic.is_(False), Reply.state == "sending"], owner=ctx.worker_id,
+                      lease=lease, limit=s.batch_size, order_by=Reply.id, now=at)
+        for reply in stale:
+            reply.state, reply.lease_owner, reply.lease_until = "failed", None, None
+            reply.last_error = ("interrupted while sending (the worker stopped): it may or may not have reached the "
+                                "citizen; check the platform, then retry or record the answer")
+            session.add(reply)
+            audit.record(session=session, actor=SYSTEM, action="reply.interrupted", subject_type="reply",
+                         subject_id=reply.id, ticket_id=reply.ticket_id)
+            _note(session, reply.ticket_id, f"Answer #{reply.id}: {reply.last_error}")
+        batch = claim(session, Reply, [Reply.automatic.is_(False), Reply.state == "pending"], owner=ctx.worker_id,
+                      lease=lease, limit=s.batch_size, order_by=Reply.id, now=at)
+        work = [w for w in (_start(session, ctx, reply, at) for reply in batch) if w is not None]
+    for item in work:
+        _deliver(ctx, item, now)
+    return len(work)
+
+
+def answer_and_send(ctx: Context, *, ticket_id: int, username: str, text: str) -> Reply:
+    """`answer`, committed, then sent at once: what the CLI and the API do."""
+    with ctx.session() as session:
+        user = _user(session, username)
+        reply = answer(session=session, ctx=ctx, ticket_id=ticket_id, user=user, text=text)
+    if reply.state != "pending":
+        return reply
+    return send_reply(ctx, reply.id)
+
+
+def retry_and_send(ctx: Context, *, reply_id: int, username: str) -> Reply:
+    with ctx.session() as session:
+        retry_reply(session=session, reply_id=reply_id, user=_user(session, username))
+    return send_reply(ctx, reply_id)
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
