@@ -1,0 +1,65 @@
+"""The connector of an account: built once per process and reused, closed at shutdown.
+
+Connectors keep HTTP connection pools (and, for WeChat, per-thread wechatpy clients), so they are
+cached per account; a change of credentials or API address builds a fresh one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import threading
+
+from bot.connectors.base import Connector
+from bot.connectors.wechat import WeChatConnector
+from bot.connectors.weibo import WeiboConnector
+from bot.context import Context
+from bot.errors import GovbotError
+from bot.models import Account
+
+_lock = threading.Lock()
+_connectors: dict[tuple, Connector] = {}
+
+
+def _key(ctx: Context, account: Account) -> tuple:
+    cfg = ctx.config
+    base = cfg.wechat_api_base if account.platform == "wechat" else cfg.weibo_api_base
+    return (id(ctx.engine), cfg.database_url, account.id, account.platform, base,
+            json.dumps(account.credentials, sort_keys=True))
+
+
+def _build(ctx: Context, account: Account) -> Connector:
+    cfg, creds = ctx.config, account.credentials
+    if account.platform == "wechat":
+        return WeChatConnector(appid=creds.get("appid") or account.remote_id, secret=creds.get("secret", ""),
+                               engine=ctx.engine, api_base=cfg.wechat_api_base,
+                               timeout=cfg.platforms.wechat.timeout_s,
+                               poll_timeout=cfg.scheduler.publish_poll_timeout_s)
+    if account.platform == "weibo":
+        return WeiboConnector(uid=creds.get("uid") or account.remote_id, access_token=creds.get("access_token", ""),
+                              api_base=cfg.weibo_api_base, timeout=cfg.platforms.weibo.timeout_s)
+    raise GovbotError(f"account {account.name!r}: unknown platform {account.platform!r}")
+
+
+def connector_for(ctx: Context, account: Account) -> Connector:
+    key = _key(ctx, account)
+    with _lock:
+        connector = _connectors.get(key)
+        if connector is None:
+            stale = [k for k in _connectors if k[:4] == key[:4]]
+            for k in stale:
+                _connectors.pop(k).close()
+            connector = _connectors[key] = _build(ctx, account)
+        return connector
+
+
+def close_all(ctx: Context | None = None) -> None:
+    """Close the cached connectors of `ctx` (all of them without one): service shutdown."""
+    with _lock:
+        keys = [k for k in _connectors if ctx is None or k[0] == id(ctx.engine)]
+        connectors = [_connectors.pop(k) for k in keys]
+    for connector in connectors:
+        connector.close()
+
+
+atexit.register(close_all)

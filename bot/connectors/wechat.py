@@ -1,0 +1,382 @@
+"""WeChat Official Account connector (公众号) through wechatpy 1.8.
+
+Publishing takes four calls: the cover (`material.add` -> thumb_media_id), `draft/add` (-> media_id),
+`freepublish/submit` (-> publish_id), then `freepublish/get` polled until the job ends. Each id goes
+to `progress` as soon as it arrives, so a crashed attempt resumes where it stopped instead of
+publishing twice. wechatpy runs with `auto_retry=False`: a refused access token is refreshed once
+here, through the token shared by all processes (bot.connectors.tokens).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import requests
+from loguru import logger
+from sqlalchemy.engine import Engine
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from bot.connectors.base import (
+    CommentPage,
+    OutgoingPost,
+    PermanentError,
+    ProgressFn,
+    PublishResult,
+    RemoteComment,
+    ReplyRefused,
+    Stats,
+    TransientError,
+)
+from bot.connectors.tokens import DbSessionStorage, SharedToken
+
+PLATFORM = "wechat"
+BEIJING = timezone(timedelta(hours=8))
+# invalid credential / invalid access_token / access_token expired: fetch a new token and retry once.
+TOKEN_ERRORS = {40001, 40014, 42001}
+# -1 system busy; 45011 per-minute API frequency limit; 45033 too many concurrent calls.
+TRANSIENT_CODES = {-1, 45011, 45033}
+QUOTA_EXHAUSTED = 45009
+REPLY_EXISTS = 88005
+WINDOW_CLOSED = 45015
+DRAFT_UNKNOWN = 40007
+DATE_NOT_READY = 61501  # data cube: date range error (figures exist up to yesterday only)
+# freepublish/get publish_status values other than 0 (success) and 1 (publishing).
+PUBLISH_FAILURES = {
+    2: "原创声明失败 (original-content declaration failed)",
+    3: "常规失败 (publishing failed)",
+    4: "平台审核不通过 (rejected by the platform's content audit)",
+    5: "成功后用户删除所有文章 (all articles deleted after publishing)",
+    6: "成功后系统封禁所有文章 (all articles blocked by the platform after publishing)",
+}
+POLL_FIRST_S = 0.05
+POLL_MAX_S = 5.0
+BATCH = 20  # freepublish/batchget allows 1..20
+SCAN_LIMIT = 200  # published articles looked at when reconciling without a publish_id
+COMMENT_PAGE = 49  # comment/list allows count < 50
+# comment/list pages by offset; re-reading a few already seen ones tolerates deleted comments.
+COMMENT_OVERLAP = 10
+
+T = TypeVar("T")
+
+
+class _Client(WeChatClient):
+    """wechatpy's client aimed at `api_base`, reading its access token from the shared store."""
+
+    def __init__(self, appid: str, secret: str, *, api_base: str, storage: DbSessionStorage,
+                 token: SharedToken, timeout: float):
+        super().__init__(appid, secret, session=storage, timeout=timeout, auto_retry=False)
+        self._shared_token = token
+        self.API_BASE_URL = api_base
+        root = api_base[: -len("cgi-bin/")] if api_base.endswith("cgi-bin/") else api_base
+        self.datacube.API_BASE_URL = f"{root}datacube/"
+
+    @property
+    def access_token(self) -> str:
+        return self._shared_token.current()
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        # Never wechatpy's own fetch: it has the real URL hard-coded and no time-out.
+        return {"access_token": self._shared_token.current()}
+
+
+class WeChatConnector:
+    platform = PLATFORM
+
+    def __init__(self, *, appid: str, secret: str, engine: Engine, api_base: str, timeout: float,
+                 poll_timeout: float):
+        self.appid, self._secret = appid, secret
+        self.api_base = api_base if api_base.endswith("/") else api_base + "/"
+        self.timeout, self.poll_timeout = timeout, poll_timeout
+        self.storage = DbSessionStorage(engine)
+        self.token = SharedToken(self.storage, f"{appid}_access_token", self._fetch_token)
+        self._local = threading.local()
+        self._clients: list[_Client] = []
+        self._clients_lock = threading.Lock()
+        self._closed = threading.Event()
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    @property
+    def client(self) -> _Client:
+        """One wechatpy client per thread: requests.Session is not meant to be shared by threads."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = _Client(self.appid, self._secret, api_base=self.api_base, storage=self.storage,
+                             token=self.token, timeout=self.timeout)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def _fetch_token(self) -> tuple[str, int]:
+        try:
+            res = requests.get(f"{self.api_base}token", timeout=self.timeout, params={
+                "grant_type": "client_credential", "appid": self.appid, "secret": self._secret})
+        except requests.RequestException as e:
+            raise TransientError(PLATFORM, None, f"token: {type(e).__name__}: {e}") from e
+        if res.status_code >= 500:
+            raise TransientError(PLATFORM, None, f"token: HTTP {res.status_code}")
+        try:
+            body = res.json()
+        except ValueError:
+            raise TransientError(PLATFORM, None, f"token: HTTP {res.status_code}, not JSON") from None
+        code = int(body.get("errcode", 0) or 0)
+        if code:
+            raise self._mapped("token", code, body.get("errmsg", ""), None)
+        if not body.get("access_token"):
+            raise TransientError(PLATFORM, None, "token: answer without access_token")
+        return body["access_token"], int(body.get("expires_in", 7200))
+
+    def _mapped(self, what: str, code: int | None, message: str, http_status: int | None):
+        if code is None:
+            text = f"{what}: HTTP {http_status}" if http_status else f"{what}: no answer"
+            if http_status is None or http_status >= 500 or http_status == 429:
+                return TransientError(PLATFORM, None, text)
+            return PermanentError(PLATFORM, None, text)
+        text = f"{what}: {message}"
+        if code == QUOTA_EXHAUSTED:
+            return PermanentError(PLATFORM, code, f"{what}: quota exhausted for today ({message})")
+        if code in TRANSIENT_CODES or code in TOKEN_ERRORS:
+            return TransientError(PLATFORM, code, text)
+        return PermanentError(PLATFORM, code, text)
+
+    def _call(self, what: str, fn: Callable[[_Client], T]) -> T:
+        """One API call with errors classified; a refused token is refreshed once, then the call retried."""
+        refreshed = False
+        while True:
+            client = self.client
+            token = self.token.current()
+            try:
+                return fn(client)
+            except WeChatClientException as e:
+                if e.errcode is not None and int(e.errcode) in TOKEN_ERRORS and not refreshed:
+                    logger.info("wechat {}: {} on {}, refreshing the access token", self.appid, e.errcode, what)
+                    self.token.refresh(stale=token)
+                    refreshed = True
+                    continue
+                status = e.response.status_code if e.response is not None else None
+                raise self._mapped(what, None if e.errcode is None else int(e.errcode), str(e.errmsg or ""),
+                                   status) from e
+            except requests.RequestException as e:
+                raise TransientError(PLATFORM, None, f"{what}: {type(e).__name__}: {e}") from e
+
+    def _post(self, endpoint: str, data: dict[str, Any], *, need: str | None = None) -> dict[str, Any]:
+        result = self._call(endpoint, lambda c: c.post(endpoint, data=data))
+        if not isinstance(result, dict) or (need and need not in result):
+            raise TransientError(PLATFORM, None, f"{endpoint}: unexpected answer {str(result)[:200]}")
+        return result
+
+    # ---- publishing ---------------------------------------------------------------------
+
+    def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
+        publish_id, msg_data_id = resume.get("publish_id"), resume.get("msg_data_id")
+        if not publish_id:
+            draft_id = resume.get("draft_id")
+            if not draft_id:
+                thumb = resume.get("media_id") or self._upload_cover(post)
+                if not resume.get("media_id"):
+                    progress("draft", {"media_id": thumb})
+                draft_id = self._add_draft(post, thumb)
+                progress("submit", {"draft_id": draft_id})
+            try:
+                res = self._post("freepublish/submit", {"media_id": draft_id}, need="publish_id")
+            except PermanentError as e:
+                if e.code == DRAFT_UNKNOWN and resume.get("draft_id"):
+                    # The stored draft is gone: an earlier submit was accepted. Never re-create it here.
+                    raise TransientError(PLATFORM, e.code, f"draft {draft_id} is no longer in the draft box: it "
+                                         "was submitted earlier; waiting to find the published article") from e
+                raise
+            publish_id = str(res["publish_id"])
+            msg_data_id = str(res["msg_data_id"]) if res.get("msg_data_id") is not None else None
+            progress("poll", {"publish_id": publish_id, **({"msg_data_id": msg_data_id} if msg_data_id else {})})
+        return self._wait_for_job(publish_id, msg_data_id)
+
+    def _upload_cover(self, post: OutgoingPost) -> str:
+        if post.cover is None:
+            raise PermanentError(PLATFORM, None, "a WeChat article needs a cover image")
+        cover = post.cover
+        res = self._call("material/add_material", lambda c: c.material.add(
+            "image", (cover.filename, io.BytesIO(cover.data), cover.mime)))
+        if not isinstance(res, dict) or "media_id" not in res:
+            raise TransientError(PLATFORM, None, f"material/add_material: unexpected answer {str(res)[:200]}")
+        return str(res["media_id"])
+
+    def _add_draft(self, post: OutgoingPost, thumb_media_id: str) -> str:
+        article = {"title": post.title, "author": post.author, "digest": post.digest, "content": post.body,
+                   "content_source_url": "", "thumb_media_id": thumb_media_id,
+                   "need_open_comment": 1, "only_fans_can_comment": 0}
+        return str(self._post("draft/add", {"articles": [article]}, need="media_id")["media_id"])
+
+    def _job(self, publish_id: str) -> dict[str, Any]:
+        return self._post("freepublish/get", {"publish_id": publish_id}, need="publish_status")
+
+    def _wait_for_job(self, publish_id: str, msg_data_id: str | None) -> PublishResult:
+        deadline = time.monotonic() + self.poll_timeout
+        delay = 0.0
+        while True:
+            if delay and self._closed.wait(delay):
+                raise TransientError(PLATFORM, None, f"stopped while publish job {publish_id} was running")
+            job = self._job(publish_id)
+            status = int(job["publish_status"])
+            if status == 0:
+                return self._job_result(job, msg_data_id)
+            if status != 1:
+                raise PermanentError(PLATFORM, None, self._job_failure(publish_id, job))
+            if time.monotonic() > deadline:
+                raise TransientError(PLATFORM, None, f"publish job {publish_id} still publishing after "
+                                     f"{self.poll_timeout:g} s")
+            delay = min(POLL_MAX_S, max(POLL_FIRST_S, delay * 2))
+
+    @staticmethod
+    def _job_failure(publish_id: str, job: dict[str, Any]) -> str:
+        status = int(job["publish_status"])
+        meaning = PUBLISH_FAILURES.get(status, "unknown status")
+        failed = job.get("fail_idx") or []
+        return f"publish job {publish_id} failed: publish_status {status}, {meaning}" + (
+            f", articles {failed}" if failed else "")
+
+    @staticmethod
+    def _job_result(job: dict[str, Any], msg_data_id: str | None) -> PublishResult:
+        items = (job.get("article_detail") or {}).get("item") or []
+        return PublishResult(remote_id=str(job["article_id"]), url=items[0].get("article_url") if items else None,
+                             msg_data_id=msg_data_id)
+
+    def find_published(self, post: OutgoingPost, *, since: datetime, resume: dict[str, str]) -> PublishResult | None:
+        """The article if WeChat has it; None when publishing (again, or resuming the stored ids) is safe.
+
+        Raises TransientError when it cannot tell yet: the stored draft was consumed by a submit whose
+        answer was lost, and the article is not listed yet.
+        """
+        publish_id = resume.get("publish_id")
+        if publish_id:
+            job = self._job(publish_id)
+            # Still running or failed: publish() resumes polling this job and reports its outcome.
+            return self._job_result(job, resume.get("msg_data_id")) if int(job["publish_status"]) == 0 else None
+        draft_id = resume.get("draft_id")
+        if draft_id and self._draft_exists(draft_id):
+            return None
+        found = self._search_published(post, since)
+        if found is None and draft_id:
+            raise TransientError(PLATFORM, None, f"draft {draft_id} was submitted earlier but no published "
+                                 "article matches it yet; waiting before deciding")
+        return found
+
+    def _draft_exists(self, draft_id: str) -> bool:
+        try:
+            self._post("draft/get", {"media_id": draft_id})
+        except PermanentError as e:
+            if e.code == DRAFT_UNKNOWN:
+                return False
+            raise
+        return True
+
+    def _search_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
+        since_ts = since.timestamp()
+        for offset in range(0, SCAN_LIMIT, BATCH):
+            page = self._post("freepublish/batchget", {"offset": offset, "count": BATCH, "no_content": 0})
+            items = page.get("item") or []
+            for item in items:
+                content = item.get("content") or {}
+                created = float(content.get("create_time") or item.get("update_time") or 0)
+                news = content.get("news_item") or []
+                if created < since_ts or not news:
+                    continue
+                first = news[0]
+                if first.get("title") == post.title and first.get("content") == post.body:
+                    return PublishResult(remote_id=str(item["article_id"]), url=first.get("url"),
+                                         published_at=datetime.fromtimestamp(created, UTC))
+            # Newest first by update time: once a page ends before `since`, older pages cannot match.
+            if len(items) < BATCH or min(float(i.get("update_time") or 0) for i in items) < since_ts:
+                return None
+        return None
+
+    # ---- comments, messages, figures ----------------------------------------------------
+
+    def list_comments(self, *, target: str, cursor: str) -> CommentPage:
+        """Comments (留言) under article `target` = "msg_data_id/index" (0-based index).
+
+        cursor = "<comments consumed>/<highest user_comment_id seen>" ("" at first).
+        """
+        msg_data_id, _, index = target.partition("/")
+        seen, _, last = cursor.partition("/")
+        seen_n, last_id = int(seen or 0), int(last or 0)
+        begin = max(0, seen_n - COMMENT_OVERLAP)
+        found: list[RemoteComment] = []
+        while True:
+            page = self._call("comment/list", lambda c, b=begin: c.material.list_comment(
+                int(msg_data_id), index=int(index or 0), begin=b, count=COMMENT_PAGE, type=0))
+            comments = page.get("comment") or []
+            for raw in comments:
+                if int(raw["user_comment_id"]) > last_id:
+                    found.append(self._comment(msg_data_id, int(index or 0), raw))
+            begin += len(comments)
+            if len(comments) < COMMENT_PAGE or begin >= int(page.get("total", 0)):
+                break
+        newest = max([last_id, *(int(c.reply_target["user_comment_id"]) for c in found)])
+        return CommentPage(comments=found, cursor=f"{begin}/{newest}")
+
+    @staticmethod
+    def _comment(msg_data_id: str, index: int, raw: dict[str, Any]) -> RemoteComment:
+        cid = str(raw["user_comment_id"])
+        return RemoteComment(
+            dedupe_key=f"{msg_data_id}/{index}/{cid}", ref=f"{msg_data_id}/{index}", sender_id=str(raw.get("openid", "")),
+            sender_name="", text=str(raw.get("content", "")),
+            created_at=datetime.fromtimestamp(int(raw.get("create_time", 0)), UTC),
+            replied=bool(raw.get("reply")),
+            reply_target={"msg_data_id": msg_data_id, "index": str(index), "user_comment_id": cid}, raw=dict(raw))
+
+    def reply_comment(self, comment: RemoteComment | dict[str, str], text: str) -> str:
+        target = comment.reply_target if isinstance(comment, RemoteComment) else comment
+        try:
+            self._call("comment/reply/add", lambda c: c.material.add_reply_comment(
+                int(target["msg_data_id"]), int(target.get("index", 0)), int(target["user_comment_id"]), text))
+        except PermanentError as e:
+            if e.code == REPLY_EXISTS:
+                raise ReplyRefused(PLATFORM, e.code, "this comment already has a reply") from e
+            raise
+        return ""
+
+    def send_message(self, user_id: str, text: str) -> None:
+        try:
+            self._call("message/custom/send", lambda c: c.message.send_text(user_id, text))
+        except PermanentError as e:
+            if e.code == WINDOW_CLOSED:
+                raise ReplyRefused(PLATFORM, e.code, "48-hour window closed") from e
+            raise
+
+    def fetch_stats(self, result: PublishResult) -> Stats:
+        """Reads and shares from the data cube (图文分析), comments from the comment list.
+
+        The data cube serves a day's articles only once the day is over: until then reads are None.
+        """
+        reads = shares = comments = None
+        if result.published_at is not None and result.msg_data_id:
+            day = result.published_at.astimezone(BEIJING).date()
+            try:
+                rows = self._call("datacube/getarticletotal", lambda c: c.datacube.get_article_total(day, day))
+            except PermanentError as e:
+                if e.code != DATE_NOT_READY:
+                    raise
+                rows = []
+            mine = [r for r in rows or [] if str(r.get("msgid", "")).startswith(f"{result.msg_data_id}_")]
+            if mine and mine[0].get("details"):
+                latest = mine[0]["details"][-1]
+                reads, shares = latest.get("int_page_read_count"), latest.get("share_count")
+        if result.msg_data_id:
+            page = self._call("comment/list", lambda c: c.material.list_comment(
+                int(result.msg_data_id), index=0, begin=0, count=1, type=0))
+            comments = int(page.get("total", 0))
+        return Stats(reads=reads, shares=shares, comments=comments)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._clients_lock:
+            for client in self._clients:
+                client._http.close()
+            self._clients.clear()
