@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
@@ -21,14 +22,18 @@ class JobSpec:
     id: str
     func: Callable[[Context], object]
     seconds: float
+    # Called once when the scheduler shuts down (after the last run), e.g. to hand back leases.
+    on_shutdown: Callable[[Context], object] | None = None
 
 
 def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
     from bot.inbound.autoreply import send_pending_replies
     from bot.inbound.polling import poll_comments
+    from bot.publishing import scheduler as publishing
 
     specs: list[JobSpec] = [
+        JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop),
         JobSpec("inbound.poll_comments", poll_comments, ctx.config.polling.interval_s),
         JobSpec("inbound.send_replies", send_pending_replies, max(1.0, ctx.config.scheduler.tick_seconds)),
     ]
@@ -48,11 +53,22 @@ def _guarded(spec: JobSpec, ctx: Context) -> Callable[[], None]:
 
 def build_scheduler(ctx: Context) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=ctx.tz)
-    for spec in job_specs(ctx):
+    specs = job_specs(ctx)
+    for spec in specs:
         scheduler.add_job(
             _guarded(spec, ctx), "interval", seconds=spec.seconds, id=spec.id, name=spec.id,
             replace_existing=True, max_instances=1, coalesce=True, misfire_grace_time=max(5, int(spec.seconds * 2)),
         )
+
+    def on_shutdown(_event: object) -> None:
+        for spec in specs:
+            if spec.on_shutdown is not None:
+                try:
+                    spec.on_shutdown(ctx)
+                except Exception:
+                    logger.exception("shutdown of job {} failed", spec.id)
+
+    scheduler.add_listener(on_shutdown, EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
 
 
