@@ -100,6 +100,9 @@ def test_text_message_round_trip(setup, appid):
     ("subscribe", {}, lambda m: m.event == "subscribe"),
     ("unsubscribe", {}, lambda m: m.event == "unsubscribe"),
     ("click", {"event_key": "MENU_FAQ"}, lambda m: m.event == "click" and m.key == "MENU_FAQ"),
+    ("publishjobfinish", {"publish_id": "100000001", "article_id": "AID", "article_urls": ["u1"]},
+     lambda m: m._data["Event"] == "PUBLISHJOBFINISH"
+     and m._data["PublishEventInfo"]["article_detail"]["item"]["article_url"] == "u1"),
 ])
 def test_message_and_event_types(setup, msg_type, fields, check):
     admin, receiver, _ = setup
