@@ -31,11 +31,14 @@ def job_specs(ctx: Context) -> list[JobSpec]:
     from bot.inbound.autoreply import send_pending_replies
     from bot.inbound.polling import poll_comments
     from bot.publishing import scheduler as publishing
+    from bot.tickets import answering, service as tickets
 
     specs: list[JobSpec] = [
         JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop),
         JobSpec("inbound.poll_comments", poll_comments, ctx.config.polling.interval_s),
         JobSpec("inbound.send_replies", send_pending_replies, max(1.0, ctx.config.scheduler.tick_seconds)),
+        JobSpec("tickets.check_deadlines", tickets.check_deadlines, ctx.config.tickets.check_interval_s),
+        JobSpec("tickets.send_replies", answering.send_pending_replies, max(1.0, ctx.config.scheduler.tick_seconds)),
     ]
     return specs
 
