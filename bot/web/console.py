@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
@@ -26,7 +26,7 @@ from sqlmodel import select
 from bot.clock import to_local, utcnow
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
-from bot.models import Account, AuditEvent, Department, Message, Reply, Ticket, User
+from bot.models import Account, AuditEvent, Department, Media, Message, Post, Publication, Reply, Ticket, User
 from bot.publishing.gap import account_gaps
 from bot.users import authenticate
 
@@ -52,6 +52,17 @@ LABELS: dict[str, dict[str, str]] = {
     "decision": {"approve": "通过", "reject": "退回"},
     "gap": {"ok": "正常", "warn": "预警", "limit": "超限"},
     "priority": {"1": "高", "2": "普通", "3": "低"},
+    "action": {
+        "ticket.opened": "生成工单", "ticket.acknowledged": "签收", "ticket.reassigned": "转办", "ticket.closed": "关闭",
+        "ticket.note_added": "添加备注", "ticket.warned": "临期提醒", "ticket.escalated": "超期上报",
+        "reply.queued": "答复待发送", "reply.sent": "答复已送达", "reply.failed": "答复发送失败",
+        "reply.refused": "平台拒收答复", "reply.channel_closed": "渠道已关闭，答复未发送",
+        "reply.retry_scheduled": "等待自动重试", "reply.retry_requested": "重试发送", "reply.interrupted": "发送中断",
+        "reply.recorded_offline": "登记线下答复",
+        "post.created": "创建", "post.edited": "修改", "post.submitted": "送审", "post.signed": "签署通过",
+        "post.approved": "审定", "post.rejected": "退回", "post.chain_restarted": "审签重新开始", "post.scheduled": "排期",
+        "post.unscheduled": "撤销排期",
+    },
 }
 
 # Navigation: (path, label, roles that see it; empty = everyone).
@@ -108,8 +119,24 @@ templates.env.globals["LABELS"] = LABELS
 def error_view(exc: GovbotError) -> dict[str, Any]:
     """A domain error as the page shows it: a Chinese heading, the detail, and check problems if any."""
     title = next(t for cls, t in _ERROR_TITLES if isinstance(exc, cls))
-    problems = [str(p) for p in exc.problems] if isinstance(exc, CheckFailed) else []
+    problems = [problem_view(p) for p in exc.problems] if isinstance(exc, CheckFailed) else []
     return {"title": title, "detail": "" if problems else str(exc), "problems": problems}
+
+
+FIELDS_ZH = {"title": "标题", "body": "正文", "digest": "摘要", "weibo_text": "微博文案", "cover": "封面",
+             "post": "稿件", "account": "账号", "text": "答复内容"}
+
+
+def problem_view(problem: Any) -> dict[str, Any]:
+    """A check problem for the page: where it is (field, line, column), what, and the fix if known."""
+    where = getattr(problem, "where", None)
+    line, column = getattr(problem, "line", None), getattr(problem, "column", None)
+    place = FIELDS_ZH.get(where, where or "")
+    if line is not None:
+        place += f" 第 {line} 行第 {column} 列"
+    return {"field": where, "place": place, "message": getattr(problem, "message", str(problem)),
+            "snippet": getattr(problem, "snippet", ""), "suggestion": getattr(problem, "suggestion", None),
+            "text": str(problem)}
 
 
 def csrf_token(request: Request) -> str:
@@ -190,15 +217,13 @@ def accounts(request: Request) -> list[Account]:
         return list(s.exec(select(Account).order_by(Account.platform, Account.name)))
 
 
-def parse_local_datetime(text: str, tz: str) -> datetime:
-    """The value of a datetime-local input (local wall-clock time) -> aware UTC."""
-    from bot.clock import to_utc
-
+def parse_local_datetime(text: str) -> datetime:
+    """The value of a datetime-local input: a naive local wall-clock time (the services take it so)."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise GovbotError(f"时间格式不正确：{text!r}（应为 年-月-日 时:分）") from None
-    return to_utc(value.replace(tzinfo=None), tz)
+    return value.replace(tzinfo=None)
 
 
 def parse_date(text: str | None, default: date) -> date:
@@ -306,10 +331,27 @@ def rules_test(request: Request, text: str = Form(""), subject: str = Form(""),
 
 @router.get("/")
 def dashboard(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.tickets.service import can_handle, list_tickets
+
     ctx = ctx_of(request)
+    now = utcnow()
+    my_tickets: list[Ticket] = []
     with ctx.session() as s:
         gaps = account_gaps(session=s, config=ctx.config)
-    return render(request, "dashboard.html", user, gaps=gaps, gap_cfg=ctx.config.gap)
+        if user.department_id is not None and can_handle(user, user.department_id):
+            # Overdue and due within a day: what needs doing first.
+            my_tickets = [t for t in list_tickets(session=s, department_id=user.department_id, now=now, limit=200)
+                          if due_info(t, now)["cls"]]
+        msgs = {m.id: m for m in s.exec(select(Message).where(Message.id.in_([t.message_id for t in my_tickets])))}
+        failed = list(s.exec(select(Publication).where(Publication.state.in_(("failed", "missed")))
+                             .order_by(Publication.due_at.desc()).limit(20)))
+        posts = {p.id: p for p in s.exec(select(Post).where(Post.id.in_([f.post_id for f in failed])))}
+        accs = {a.id: a.name for a in s.exec(select(Account))}
+        signer = any(user.has_role(st.role) for st in ctx.config.signoff.stages)
+        extra = {"to_sign": posts_to_sign(s, ctx.config, user)} if signer else {}
+    return render(request, "dashboard.html", user, gaps=gaps, gap_cfg=ctx.config.gap, my_tickets=my_tickets,
+                  msgs=msgs, due={t.id: due_info(t, now) for t in my_tickets}, failed=failed, posts=posts, accs=accs,
+                  **extra)
 
 
 # ---------------------------------------------------------------- messages (消息)
@@ -415,37 +457,23 @@ def tickets_page(request: Request, view: str = "open", department: str = "",
 
 def ticket_page(request: Request, user: User, ticket_id: int, *, error: dict | None = None,
                 form: dict | None = None, status_code: int = 200) -> HTMLResponse:
-    from bot.tickets import service as tickets
+    from bot.tickets import answering
+    from bot.tickets.service import CLOSE_REASONS, list_templates
 
     ctx = ctx_of(request)
     now = utcnow()
     with ctx.session() as s:
-        ticket = tickets.get_ticket(session=s, ticket_id=ticket_id)
-        message = s.get(Message, ticket.message_id)
-        account = s.get(Account, message.account_id)
-        replies = list(s.exec(select(Reply).where(Reply.message_id == message.id).order_by(Reply.id)))
-        notes = tickets.notes(session=s, ticket_id=ticket.id)
-        templates_ = tickets.list_templates(session=s, department_id=ticket.department_id) \
-            if ticket.department_id else []
+        detail = answering.ticket_detail(session=s, ctx=ctx, ticket_id=ticket_id, user=user, now=now)
+        ticket = detail.ticket
+        account = s.get(Account, detail.message.account_id)
+        templates_ = list_templates(session=s, department_id=ticket.department_id) if ticket.department_id else []
         people = {u.id: u for u in s.exec(select(User))}
         depts = {d.id: d.name for d in s.exec(select(Department).order_by(Department.name))}
-        history = list(s.exec(select(AuditEvent).where(AuditEvent.subject_type == "ticket",
-                                                       AuditEvent.subject_id == ticket.id).order_by(AuditEvent.id)))
-        channel = reply_channel_state(ctx, s, ticket, message, account)
-    return render(request, "ticket.html", user, status_code=status_code, t=ticket, m=message, account=account,
-                  replies=replies, notes=notes, templates=templates_, people=people, depts=depts, history=history,
-                  due=due_info(ticket, now), rules=parse_rules(message.rules), can_handle=tickets.can_handle(
-                      user, ticket.department_id), close_reasons=tickets.CLOSE_REASONS, channel=channel,
-                  error=error, form=form or {})
-
-
-def reply_channel_state(ctx: Context, session: Any, ticket: Ticket, message: Message, account: Account) -> dict:
-    """What the reply box can do for this message (channel, and whether the 48-hour window is closed)."""
-    try:
-        from bot.tickets import answering
-    except ImportError:
-        return {"available": False}
-    return {"available": True, **answering.channel_status(session=session, ctx=ctx, message=message)}
+    return render(request, "ticket.html", user, status_code=status_code, t=ticket, m=detail.message, account=account,
+                  replies=detail.replies, notes=detail.notes, history=detail.history, templates=templates_,
+                  people=people, depts=depts, department=detail.department, due=due_info(ticket, now),
+                  rules=parse_rules(detail.message.rules), close_reasons=CLOSE_REASONS, channel=detail.channel,
+                  offline_how=OFFLINE_HOW_ZH, error=error, form=form or {})
 
 
 # ---------------------------------------------------------------- reply templates (答复模板)
@@ -494,22 +522,85 @@ def reply_template_save(request: Request, department: str = Form(""), template_i
     return redirect(f"/tickets/templates?department={dept_id or ''}")
 
 
+OFFLINE_HOW_ZH = {"phone": "电话", "in_person": "当面", "letter": "书面", "platform": "在平台后台直接回复", "other": "其他"}
+
+
+def error_page(request: Request, user: User, exc: GovbotError) -> HTMLResponse:
+    status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, PermissionDenied) else 422
+    return render(request, "notfound.html", user, status_code=status, error=error_view(exc))
+
+
 @router.get("/tickets/{ticket_id}")
 def ticket_detail(request: Request, ticket_id: int, user: User = Depends(console_user)) -> HTMLResponse:
     try:
         return ticket_page(request, user, ticket_id)
-    except NotFound as exc:
-        return render(request, "notfound.html", user, status_code=404, error=error_view(exc))
+    except GovbotError as exc:
+        return error_page(request, user, exc)
 
 
 def ticket_action(request: Request, user: User, ticket_id: int, action: Callable[[Any], Any], ok: str,
-                  form: dict) -> Response:
+                  form: dict, then: str | None = None) -> Response:
     """Run one ticket action; on success back to the ticket with a note, on a domain error the page with it."""
     _, error = run_action(request, action)
     if error:
-        return ticket_page(request, user, ticket_id, error=error, form=form, status_code=422)
+        try:
+            return ticket_page(request, user, ticket_id, error=error, form=form, status_code=422)
+        except GovbotError:
+            return render(request, "notfound.html", user, status_code=422, error=error)
     flash(request, ok)
-    return redirect(f"/tickets/{ticket_id}")
+    return redirect(then or f"/tickets/{ticket_id}")
+
+
+def reply_outcome(request: Request, reply: Reply) -> None:
+    """Tell the responder what became of the answer: sent, waiting for a retry, or not sent and why."""
+    if reply.state == "sent":
+        flash(request, "答复已发送给群众。")
+    elif reply.state == "failed":
+        flash(request, f"答复未能发送，已保留，可重试或改用其他方式答复：{reply.last_error}", "error")
+    else:
+        flash(request, "答复已保存，平台暂时不可用，系统将自动重试发送。", "warn")
+
+
+@router.post("/tickets/{ticket_id}/answer", dependencies=[Depends(check_csrf)])
+def ticket_answer(request: Request, ticket_id: int, text: str = Form(""),
+                  user: User = Depends(console_user)) -> Response:
+    from bot.tickets.answering import answer_and_send
+
+    try:
+        reply = answer_and_send(ctx_of(request), ticket_id=ticket_id, username=user.username, text=text)
+    except GovbotError as exc:
+        try:
+            return ticket_page(request, user, ticket_id, error=error_view(exc), form={"answer": text},
+                               status_code=422)
+        except GovbotError:
+            return error_page(request, user, exc)
+    reply_outcome(request, reply)
+    return redirect(f"/tickets/{ticket_id}#replies")
+
+
+@router.post("/tickets/{ticket_id}/replies/{reply_id}/retry", dependencies=[Depends(check_csrf)])
+def ticket_retry(request: Request, ticket_id: int, reply_id: int, user: User = Depends(console_user)) -> Response:
+    from bot.tickets.answering import retry_and_send
+
+    try:
+        reply = retry_and_send(ctx_of(request), reply_id=reply_id, username=user.username)
+    except GovbotError as exc:
+        try:
+            return ticket_page(request, user, ticket_id, error=error_view(exc), status_code=422)
+        except GovbotError:
+            return error_page(request, user, exc)
+    reply_outcome(request, reply)
+    return redirect(f"/tickets/{ticket_id}#replies")
+
+
+@router.post("/tickets/{ticket_id}/offline", dependencies=[Depends(check_csrf)])
+def ticket_offline(request: Request, ticket_id: int, text: str = Form(""), how: str = Form("phone"),
+                   user: User = Depends(console_user)) -> Response:
+    from bot.tickets.answering import record_offline_answer
+
+    return ticket_action(request, user, ticket_id,
+                         lambda s: record_offline_answer(session=s, ticket_id=ticket_id, user=user, text=text, how=how),
+                         "已登记线下答复。", {"offline_text": text, "offline_how": how})
 
 
 @router.post("/tickets/{ticket_id}/acknowledge", dependencies=[Depends(check_csrf)])
@@ -539,8 +630,9 @@ def ticket_reassign(request: Request, ticket_id: int, department: str = Form("")
             raise GovbotError("请选择要转办的部门")
         return reassign(session=s, ticket_id=ticket_id, department=int(department), reason=reason, user=user)
 
-    return ticket_action(request, user, ticket_id, act, "已转办。",
-                         {"reassign_department": department, "reassign_reason": reason})
+    # After the move the ticket belongs to the other department: back to the inbox.
+    return ticket_action(request, user, ticket_id, act, f"工单 #{ticket_id} 已转办。",
+                         {"reassign_department": department, "reassign_reason": reason}, then="/tickets")
 
 
 @router.post("/tickets/{ticket_id}/close", dependencies=[Depends(check_csrf)])
@@ -551,3 +643,262 @@ def ticket_close(request: Request, ticket_id: int, reason: str = Form(""), note:
     return ticket_action(request, user, ticket_id,
                          lambda s: close(session=s, ticket_id=ticket_id, reason=reason, note=note, user=user),
                          "工单已关闭。", {"close_reason": reason, "close_note": note})
+
+
+# ---------------------------------------------------------------- posts (稿件)
+
+POST_TABS = (("", "全部"), ("mine", "待我审签"), ("draft", "草稿"), ("in_review", "审核中"), ("rejected", "已退回"),
+             ("approved", "已审定"), ("scheduled", "已排期"), ("published", "已发布"))
+
+
+def can_sign_next(session: Any, config: Any, post: Post, user: User) -> dict | None:
+    """The stage `user` may sign on this post now, or None (wrong role, own draft, already signed a stage)."""
+    from bot.publishing.signoff import contributors, current_chain
+
+    if post.status != "in_review":
+        return None
+    chain = current_chain(session=session, config=config, post=post)
+    stage = chain.next_stage
+    if stage is None or not user.has_role(stage.role) or user.id in chain.signer_ids:
+        return None
+    if user.username in contributors(session=session, post=post):
+        return None
+    return {"index": stage.index, "name": stage.name, "role": stage.role}
+
+
+def posts_to_sign(session: Any, config: Any, user: User) -> list[dict]:
+    """Posts in review whose next stage this user may sign (待我审签)."""
+    from bot.publishing.service import list_posts
+
+    out = []
+    for post in list_posts(session=session, status="in_review", limit=200):
+        stage = can_sign_next(session, config, post, user)
+        if stage is not None:
+            author = session.get(User, post.author_id)
+            out.append({"post": post, "stage": stage["name"], "author": author.display_name if author else ""})
+    return out
+
+
+@router.get("/posts")
+def posts_page(request: Request, status: str = "", user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.publishing.service import POST_STATUSES, list_posts
+
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        if status == "mine":
+            rows = [item["post"] for item in posts_to_sign(s, ctx.config, user)]
+        else:
+            rows = list_posts(session=s, status=status if status in POST_STATUSES else None, limit=200)
+        authors = {u.id: u for u in s.exec(select(User).where(User.id.in_({p.author_id for p in rows})))}
+        pubs: dict[int, list[Publication]] = {}
+        for pub in s.exec(select(Publication).where(Publication.post_id.in_([p.id for p in rows]))):
+            pubs.setdefault(pub.post_id, []).append(pub)
+        accs = {a.id: a.name for a in s.exec(select(Account))}
+    return render(request, "posts.html", user, posts=rows, authors=authors, pubs=pubs, accs=accs, status=status,
+                  tabs=POST_TABS)
+
+
+def _cover_upload(cover: UploadFile | None) -> tuple[str, bytes, str | None] | None:
+    if cover is None or not cover.filename:
+        return None
+    return cover.filename, cover.file.read(), cover.content_type
+
+
+def post_form_page(request: Request, user: User, *, post: Post | None, form: dict, error: dict | None = None,
+                   status_code: int = 200) -> HTMLResponse:
+    field_problems: dict[str, list[dict]] = {}
+    for p in (error or {}).get("problems", []):
+        field_problems.setdefault(p["field"], []).append(p)
+    return render(request, "post_form.html", user, status_code=status_code, post=post, form=form, error=error,
+                  field_problems=field_problems)
+
+
+@router.get("/posts/new")
+def post_new_form(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
+    return post_form_page(request, user, post=None, form={})
+
+
+@router.post("/posts/new", dependencies=[Depends(check_csrf)])
+def post_create(request: Request, title: str = Form(""), body: str = Form(""), digest: str = Form(""),
+                weibo_text: str = Form(""), cover: UploadFile | None = File(None),
+                user: User = Depends(console_user)) -> Response:
+    from bot.publishing.service import create_post
+
+    form = {"title": title, "body": body, "digest": digest, "weibo_text": weibo_text}
+    post, error = run_action(request, lambda s: create_post(session=s, author=user, cover=_cover_upload(cover), **form))
+    if error:
+        return post_form_page(request, user, post=None, form=form, error=error, status_code=422)
+    flash(request, "草稿已保存。检查无误后可“送审”。")
+    return redirect(f"/posts/{post.id}")
+
+
+@router.get("/posts/{post_id}/edit")
+def post_edit_form(request: Request, post_id: int, user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.publishing.service import get_post
+
+    try:
+        with ctx_of(request).session() as s:
+            post = get_post(session=s, post_id=post_id)
+    except NotFound as exc:
+        return render(request, "notfound.html", user, status_code=404, error=error_view(exc))
+    form = {"title": post.title, "body": post.body, "digest": post.digest, "weibo_text": post.weibo_text}
+    return post_form_page(request, user, post=post, form=form)
+
+
+@router.post("/posts/{post_id}/edit", dependencies=[Depends(check_csrf)])
+def post_edit(request: Request, post_id: int, title: str = Form(""), body: str = Form(""), digest: str = Form(""),
+              weibo_text: str = Form(""), cover: UploadFile | None = File(None), remove_cover: str = Form(""),
+              user: User = Depends(console_user)) -> Response:
+    from bot.publishing.service import edit_post, get_post
+
+    form = {"title": title, "body": body, "digest": digest, "weibo_text": weibo_text}
+
+    def act(s: Any) -> bool:
+        post = get_post(session=s, post_id=post_id)
+        return edit_post(session=s, post=post, user=user, cover=_cover_upload(cover),
+                         remove_cover=bool(remove_cover), **form)
+
+    changed, error = run_action(request, act)
+    if error:
+        with ctx_of(request).session() as s:
+            post = s.get(Post, post_id)
+        return post_form_page(request, user, post=post, form=form, error=error, status_code=422)
+    flash(request, "已保存为新版本，原有审签已作废，需重新送审。" if changed else "内容没有变化。",
+          "warn" if changed else "ok")
+    return redirect(f"/posts/{post_id}")
+
+
+@router.get("/posts/{post_id}/cover")
+def post_cover(request: Request, post_id: int, user: User = Depends(console_user)) -> Response:
+    with ctx_of(request).session() as s:
+        post = s.get(Post, post_id)
+        media = s.get(Media, post.cover_media_id) if post and post.cover_media_id else None
+    if media is None:
+        raise HTTPException(404)
+    return Response(media.data, media_type=media.mime, headers={"Cache-Control": "private, max-age=300"})
+
+
+def post_page(request: Request, user: User, post_id: int, *, error: dict | None = None, form: dict | None = None,
+              status_code: int = 200) -> HTMLResponse:
+    from bot.publishing.service import check_existing_post, get_post, post_view
+
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        post = get_post(session=s, post_id=post_id)
+        view = post_view(session=s, config=ctx.config, post=post)
+        sign_stage = can_sign_next(s, ctx.config, post, user)
+        live_problems = [problem_view(p) for p in check_existing_post(session=s, config=ctx.config, post=post)] \
+            if post.status in ("draft", "rejected", "in_review", "approved", "scheduled") else []
+        enabled = [a for a in s.exec(select(Account).where(Account.enabled).order_by(Account.platform, Account.name))]
+        users = {u.username: u for u in s.exec(select(User))}
+        submitted = s.exec(select(AuditEvent).where(AuditEvent.subject_type == "post", AuditEvent.subject_id == post.id,
+                                                    AuditEvent.action == "post.submitted")
+                           .order_by(AuditEvent.id.desc())).first()
+    # Accounts ticked by default: those already scheduled, else those of the platforms it was checked for.
+    platforms = set((submitted.detail.get("platforms") if submitted else None) or [])
+    scheduled_names = {p["account"] for p in view["publications"] if p["state"] != "cancelled"}
+    default_accounts = {a.id for a in enabled if a.name in scheduled_names} or \
+        {a.id for a in enabled if a.platform in platforms}
+    problems = list((error or {}).get("problems") or live_problems)
+    field_problems: dict[str, list[dict]] = {}
+    for p in problems:
+        field_problems.setdefault(p["field"], []).append(p)
+    form = form or {}
+    if "accounts" not in form:
+        form["accounts"] = {str(i) for i in default_accounts}
+    return render(request, "post.html", user, status_code=status_code, post=post, v=view, sign_stage=sign_stage,
+                  problems=problems, field_problems=field_problems, accounts=enabled, users=users,
+                  error=error, form=form, is_editor=user.has_role("editor") or user.has_role("admin"),
+                  min_local=local_dt({"tz": ctx.tz}, utcnow(), "%Y-%m-%dT%H:%M"))
+
+
+@router.get("/posts/{post_id}")
+def post_detail(request: Request, post_id: int, user: User = Depends(console_user)) -> HTMLResponse:
+    try:
+        return post_page(request, user, post_id)
+    except NotFound as exc:
+        return render(request, "notfound.html", user, status_code=404, error=error_view(exc))
+
+
+def post_action(request: Request, user: User, post_id: int, action: Callable[[Any, Post], Any], ok: str,
+                form: dict | None = None) -> Response:
+    from bot.publishing.service import get_post
+
+    _, error = run_action(request, lambda s: action(s, get_post(session=s, post_id=post_id)))
+    if error:
+        return post_page(request, user, post_id, error=error, form=form, status_code=422)
+    flash(request, ok)
+    return redirect(f"/posts/{post_id}")
+
+
+def _platforms_of(request: Request, account_ids: list[str]) -> list[str] | None:
+    ids = {as_int(i) for i in account_ids} - {None}
+    if not ids:
+        return None
+    with ctx_of(request).session() as s:
+        return sorted({a.platform for a in s.exec(select(Account).where(Account.id.in_(ids)))})
+
+
+@router.post("/posts/{post_id}/submit", dependencies=[Depends(check_csrf)])
+def post_submit(request: Request, post_id: int, accounts: list[str] = Form(default_factory=list),
+                user: User = Depends(console_user)) -> Response:
+    from bot.publishing.service import submit_post
+
+    platforms = _platforms_of(request, accounts)
+    config = ctx_of(request).config
+    return post_action(request, user, post_id,
+                       lambda s, post: submit_post(session=s, config=config, post=post, user=user, platforms=platforms),
+                       "已送审，等待审签。", {"accounts": set(accounts)})
+
+
+@router.post("/posts/{post_id}/sign", dependencies=[Depends(check_csrf)])
+def post_sign(request: Request, post_id: int, version: str = Form(""), content_hash: str = Form(""),
+              user: User = Depends(console_user)) -> Response:
+    from bot.publishing.signoff import sign
+
+    config = ctx_of(request).config
+
+    def act(s: Any, post: Post) -> Any:
+        # The version the signer read: a post edited meanwhile is refused, not signed unseen.
+        return sign(session=s, config=config, post=post, user=user, version=as_int(version),
+                    content_hash=content_hash or None)
+
+    return post_action(request, user, post_id, act, "已签署通过。")
+
+
+@router.post("/posts/{post_id}/reject", dependencies=[Depends(check_csrf)])
+def post_reject(request: Request, post_id: int, reason: str = Form(""), version: str = Form(""),
+                content_hash: str = Form(""), user: User = Depends(console_user)) -> Response:
+    from bot.publishing.signoff import reject
+
+    config = ctx_of(request).config
+
+    def act(s: Any, post: Post) -> Any:
+        return reject(session=s, config=config, post=post, user=user, reason=reason, version=as_int(version),
+                      content_hash=content_hash or None)
+
+    return post_action(request, user, post_id, act, "已退回编辑修改。", {"reason": reason})
+
+
+@router.post("/posts/{post_id}/schedule", dependencies=[Depends(check_csrf)])
+def post_schedule(request: Request, post_id: int, at: str = Form(""), accounts: list[str] = Form(default_factory=list),
+                  user: User = Depends(console_user)) -> Response:
+    from bot.publishing.service import schedule_post
+
+    config = ctx_of(request).config
+
+    def act(s: Any, post: Post) -> Any:
+        when = parse_local_datetime(at) if at.strip() else None
+        return schedule_post(session=s, config=config, post=post, user=user,
+                             accounts=[int(a) for a in accounts if a.isdigit()], at=when)
+
+    return post_action(request, user, post_id, act, "已排期，到时自动发布。" if at.strip() else "已安排立即发布。",
+                       {"at": at, "accounts": set(accounts)})
+
+
+@router.post("/posts/{post_id}/unschedule", dependencies=[Depends(check_csrf)])
+def post_unschedule(request: Request, post_id: int, user: User = Depends(console_user)) -> Response:
+    from bot.publishing.service import unschedule_post
+
+    return post_action(request, user, post_id, lambda s, post: unschedule_post(session=s, post=post, user=user),
+                       "已撤销排期。")

@@ -1,0 +1,126 @@
+"""The 稿件 pages: the whole publishing story through the console's forms."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from bot.context import Context
+from bot.models import Account, Post, Publication, SignOff
+from bot.web.app import create_app
+from tests.test_console import csrf_of, login, post_form
+
+# A 1x1 PNG: the cover a WeChat article needs.
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+POST = {"title": "示例县开展冬季安全生产大检查", "body": "<p>近日，示例县组织开展冬季安全生产大检查。</p>",
+        "digest": "冬季安全生产大检查", "weibo_text": "示例县开展冬季安全生产大检查 https://www.gov.example.cn/a/1"}
+
+
+def as_user(app, username: str) -> TestClient:
+    return login(TestClient(app), username)
+
+
+@pytest.fixture
+def app(ctx: Context):
+    return create_app(ctx)
+
+
+def create(client: TestClient, data: dict | None = None, cover: bytes | None = PNG):
+    token = csrf_of(client.get("/posts/new").text)
+    files = {"cover": ("cover.png", cover, "image/png")} if cover else {"cover": ("", b"", "application/octet-stream")}
+    return client.post("/posts/new", data={**POST, **(data or {}), "csrf_token": token}, files=files)
+
+
+def account_ids(ctx: Context, *names: str) -> list[str]:
+    with ctx.session() as s:
+        return [str(s.exec(select(Account).where(Account.name == n)).one().id) for n in names]
+
+
+def test_publishing_story_through_the_forms(ctx: Context, app) -> None:
+    editor = as_user(app, "xuanchuan")
+    r = create(editor)
+    assert r.status_code == 200 and "草稿已保存" in r.text
+    post_id = int(re.search(r"/posts/(\d+)/edit", r.text).group(1))
+    page = f"/posts/{post_id}"
+    targets = account_ids(ctx, "示例县发布", "示例县发布微博")
+
+    r = post_form(editor, f"{page}/submit", {"accounts": targets}, page=page)
+    assert "已送审" in r.text
+
+    # The author cannot sign their own draft: no button, and a forged POST is refused on the page.
+    assert f'action="{page}/sign"' not in r.text
+    r = post_form(editor, f"{page}/sign", {"version": "1"}, page=page)
+    assert r.status_code == 422 and "无权进行此操作" in r.text
+
+    for username in ("bianji", "fenguan", "zhuyao"):
+        signer = as_user(app, username)
+        home = signer.get("/").text
+        assert "待我审签的稿件" in home and POST["title"] in home
+        r = post_form(signer, f"{page}/sign", {"version": "1", "content_hash": ""}, page=page)
+        assert r.status_code == 200 and "已签署通过" in r.text, r.text
+    with ctx.session() as s:
+        assert s.get(Post, post_id).status == "approved"
+        assert len(s.exec(select(SignOff).where(SignOff.post_id == post_id)).all()) == 3
+
+    r = post_form(editor, f"{page}/schedule", {"at": "2099-01-05T09:30", "accounts": targets}, page=page)
+    assert r.status_code == 200 and "已排期" in r.text
+    with ctx.session() as s:
+        pubs = s.exec(select(Publication).where(Publication.post_id == post_id)).all()
+        assert len(pubs) == 2 and {p.state for p in pubs} == {"pending"}
+        # 09:30 in Asia/Shanghai is 01:30 UTC.
+        assert {p.due_at.strftime("%Y-%m-%d %H:%M") for p in pubs} == {"2099-01-05 01:30"}
+    assert "2099-01-05 09:30" in r.text  # shown back in local time
+    assert "示例县发布微博" in editor.get("/posts?status=scheduled").text
+
+
+def test_check_problems_are_shown_where_they_are(ctx: Context, app) -> None:
+    editor = as_user(app, "xuanchuan")
+    r = create(editor, {"body": "<p>本文件为内部资料，请勿外传。</p>", "weibo_text": "没有链接"}, cover=None)
+    post_id = int(re.search(r"/posts/(\d+)/edit", r.text).group(1))
+    page = f"/posts/{post_id}"
+    r = post_form(editor, f"{page}/submit", {"accounts": account_ids(ctx, "示例县发布", "示例县发布微博")}, page=page)
+    assert r.status_code == 422 and "发布前检查未通过" in r.text
+    assert "正文" in r.text and "内部资料" in r.text
+    assert 'class="field-error">封面' in r.text  # the missing cover is reported under the cover
+    assert "gov.example.cn" in r.text  # the Weibo safe-domain link
+    assert 'value="{}" checked'.format(account_ids(ctx, "示例县发布微博")[0]) in r.text  # the choice is kept
+    with ctx.session() as s:
+        assert s.get(Post, post_id).status == "draft"
+
+
+def test_reject_needs_a_reason_and_returns_to_the_editor(ctx: Context, app) -> None:
+    editor = as_user(app, "xuanchuan")
+    post_id = int(re.search(r"/posts/(\d+)/edit", create(editor).text).group(1))
+    page = f"/posts/{post_id}"
+    post_form(editor, f"{page}/submit", {"accounts": account_ids(ctx, "示例县发布")}, page=page)
+    reviewer = as_user(app, "bianji")
+    r = post_form(reviewer, f"{page}/reject", {"reason": " ", "version": "1"}, page=page)
+    assert r.status_code == 422 and "reason" in r.text
+    r = post_form(reviewer, f"{page}/reject", {"reason": "标题请改为简洁表述", "version": "1"}, page=page)
+    assert "已退回" in r.text and "标题请改为简洁表述" in r.text
+    assert "标题请改为简洁表述" in editor.get("/posts?status=rejected").text
+
+
+def test_edit_after_a_signoff_voids_it(ctx: Context, app) -> None:
+    editor = as_user(app, "xuanchuan")
+    post_id = int(re.search(r"/posts/(\d+)/edit", create(editor).text).group(1))
+    page = f"/posts/{post_id}"
+    post_form(editor, f"{page}/submit", {"accounts": account_ids(ctx, "示例县发布")}, page=page)
+    post_form(as_user(app, "bianji"), f"{page}/sign", {"version": "1"}, page=page)
+    token = csrf_of(editor.get(f"{page}/edit").text)
+    r = editor.post(f"{page}/edit", data={**POST, "title": "示例县开展冬季安全大检查", "csrf_token": token},
+                    files={"cover": ("", b"", "application/octet-stream")})
+    assert "原有审签已作废" in r.text and "已作废" in r.text and "v2" in r.text
+    # A signer holding the old version is refused, not signed unseen.
+    r = post_form(as_user(app, "fenguan"), f"{page}/sign", {"version": "1"}, page=page)
+    assert r.status_code == 422
+
+
+def test_bad_cover_keeps_the_form(ctx: Context, app) -> None:
+    editor = as_user(app, "xuanchuan")
+    r = create(editor, {"title": "保留我"}, cover=b"not an image")
+    assert r.status_code == 422 and 'value="保留我"' in r.text and "cover" in r.text
