@@ -127,12 +127,15 @@ def check_config(state: CliState) -> None:
 
 
 def _register_groups() -> None:
+    from bot.tickets.cli import templates, tickets
     from bot.triage.cli import rules
     from bot.users_cli import accounts, user
 
     main.add_command(user)
     main.add_command(accounts)
     main.add_command(rules)
+    main.add_command(tickets)
+    main.add_command(templates)
 
 
 _register_groups()

@@ -53,7 +53,7 @@ ALREADY_REPLIED = 88005
 WINDOW_CLOSED = 45015
 INBOX_STATES = {"open": OPEN_STATES, "new": ("new",), "acknowledged": ("acknowledged",), "answered": ("answered",),
                 "closed": ("closed",), "all": None}
-_OFFLINE_OPTION = "answer by phone or in person and record it (record_offline_answer / `govbot tickets answered-offline`)"
+_OFFLINE_OPTION = "answer by phone or in person and record it (record_offline_answer, `govbot tickets record-offline`)"
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,12 @@ def ticket_history(*, session: Session, ticket: Ticket) -> list[AuditEvent]:
     return sorted(events, key=lambda e: (e.at, e.id))
 
 
-def ticket_detail(*, session: Session, ctx: Context, ticket_id: int, user: User,
+def ticket_detail(*, session: Session, ctx: Context, ticket_id: int, user: User | None,
                   now: datetime | None = None) -> TicketDetail:
+    """Everything about a ticket. user None: a trusted caller (the CLI on the server) sees any ticket."""
     ticket = service.get_ticket(session=session, ticket_id=ticket_id)
-    service.require_handler(session=session, user=user, ticket=ticket)
+    if user is not None:
+        service.require_handler(session=session, user=user, ticket=ticket)
     message = session.get(Message, ticket.message_id)
     dept = session.get(Department, ticket.department_id) if ticket.department_id else None
     return TicketDetail(

@@ -1,0 +1,308 @@
+"""`govbot tickets ...` and `govbot templates ...`: handle citizen tickets from the command line.
+
+Actions name the acting user with `--as USERNAME`: the same permissions and audit trail as the console.
+Times are shown in local time (config `timezone`).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+from sqlmodel import Session, select
+
+from bot.cli import CliState, fail, handle_errors, pass_state
+from bot.clock import to_local, utcnow
+from bot.models import Account, Department, Message, Reply, ReplyTemplate, User
+from bot.tickets import answering, service
+from bot.users import get_user
+
+TEXT_PREVIEW = 40
+
+
+def _when(state: CliState, dt: datetime | None) -> str:
+    return to_local(dt, state.config.timezone).strftime("%Y-%m-%d %H:%M") if dt else "-"
+
+
+def _names(session: Session, model, attr: str = "name") -> dict[int, str]:
+    return {row.id: getattr(row, attr) for row in session.exec(select(model))}
+
+
+def _one_line(text: str, width: int = TEXT_PREVIEW) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@click.group()
+def tickets() -> None:
+    """Citizen tickets (工单): list, show, answer, reassign, close, notes, retry failed replies."""
+
+
+@tickets.command("list")
+@click.option("--department", default="", help="Department name (default: every department).")
+@click.option("--overdue", is_flag=True, help="Only tickets past the deadline they work towards.")
+@click.option("--state", "state_filter", default="open", show_default=True,
+              type=click.Choice(list(answering.INBOX_STATES)), help="Which tickets.")
+@pass_state
+@handle_errors
+def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str) -> None:
+    """Tickets in deadline order, the most overdue first."""
+    now = utcnow()
+    with state.ctx.session() as session:
+        dept_id = service.get_department(session=session, name_or_id=department).id if department else None
+        rows = service.list_tickets(session=session, department_id=dept_id, states=answering.INBOX_STATES[state_filter],
+                                    overdue=overdue, now=now)
+        depts = _names(session, Department)
+        messages = {m.id: m for m in session.exec(select(Message).where(Message.id.in_([t.message_id for t in rows])))}
+        failed = {r.ticket_id for r in session.exec(select(Reply).where(
+            Reply.ticket_id.in_([t.id for t in rows]), Reply.state == "failed"))}
+    if not rows:
+        click.echo("no tickets")
+        return
+    click.echo(f"{'id':>6}  {'due (local)':<16}  {'':<7}  {'state':<12} {'p':<1} {'intent':<10} "
+               f"{'department':<10} text")
+    for t in rows:
+        flag = "OVERDUE" if service.is_overdue(t, now) else ""
+        mark = " [failed reply]" if t.id in failed else ""
+        click.echo(f"{t.id:>6}  {_when(state, service.ticket_next_due(t)):<16}  {flag:<7}  {t.state:<12} "
+                   f"{t.priority:<1} {t.intent:<10} {depts.get(t.department_id, '-'):<10} "
+                   f"{_one_line(messages[t.message_id].text)}{mark}")
+
+
+@tickets.command("show")
+@click.argument("ticket_id", type=int)
+@pass_state
+@handle_errors
+def show(state: CliState, ticket_id: int) -> None:
+    """Everything about a ticket: the message, deadlines, the channel, replies, notes and history."""
+    with state.ctx.session() as session:
+        d = answering.ticket_detail(session=session, ctx=state.ctx, ticket_id=ticket_id, user=None)
+        users = _names(session, User, "username")
+        account = session.get(Account, d.message.account_id)
+    t, m = d.ticket, d.message
+    click.echo(f"ticket #{t.id}  {t.state}{f' ({t.close_reason})' if t.close_reason else ''}  priority {t.priority}  "
+               f"{t.intent}{f' / {t.topic}' if t.topic else ''}  department {d.department or '-'}")
+    click.echo(f"message #{m.id} on {account.name} ({m.kind}) from {m.sender_name or m.sender_id or '-'} "
+               f"at {_when(state, m.received_at)}:")
+    click.echo(f"  {m.text}")
+    click.echo(f"first response due {_when(state, t.first_response_due)} (given {_when(state, t.first_response_at)}); "
+               f"resolution due {_when(state, t.resolution_due)} (answered {_when(state, t.answered_at)})")
+    click.echo(f"warned {_when(state, t.warned_at)}; escalated {_when(state, t.escalated_at)}; "
+               f"assignee {users.get(t.assignee_id, '-')}")
+    ch = d.channel
+    if ch.open:
+        until = f" until {_when(state, ch.closes_at)}" if ch.closes_at else ""
+        click.echo(f"channel {ch.channel}: open{until}")
+    else:
+        click.echo(f"channel {ch.channel}: CLOSED - {ch.reason}")
+        for option in ch.options:
+            click.echo(f"  still possible: {option}")
+    click.echo("replies:" if d.replies else "replies: none")
+    for r in d.replies:
+        who = "automatic" if r.automatic else users.get(r.author_id, "-")
+        click.echo(f"  #{r.id} {r.state:<8} {r.channel:<14} by {who} at {_when(state, r.sent_at or r.created_at)}: "
+                   f"{_one_line(r.text, 60)}")
+        if r.state != "sent" and r.last_error:
+            click.echo(f"      {r.last_error}")
+    click.echo("notes:" if d.notes else "notes: none")
+    for n in d.notes:
+        click.echo(f"  {_when(state, n.created_at)} {users.get(n.author_id, 'system')}: {n.text}")
+    click.echo("history:")
+    for e in d.history:
+        click.echo(f"  {_when(state, e.at)} {e.actor:<10} {e.action}")
+
+
+def _report_reply(reply: Reply) -> None:
+    if reply.state == "sent":
+        click.echo(f"reply #{reply.id} sent via {reply.channel}")
+    elif reply.state == "pending":
+        click.echo(f"reply #{reply.id} not sent yet ({reply.last_error}); it is retried automatically")
+    else:
+        click.echo(f"reply #{reply.id} FAILED: {reply.last_error}", err=True)
+        click.echo(f"see `govbot tickets show {reply.ticket_id}` for what is still possible; "
+                   f"`govbot tickets retry {reply.id} --as USER` sends it again", err=True)
+        sys.exit(1)
+
+
+@tickets.command("answer")
+@click.argument("ticket_id", type=int)
+@click.option("--as", "username", required=True, help="The responder answering.")
+@click.option("--text", default="", help="The answer.")
+@click.option("--template", default="", help="Use the department's reply template of this name as the text.")
+@pass_state
+@handle_errors
+def answer_cmd(state: CliState, ticket_id: int, username: str, text: str, template: str) -> None:
+    """Answer the citizen through the ticket's channel (checked like posts first)."""
+    if bool(text) == bool(template):
+        fail("give either --text or --template")
+    if template:
+        with state.ctx.session() as session:
+            ticket = service.get_ticket(session=session, ticket_id=ticket_id)
+            tpl = session.exec(select(ReplyTemplate).where(ReplyTemplate.department_id == ticket.department_id,
+                                                           ReplyTemplate.name == template)).first()
+            if tpl is None:
+                fail(f"the ticket's department has no reply template named {template!r}")
+            text = tpl.text
+    _report_reply(answering.answer_and_send(state.ctx, ticket_id=ticket_id, username=username, text=text))
+
+
+@tickets.command("record-offline")
+@click.argument("ticket_id", type=int)
+@click.option("--as", "username", required=True)
+@click.option("--text", required=True, help="What the citizen was told.")
+@click.option("--how", type=click.Choice(answering.OFFLINE_HOW), default="phone", show_default=True)
+@pass_state
+@handle_errors
+def record_offline(state: CliState, ticket_id: int, username: str, text: str, how: str) -> None:
+    """Record an answer given by phone, in person, by letter or on the platform itself."""
+    with state.ctx.session() as session:
+        reply = answering.record_offline_answer(session=session, ticket_id=ticket_id,
+                                                user=get_user(session=session, username=username), text=text, how=how)
+    click.echo(f"recorded answer #{reply.id} ({how}); ticket #{ticket_id} answered")
+
+
+@tickets.command("acknowledge")
+@click.argument("ticket_id", type=int)
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def acknowledge_cmd(state: CliState, ticket_id: int, username: str) -> None:
+    """签收: take the ticket on."""
+    with state.ctx.session() as session:
+        service.acknowledge(session=session, ticket_id=ticket_id, user=get_user(session=session, username=username))
+    click.echo(f"ticket #{ticket_id} acknowledged by {username}")
+
+
+@tickets.command("reassign")
+@click.argument("ticket_id", type=int)
+@click.option("--to", "department", required=True, help="Department name.")
+@click.option("--reason", required=True)
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def reassign_cmd(state: CliState, ticket_id: int, department: str, reason: str, username: str) -> None:
+    """转办: move the ticket to another department."""
+    with state.ctx.session() as session:
+        service.reassign(session=session, ticket_id=ticket_id, department=department, reason=reason,
+                         user=get_user(session=session, username=username))
+    click.echo(f"ticket #{ticket_id} reassigned to {department}")
+
+
+@tickets.command("close")
+@click.argument("ticket_id", type=int)
+@click.option("--reason", required=True, type=click.Choice(list(service.CLOSE_REASONS)))
+@click.option("--note", default="", help="Optional internal note.")
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def close_cmd(state: CliState, ticket_id: int, reason: str, note: str, username: str) -> None:
+    """Close the ticket with a reason."""
+    with state.ctx.session() as session:
+        service.close(session=session, ticket_id=ticket_id, reason=reason, note=note,
+                      user=get_user(session=session, username=username))
+    click.echo(f"ticket #{ticket_id} closed ({reason})")
+
+
+@tickets.command("note")
+@click.argument("ticket_id", type=int)
+@click.argument("text", nargs=-1, required=True)
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def note_cmd(state: CliState, ticket_id: int, text: tuple[str, ...], username: str) -> None:
+    """Add an internal note (never sent to the citizen)."""
+    with state.ctx.session() as session:
+        note = service.add_note(session=session, ticket_id=ticket_id, text=" ".join(text),
+                                user=get_user(session=session, username=username))
+    click.echo(f"note #{note.id} added to ticket #{ticket_id}")
+
+
+@tickets.command("retry")
+@click.argument("reply_id", type=int)
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def retry_cmd(state: CliState, reply_id: int, username: str) -> None:
+    """Send a failed reply again."""
+    _report_reply(answering.retry_and_send(state.ctx, reply_id=reply_id, username=username))
+
+
+@tickets.command("check-deadlines")
+@pass_state
+@handle_errors
+def check_deadlines_cmd(state: CliState) -> None:
+    """Run the warning and escalation job once (the worker runs it every tickets.check_interval_s)."""
+    result = service.check_deadlines(state.ctx)
+    click.echo(f"{len(result.warned)} warned, {len(result.escalated)} escalated")
+
+
+@tickets.command("send-replies")
+@pass_state
+@handle_errors
+def send_replies_cmd(state: CliState) -> None:
+    """Send the responders' replies that are due, once (the worker does this continuously)."""
+    click.echo(f"{answering.send_pending_replies(state.ctx)} replies attempted")
+
+
+# -- reply templates -----------------------------------------------------------------------------
+
+
+@click.group()
+def templates() -> None:
+    """Reply templates (答复模板) per department."""
+
+
+@templates.command("list")
+@click.option("--department", required=True)
+@pass_state
+@handle_errors
+def templates_list(state: CliState, department: str) -> None:
+    with state.ctx.session() as session:
+        dept = service.get_department(session=session, name_or_id=department)
+        rows = service.list_templates(session=session, department_id=dept.id)
+    if not rows:
+        click.echo(f"{dept.name} has no reply templates")
+    for t in rows:
+        click.echo(f"#{t.id} {t.name}: {_one_line(t.text, 60)}")
+
+
+@templates.command("add")
+@click.option("--department", required=True)
+@click.option("--name", required=True)
+@click.option("--text", required=True)
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def templates_add(state: CliState, department: str, name: str, text: str, username: str) -> None:
+    with state.ctx.session() as session:
+        dept = service.get_department(session=session, name_or_id=department)
+        tpl = service.create_template(session=session, department_id=dept.id, name=name, text=text,
+                                      user=get_user(session=session, username=username))
+    click.echo(f"template #{tpl.id} {name!r} added to {dept.name}")
+
+
+@templates.command("edit")
+@click.argument("template_id", type=int)
+@click.option("--name", default=None)
+@click.option("--text", default=None)
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def templates_edit(state: CliState, template_id: int, name: str | None, text: str | None, username: str) -> None:
+    with state.ctx.session() as session:
+        service.update_template(session=session, template_id=template_id, name=name, text=text,
+                                user=get_user(session=session, username=username))
+    click.echo(f"template #{template_id} saved")
+
+
+@templates.command("delete")
+@click.argument("template_id", type=int)
+@click.option("--as", "username", required=True)
+@pass_state
+@handle_errors
+def templates_delete(state: CliState, template_id: int, username: str) -> None:
+    with state.ctx.session() as session:
+        service.delete_template(session=session, template_id=template_id,
+                                user=get_user(session=session, username=username))
+    click.echo(f"template #{template_id} deleted")
