@@ -66,7 +66,7 @@ def test_a_fraud_complaint_mentioning_part_time_jobs_is_not_spam(clf):
 
 
 @pytest.mark.parametrize("text", [
-    "怎么办理社保卡", "怎么办理社保卡？", "社保卡在哪里补办", "能否延长办公时间", "可不可以网上办",
+    "怎么办理社保卡", "怎么办理社保卡？", "社保卡在哪里补办", "能否网上办理", "可不可以网上办",
     "不动产证怎么办理", "请问明天上班吗", "请问明天上班吗？", "医保报销比例是多少", "是否需要本人到场",
 ])
 def test_question_forms_with_or_without_question_mark(clf, text):
@@ -75,8 +75,12 @@ def test_question_forms_with_or_without_question_mark(clf, text):
     assert c.needs_answer
 
 
-def test_suggestion(clf):
-    c = clf.classify("建议增设一条公交线路到新区")
+@pytest.mark.parametrize("text", [
+    "建议增设一条公交线路到新区", "能否延长办公时间", "退休年龄宜改为五十岁", "可否在菜市场旁增设停车位",
+    "希望多开几趟早班车", "对老旧小区改造提出几点建议：一是加装电梯，二是增设停车位",
+])
+def test_suggestion(clf, text):
+    c = clf.classify(text)
     assert c.intent == "suggestion" and c.needs_answer
 
 
