@@ -198,8 +198,8 @@ def _warn(*, session: Session, ctx: Context, ticket: Ticket, now: datetime) -> N
     audit.record(session=session, actor=SYSTEM, action="ticket.warned", subject_type="ticket", subject_id=ticket.id,
                  department=dept, notify=[u.username for u in people],
                  due=ticket_next_due(ticket).isoformat(), resolution_due=ticket.resolution_due.isoformat())
-    logger.warning("ticket {} ({}) nears its deadline {}; notify {}", ticket.id, dept,
-                   ticket.resolution_due.isoformat(), ", ".join(u.username for u in people) or "nobody (no responder)")
+    logger.warning("ticket {} ({}) is due {}: warning {}", ticket.id, dept, ticket.resolution_due.isoformat(),
+                   ", ".join(u.username for u in people) or "nobody (the department has no responder)")
 
 
 def _escalate(*, session: Session, ctx: Context, ticket: Ticket, now: datetime) -> None:
