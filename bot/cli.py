@@ -127,6 +127,7 @@ def check_config(state: CliState) -> None:
 
 
 def _register_groups() -> None:
+    from bot.publishing.cli import post, publication
     from bot.tickets.cli import templates, tickets
     from bot.triage.cli import rules
     from bot.users_cli import accounts, user
@@ -136,6 +137,8 @@ def _register_groups() -> None:
     main.add_command(rules)
     main.add_command(tickets)
     main.add_command(templates)
+    main.add_command(post)
+    main.add_command(publication)
 
 
 _register_groups()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -161,11 +162,22 @@ def _refuse_if_live(session: Session, post: Post, doing: str) -> None:
                            "write a new post instead")
 
 
+@dataclass(frozen=True)
+class EditResult:
+    changed: bool
+    fields: list[str] = field(default_factory=list)
+    voided_signoffs: list[int] = field(default_factory=list)
+    cancelled_publications: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.changed
+
+
 def edit_post(*, session: Session, post: Post, user: User, title: str | None = None, body: str | None = None,
               digest: str | None = None, weibo_text: str | None = None, cover: CoverUpload | None = None,
-              remove_cover: bool = False) -> bool:
+              remove_cover: bool = False) -> EditResult:
     """Change the content. Any real change bumps the version, voids every sign-off, cancels pending
-    publications and returns the post to draft. Returns False when nothing changed."""
+    publications and returns the post to draft. A result that is false: nothing changed."""
     _acting(user)
     require_role(user, "editor")
     if cover is not None and remove_cover:
@@ -183,7 +195,7 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
     new_hash = content_hash(**{k: changes.get(k, getattr(post, k)) for k in EDITABLE_FIELDS},
                             cover_sha256=new_cover.sha256 if new_cover else None)
     if new_hash == post.content_hash:
-        return False
+        return EditResult(False)
     now = touch_post(session=session, post=post)
     previous = {"version": post.version, "content_hash": post.content_hash, "status": post.status}
     for k, v in changes.items():
@@ -205,7 +217,7 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
         # The chain starts again: what a reviewer signed was another text.
         _audit(session, user, "post.chain_restarted", post, voided_signoffs=voided,
                cancelled_publications=[p.id for p in cancelled], reason="edited")
-    return True
+    return EditResult(True, sorted(changes), voided, [p.id for p in cancelled])
 
 
 def default_platforms(*, session: Session, post: Post) -> list[str]:
