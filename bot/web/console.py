@@ -902,3 +902,77 @@ def post_unschedule(request: Request, post_id: int, user: User = Depends(console
 
     return post_action(request, user, post_id, lambda s, post: unschedule_post(session=s, post=post, user=user),
                        "已撤销排期。")
+
+
+# ---------------------------------------------------------------- daily digest (日报)
+
+
+def digest_scope(session: Any, config: Any, org: str) -> tuple[Any, list[Any]]:
+    """The organisation asked for (default: the first) and all of them, for the picker."""
+    from bot.oversight.digest import organisation_scopes
+
+    scopes = organisation_scopes(session=session, config=config)
+    chosen = next((sc for sc in scopes if sc.name == org), scopes[0])
+    return chosen, scopes
+
+
+@router.get("/digest")
+def digest_page(request: Request, day: str = "", org: str = "", user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.oversight.digest import collect_digest, stored_run
+
+    ctx = ctx_of(request)
+    today = today_local(request)
+    the_day = parse_date(day, today)
+    digest = run = error = None
+    scopes: list[Any] = []
+    try:
+        with ctx.session() as s:
+            scope, scopes = digest_scope(s, ctx.config, org)
+            digest = collect_digest(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope, day=the_day)
+            run = stored_run(session=s, scope=scope, day=the_day) if scope.organisation_id is not None else None
+    except GovbotError as exc:
+        error = error_view(exc)
+    return render(request, "digest.html", user, digest=digest, run=run, day=the_day, today=today, scopes=scopes,
+                  org=digest.organisation if digest else org, error=error)
+
+
+@router.get("/digest/html")
+def digest_html(request: Request, day: str = "", org: str = "", user: User = Depends(console_user)) -> HTMLResponse:
+    """The digest exactly as it is mailed, for the page to embed."""
+    from bot.oversight.digest import collect_digest, render_html
+
+    ctx = ctx_of(request)
+    try:
+        with ctx.session() as s:
+            scope, _ = digest_scope(s, ctx.config, org)
+            digest = collect_digest(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope,
+                                    day=parse_date(day, today_local(request)))
+    except GovbotError as exc:
+        return HTMLResponse(f"<p>{error_view(exc)['detail']}</p>", status_code=422)
+    return HTMLResponse(render_html(digest))
+
+
+@router.post("/digest/send", dependencies=[Depends(check_csrf)])
+def digest_send(request: Request, org: str = Form(""), user: User = Depends(console_user)) -> Response:
+    """Write today's digest and deliver it to the channels that have not had it yet (admins)."""
+    from bot.oversight.digest import produce_digest
+    from bot.users import require_role
+
+    ctx = ctx_of(request)
+    try:
+        require_role(user, "admin")
+        with ctx.session() as s:
+            scope, _ = digest_scope(s, ctx.config, org)
+        outcome = produce_digest(ctx, scope=scope, day=today_local(request))
+    except GovbotError as exc:
+        flash(request, f"{error_view(exc)['title']}：{exc}", "error")
+        return redirect(f"/digest?org={quote(org)}")
+    if outcome is None:
+        flash(request, "另一个进程正在生成今天的日报，请稍后刷新。", "warn")
+    elif outcome.failed_now:
+        flash(request, "日报已生成；发送失败的渠道：" + "、".join(outcome.failed_now) + "（系统会自动重试）", "error")
+    elif outcome.sent_now:
+        flash(request, "日报已生成并发送：" + "、".join(outcome.sent_now))
+    else:
+        flash(request, "日报已生成。" + ("各渠道今天已发送过。" if scope.channels else "未配置发送渠道。"))
+    return redirect(f"/digest?org={quote(scope.name)}")
