@@ -6,17 +6,24 @@ Also used by the worker processes' tests (SIGKILL, PostgreSQL): helpers take a p
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
+import tomli_w
 from sqlmodel import Session, select
 
 from bot.clock import utcnow
-from bot.config import Config
+from bot.config import REPO_ROOT, Config, load_config
 from bot.models import Account, Media, Post, Publication, SignOff, User
 from bot.publishing.scheduler import ACTIVE
 
@@ -103,3 +110,65 @@ def arm(url: str, platform: str, path: str, kind: str, **extra) -> None:
 
 def ago(seconds: float) -> datetime:
     return utcnow() - timedelta(seconds=seconds)
+
+
+# ---- worker processes (`govbot worker`) ---------------------------------------------------------
+
+
+def worker_config(tmp_path: Path, emulator_url: str, overrides: dict[str, Any] | None = None) -> tuple[Path, Config]:
+    """A TOML config file like the `make_config` fixture's, for worker processes; returns it parsed too."""
+    from tests.conftest import EXAMPLE, deep_merge
+
+    data = deep_merge(EXAMPLE, {
+        "database": {"url": f"sqlite:///{tmp_path / 'govbot.db'}"},
+        "emulator": {"demo": False, "state_file": str(tmp_path / "emulator.json")},
+        "triage": {"rules_dir": str(REPO_ROOT / "rules")},
+        "tickets": {"holidays_file": str(REPO_ROOT / "rules" / "holidays.toml")},
+        "platforms": {"wechat": {"api_base": f"{emulator_url}/wechat/cgi-bin/"},
+                      "weibo": {"api_base": f"{emulator_url}/weibo/2/"}},
+    })
+    path = tmp_path / "config.toml"
+    path.write_bytes(tomli_w.dumps(deep_merge(data, overrides or {})).encode("utf-8"))
+    return path, load_config(path)
+
+
+class Worker:
+    """A real `govbot --config FILE -v worker` process, its log in a file."""
+
+    def __init__(self, config_path: Path, log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        govbot = Path(sys.executable).with_name("govbot")
+        self.proc = subprocess.Popen([str(govbot), "--config", str(config_path), "-v", "worker"],
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=str(config_path.parent))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_running(self, timeout: float = 60.0) -> None:
+        def running() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            return "running" in self.log()
+
+        wait_for(running, timeout=timeout, interval=0.1, what=f"worker {self.pid} to start")
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return self.proc.returncode
