@@ -379,3 +379,41 @@ def test_content_hash_covers_every_published_field():
     for k in base:
         assert service.content_hash(**{**base, k: base[k] + "x"}) != h
     assert service.content_hash(**{**base, "title": "tb", "body": ""}) != service.content_hash(**{**base, "title": "t", "body": "bb"})
+
+
+def test_a_publication_waiting_for_a_retry_is_left_to_the_scheduler(ctx: Context):
+    post_id = signed_post(ctx)
+    [pub] = schedule(ctx, post_id, accounts=[WECHAT])
+    with ctx.session() as s:
+        row = s.get(Publication, pub.id)
+        row.first_attempt_at, row.attempts, row.last_error = utcnow(), 1, "wechat: timed out"
+        s.add(row)
+    with pytest.raises(InvalidState, match="already attempted.*timed out"):
+        act(ctx, service.edit_post, post_id, "xuanchuan", title="改")
+    with pytest.raises(InvalidState, match="already attempted"):
+        act(ctx, service.unschedule_post, post_id, "xuanchuan")
+    later = datetime(2031, 5, 1, 9, 0)
+    schedule(ctx, post_id, accounts=[WECHAT], at=later)
+    row = get(ctx, Publication, pub.id)
+    assert (row.attempts, row.first_attempt_at is not None) == (1, True)
+    assert to_local(row.due_at, ctx.tz).year == 2031
+
+
+def test_a_failed_publication_is_scheduled_again_and_reconciled_first(ctx: Context):
+    post_id = signed_post(ctx)
+    pubs = schedule(ctx, post_id)
+    with ctx.session() as s:
+        ok, bad = (s.get(Publication, p.id) for p in pubs)
+        ok.state, ok.published_at, ok.first_attempt_at = "published", utcnow(), utcnow()
+        bad.state, bad.attempts, bad.first_attempt_at, bad.last_error = "failed", 8, utcnow(), "weibo error 10023"
+        s.add(ok), s.add(bad)
+        post = s.get(Post, post_id)
+        post.status = "partially_failed"
+        s.add(post)
+    with pytest.raises(InvalidState, match="already published on 示例县发布"):
+        schedule(ctx, post_id, accounts=[WECHAT])
+    [again] = schedule(ctx, post_id, accounts=[WEIBO_ACC])
+    row = get(ctx, Publication, again.id)
+    assert (row.state, row.attempts, row.last_error) == ("pending", 0, None)
+    assert row.first_attempt_at is not None  # the scheduler asks the platform before publishing again
+    assert get(ctx, Post, post_id).status == "scheduled"

@@ -36,7 +36,10 @@ from bot.publishing.checks import (
 from bot.publishing.signoff import current_chain, post_signoffs, touch_post, void_signoffs
 from bot.users import require_role
 
-POST_STATUSES = ("draft", "in_review", "rejected", "approved", "scheduled", "published")
+# partially_failed / failed: set by the scheduler when a post's publications end.
+POST_STATUSES = ("draft", "in_review", "rejected", "approved", "scheduled", "published", "partially_failed", "failed")
+# A post in one of these states with a complete sign-off chain may be (re)scheduled.
+SCHEDULABLE = ("approved", "scheduled", "published", "partially_failed", "failed")
 PUBLICATION_STATES = ("pending", "publishing", "published", "failed", "missed", "cancelled")
 # Publications the platform may already have: the post can no longer change under them.
 LIVE_STATES = ("publishing", "published")
@@ -154,12 +157,28 @@ def _cancel_pending(session: Session, post: Post, actor: str, reason: str, now: 
     return cancelled
 
 
+def _attempted(pub: Publication) -> bool:
+    """Pending again after an attempt (a retry): the platform may already hold it, so only the
+    scheduler, which reconciles with the platform first, may settle it."""
+    return pub.state == "pending" and pub.first_attempt_at is not None
+
+
 def _refuse_if_live(session: Session, post: Post, doing: str) -> None:
-    live = [p for p in _publications(session, post) if p.state in LIVE_STATES]
+    pubs = _publications(session, post)
+    live = [p for p in pubs if p.state in LIVE_STATES]
     if live or post.status == "published":
         states = ", ".join(f"publication {p.id} {p.state}" for p in live) or "published"
         raise InvalidState(f"post {post.id} cannot be {doing}: it is already out or going out ({states}); "
                            "write a new post instead")
+    _refuse_if_attempted([p for p in pubs if _attempted(p)], doing)
+
+
+def _refuse_if_attempted(pubs: list[Publication], doing: str) -> None:
+    if pubs:
+        p = pubs[0]
+        raise InvalidState(f"post {p.post_id} cannot be {doing}: publication {p.id} was already attempted and is "
+                           f"waiting for a retry (last error: {p.last_error or 'none'}); the platform may have it. "
+                           "Wait until it is published or failed")
 
 
 @dataclass(frozen=True)
@@ -285,7 +304,7 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
     _acting(user)
     # Propaganda officers (editors) schedule what the chain approved; admins may too.
     require_role(user, "editor")
-    if post.status not in ("approved", "scheduled"):
+    if post.status not in SCHEDULABLE:
         raise InvalidState(f"post {post.id} is {post.status}; only a fully signed post can be scheduled")
     chain = current_chain(session=session, config=config, post=post)
     if not chain.complete:
@@ -310,18 +329,20 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
             action = "publication.scheduled"
         elif pub.state in LIVE_STATES:
             raise InvalidState(f"post {post.id} is already {pub.state} on {acc.name} (publication {pub.id})")
+        elif pub.state == "pending":
+            _take_pending(session, pub, now, due_at=due, next_attempt_at=due)
+            action = "publication.rescheduled"
         else:
-            if pub.state == "pending":
-                _take_pending(session, pub, now, due_at=due, next_attempt_at=due)
             if pub.content_hash != post.content_hash:
                 # Platform ids of an attempt on older content must not be resumed with this one.
                 pub.step = ""
                 pub.remote_media_id = pub.remote_draft_id = pub.remote_publish_id = None
+                pub.first_attempt_at = None
+            # first_attempt_at is otherwise kept: the scheduler then asks the platform before publishing again.
             pub.state = "pending"
             pub.due_at = pub.next_attempt_at = due
             pub.attempts = 0
             pub.last_error = None
-            pub.first_attempt_at = None
             pub.lease_owner = pub.lease_until = None
             pub.content_hash = post.content_hash
             action = "publication.rescheduled"
@@ -355,6 +376,7 @@ def unschedule_post(*, session: Session, post: Post, user: User,
                and (account_ids is None or p.account_id in account_ids)]
     if not pending:
         raise InvalidState(f"post {post.id} has no pending publication to cancel")
+    _refuse_if_attempted([p for p in pending if _attempted(p)], "unscheduled")
     now = touch_post(session=session, post=post)
     cancelled = _cancel_pending(session, post, user.username, "unscheduled", now, account_ids)
     post.scheduled_at = _earliest_pending(session, post)

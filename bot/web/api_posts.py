@@ -1,0 +1,297 @@
+"""JSON API for posts, the sign-off chain, scheduling, publications and accounts under /api.
+
+Auth: `Authorization: Bearer <token>` (bot.users.issue_api_token, `govbot user token NAME`) or the
+console's session. Every action runs in its own transaction that commits before the response, with
+the calling user's roles and the same rules as the CLI and console. Domain errors become JSON
+errors in bot.web.app (404, 403, 409); failed checks are 422 with `problems` (one line each) and
+`problem_details` (code, field, offset, line, column, snippet, suggestion).
+
+Times: `at` without a time zone is local time in the config's timezone; answers carry local times
+with their UTC offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, select
+
+from bot.clock import to_local
+from bot.context import Context
+from bot.errors import CheckFailed, GovbotError
+from bot.models import Account, Department, Media, User
+from bot.publishing import service
+from bot.publishing.gap import AccountGap, account_gaps
+from bot.publishing.signoff import reject, sign
+from bot.web.deps import current_user, get_ctx
+
+router = APIRouter(prefix="/api", tags=["posts"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CoverIn(_Body):
+    filename: str = Field(min_length=1, max_length=200)
+    data_base64: str = Field(min_length=1)
+
+
+class PostIn(_Body):
+    title: str
+    body: str
+    digest: str = ""
+    weibo_text: str = ""
+    cover: CoverIn | None = None
+
+
+class PostEdit(_Body):
+    title: str | None = None
+    body: str | None = None
+    digest: str | None = None
+    weibo_text: str | None = None
+    cover: CoverIn | None = None
+    remove_cover: bool = False
+
+
+class PlatformsIn(_Body):
+    platforms: list[Literal["wechat", "weibo"]] | None = None
+
+
+class SignIn(_Body):
+    # The version the reviewer read: one of the two is required, so nobody signs an edit unseen.
+    version: int | None = None
+    content_hash: str | None = None
+
+
+class RejectIn(SignIn):
+    reason: str = Field(min_length=1)
+
+
+class ScheduleIn(_Body):
+    accounts: list[str | int] = Field(min_length=1)
+    at: datetime | None = None
+    now: bool = False
+
+
+class UnscheduleIn(_Body):
+    accounts: list[str | int] | None = None
+
+
+def _decode_cover(cover: CoverIn | None) -> service.CoverUpload | None:
+    if cover is None:
+        return None
+    try:
+        data = base64.b64decode(cover.data_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise GovbotError(f"cover {cover.filename!r}: data_base64 is not valid base64") from None
+    return cover.filename, data, None
+
+
+def _checked(fn: Callable[[], Any]) -> Any:
+    """Failed checks as 422 with both the one-line problems and their structured details."""
+    try:
+        return fn()
+    except CheckFailed as e:
+        return JSONResponse({"error": "CheckFailed", "detail": f"{len(e.problems)} check(s) failed",
+                             "problems": [str(p) for p in e.problems],
+                             "problem_details": [p.as_dict() for p in e.problems]}, status_code=422)
+
+
+def _view(ctx: Context, post_id: int) -> dict[str, Any]:
+    with ctx.session() as s:
+        return service.post_view(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id))
+
+
+def _gap_json(g: AccountGap | None, tz: str) -> dict[str, Any] | None:
+    if g is None:
+        return None
+    return {"level": g.level, "message": g.message, "days_since_last": g.days_since_last,
+            "last_published_at": to_local(g.last_published_at, tz).isoformat(timespec="seconds") if g.last_published_at else None,
+            "scheduled": [to_local(t, tz).isoformat(timespec="seconds") for t in g.scheduled],
+            "longest_planned_gap_days": g.longest_planned_gap_days,
+            "silent_limit_at": to_local(g.silent_limit_at, tz).isoformat(timespec="seconds") if g.silent_limit_at else None}
+
+
+def _gaps(session: Session, ctx: Context) -> dict[int, AccountGap]:
+    return {g.account_id: g for g in account_gaps(session=session, config=ctx.config)}
+
+
+# ---- posts ------------------------------------------------------------------------------------
+
+
+@router.get("/posts")
+def list_posts(status: str | None = None, limit: int = Query(100, ge=1, le=1000), ctx: Context = Depends(get_ctx),
+               user: User = Depends(current_user)) -> list[dict[str, Any]]:
+    with ctx.session() as s:
+        return service.list_post_views(session=s, config=ctx.config, status=status, limit=limit)
+
+
+@router.post("/posts", status_code=201)
+def create_post(body: PostIn, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
+    with ctx.session() as s:
+        post = service.create_post(session=s, author=user, title=body.title, body=body.body, digest=body.digest,
+                                   weibo_text=body.weibo_text, cover=_decode_cover(body.cover))
+    return _view(ctx, post.id)
+
+
+@router.get("/posts/{post_id}")
+def show_post(post_id: int, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
+    return _view(ctx, post_id)
+
+
+def _edit(ctx: Context, post_id: int, user: User, **changes: Any) -> dict[str, Any]:
+    with ctx.session() as s:
+        result = service.edit_post(session=s, post=service.get_post(session=s, post_id=post_id), user=user, **changes)
+    return {"changed": result.changed, "fields": result.fields, "voided_signoffs": result.voided_signoffs,
+            "cancelled_publications": result.cancelled_publications, "post": _view(ctx, post_id)}
+
+
+@router.patch("/posts/{post_id}")
+def edit_post(post_id: int, body: PostEdit, ctx: Context = Depends(get_ctx),
+              user: User = Depends(current_user)) -> dict[str, Any]:
+    """Change fields (any change voids the sign-offs and returns the post to draft)."""
+    return _edit(ctx, post_id, user, title=body.title, body=body.body, digest=body.digest, weibo_text=body.weibo_text,
+                 cover=_decode_cover(body.cover), remove_cover=body.remove_cover)
+
+
+@router.put("/posts/{post_id}/cover")
+async def upload_cover(post_id: int, cover: UploadFile = File(...), ctx: Context = Depends(get_ctx),
+                       user: User = Depends(current_user)) -> dict[str, Any]:
+    """Replace the cover with a multipart upload (field `cover`); an edit like any other."""
+    data = await cover.read()
+    return _edit(ctx, post_id, user, cover=(cover.filename or "cover", data, cover.content_type))
+
+
+@router.get("/posts/{post_id}/cover")
+def get_cover(post_id: int, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> Response:
+    with ctx.session() as s:
+        post = service.get_post(session=s, post_id=post_id)
+        media = s.get(Media, post.cover_media_id) if post.cover_media_id is not None else None
+    if media is None:
+        raise HTTPException(404, f"post {post_id} has no cover")
+    return Response(media.data, media_type=media.mime)
+
+
+@router.post("/posts/{post_id}/check")
+def check_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Depends(get_ctx),
+               user: User = Depends(current_user)) -> dict[str, Any]:
+    """The checks `submit` would run, without changing anything."""
+    with ctx.session() as s:
+        problems = service.check_existing_post(session=s, config=ctx.config,
+                                               post=service.get_post(session=s, post_id=post_id),
+                                               platforms=body.platforms if body else None)
+    return {"ok": not problems, "problems": [p.as_dict() for p in problems]}
+
+
+@router.post("/posts/{post_id}/submit")
+def submit_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Depends(get_ctx),
+                user: User = Depends(current_user)) -> Any:
+    def run() -> dict[str, Any]:
+        with ctx.session() as s:
+            service.submit_post(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id),
+                                user=user, platforms=body.platforms if body else None)
+        return _view(ctx, post_id)
+
+    return _checked(run)
+
+
+def _require_version(body: SignIn) -> None:
+    if body.version is None and not body.content_hash:
+        raise GovbotError("say which version you reviewed: give version or content_hash")
+
+
+@router.post("/posts/{post_id}/sign")
+def sign_post(post_id: int, body: SignIn, ctx: Context = Depends(get_ctx),
+              user: User = Depends(current_user)) -> dict[str, Any]:
+    """Approve the next stage on the version named (stale version: 409)."""
+    _require_version(body)
+    with ctx.session() as s:
+        sign(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id), user=user,
+             version=body.version, content_hash=body.content_hash)
+    return _view(ctx, post_id)
+
+
+@router.post("/posts/{post_id}/reject")
+def reject_post(post_id: int, body: RejectIn, ctx: Context = Depends(get_ctx),
+                user: User = Depends(current_user)) -> dict[str, Any]:
+    _require_version(body)
+    with ctx.session() as s:
+        reject(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id), user=user,
+               reason=body.reason, version=body.version, content_hash=body.content_hash)
+    return _view(ctx, post_id)
+
+
+@router.post("/posts/{post_id}/schedule")
+def schedule_post(post_id: int, body: ScheduleIn, ctx: Context = Depends(get_ctx),
+                  user: User = Depends(current_user)) -> Any:
+    """Publish a fully signed post on the accounts at `at` (or `now`); answers with the publications
+    and each account's update-gap verdict."""
+    if (body.at is None) == (not body.now):
+        raise GovbotError("give either at (a time) or now = true")
+
+    def run() -> dict[str, Any]:
+        with ctx.session() as s:
+            post = service.get_post(session=s, post_id=post_id)
+            pubs = service.schedule_post(session=s, config=ctx.config, post=post, user=user, accounts=body.accounts,
+                                         at=body.at)
+            ids = [p.id for p in pubs]
+        with ctx.session() as s:
+            gaps = _gaps(s, ctx)
+            views = [service.publication_view(session=s, config=ctx.config,
+                                              publication=service.get_publication(session=s, publication_id=i))
+                     for i in ids]
+            accounts = {a.name: a.id for a in s.exec(select(Account))}
+        for v in views:
+            v["gap"] = _gap_json(gaps.get(accounts.get(v["account"])), ctx.tz)
+        return {"post": _view(ctx, post_id), "publications": views}
+
+    return _checked(run)
+
+
+@router.post("/posts/{post_id}/unschedule")
+def unschedule_post(post_id: int, body: UnscheduleIn | None = None, ctx: Context = Depends(get_ctx),
+                    user: User = Depends(current_user)) -> dict[str, Any]:
+    with ctx.session() as s:
+        cancelled = service.unschedule_post(session=s, post=service.get_post(session=s, post_id=post_id), user=user,
+                                            accounts=body.accounts if body else None)
+        ids = [p.id for p in cancelled]
+    return {"cancelled_publications": ids, "post": _view(ctx, post_id)}
+
+
+# ---- publications and accounts ------------------------------------------------------------------
+
+
+@router.get("/publications")
+def list_publications(state: str | None = None, post_id: int | None = None, limit: int = Query(200, ge=1, le=1000),
+                      ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+    with ctx.session() as s:
+        return [service.publication_view(session=s, config=ctx.config, publication=p)
+                for p in service.list_publications(session=s, state=state, post_id=post_id, limit=limit)]
+
+
+@router.get("/publications/{publication_id}")
+def show_publication(publication_id: int, ctx: Context = Depends(get_ctx),
+                     user: User = Depends(current_user)) -> dict[str, Any]:
+    with ctx.session() as s:
+        return service.publication_view(session=s, config=ctx.config,
+                                        publication=service.get_publication(session=s, publication_id=publication_id))
+
+
+@router.get("/accounts")
+def list_accounts(ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+    """Every account with its update-gap verdict (更新间隔: warn at gap.warn_days, fail at gap.limit_days)."""
+    with ctx.session() as s:
+        gaps = _gaps(s, ctx)
+        depts = {d.id: d.name for d in s.exec(select(Department))}
+        accounts = list(s.exec(select(Account).order_by(Account.name)))
+    return [{"id": a.id, "name": a.name, "platform": a.platform, "department": depts.get(a.department_id),
+             "enabled": a.enabled, "remote_id": a.remote_id, "gap": _gap_json(gaps.get(a.id), ctx.tz)}
+            for a in accounts]
