@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from bot.triage.classifier import Classifier
@@ -87,3 +89,30 @@ def test_shipped_faq_answers_a_question(clf):
     shipped = FaqMatcher.from_dir(DEFAULT_RULES_DIR)
     m = ask(shipped, clf, "请问怎么查询养老保险缴费记录？")
     assert m is not None and m.rule_id == "faq.pension_query"
+
+
+@pytest.mark.parametrize("text, rule_id", [
+    ("社保卡丢了在哪里补办？", "faq.social_security_card"),
+    ("请问政务服务中心周六上班吗", "faq.office_hours"),
+    ("公积金怎么提取？", "faq.housing_fund"),
+    ("身份证过期了怎么办理", "faq.id_card_household"),
+    ("新生儿怎么上户口", "faq.id_card_household"),
+    ("请问房产证怎么办理", "faq.property_certificate"),
+])
+def test_shipped_faq_covers_common_county_questions(clf, text, rule_id):
+    m = ask(FaqMatcher.from_dir(DEFAULT_RULES_DIR), clf, text)
+    assert m is not None and m.rule_id == rule_id
+    assert "12345" in m.answer
+
+
+def test_shipped_account_rules_name_accounts_of_the_example_config(clf):
+    config = tomllib.loads((DEFAULT_RULES_DIR.parent / "config.example.toml").read_text(encoding="utf-8"))
+    names = {a["name"] for a in config["accounts"]}
+    shipped = FaqMatcher.from_dir(DEFAULT_RULES_DIR)
+    account_rules = [r for r in shipped.rules if r.accounts is not None]
+    assert account_rules
+    for rule in account_rules:
+        assert rule.accounts <= names, f"{rule.id} names unknown accounts {sorted(rule.accounts - names)}"
+    text = "请问公积金怎么提取？"
+    assert ask(shipped, clf, text, account="示例县住建").rule_id == "faq.housing_fund_zhujian"
+    assert ask(shipped, clf, text, account="示例县发布").rule_id == "faq.housing_fund"

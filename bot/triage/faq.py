@@ -41,7 +41,7 @@ class FaqRule:
     id: str
     patterns: tuple[FaqPattern, ...]
     answer: str
-    accounts: frozenset[str] | None  # None: every account
+    accounts: frozenset[str] | None  # account names as in the config's [[accounts]]; None: every account
     min_confidence: float
 
 
@@ -106,7 +106,7 @@ class FaqMatcher:
         return cls.from_file(Path(rules_dir) / FAQ_FILE)
 
     def match(self, text: str, classification: Classification, account: str | None = None) -> FaqMatch | None:
-        """The best FAQ answer for a confidently classified question, or None."""
+        """The best FAQ answer for a confidently classified question, or None. `account` is the account's name."""
         if classification.intent != "question" or classification.spam:
             return None  # complaints, suggestions and the rest go to a person or need no answer
         normalized = normalize(text)
