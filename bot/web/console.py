@@ -10,9 +10,10 @@ token.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -101,6 +102,21 @@ def local_dt(context: Any, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") 
     return to_local(value, context["tz"]).strftime(fmt)
 
 
+@pass_context
+def deadline(context: Any, value: datetime | None) -> str:
+    """A deadline as people read it: deadlines end at local midnight, shown as "that day, within the day"."""
+    if value is None:
+        return ""
+    local = to_local(value, context["tz"])
+    if (local.hour, local.minute) == (0, 0):
+        day = local - timedelta(days=1)
+        return f"{day:%Y-%m-%d} {WEEKDAYS_ZH[day.weekday()]} 当日内"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
 def label(value: Any, kind: str) -> str:
     if value is None:
         return ""
@@ -112,6 +128,7 @@ def roles_zh(user: User) -> str:
 
 
 templates.env.filters["dt"] = local_dt
+templates.env.filters["deadline"] = deadline
 templates.env.filters["zh"] = label
 templates.env.globals["LABELS"] = LABELS
 
@@ -124,7 +141,49 @@ def error_view(exc: GovbotError) -> dict[str, Any]:
 
 
 FIELDS_ZH = {"title": "标题", "body": "正文", "digest": "摘要", "weibo_text": "微博文案", "cover": "封面",
-             "post": "稿件", "account": "账号", "text": "答复内容"}
+             "post": "稿件", "account": "账号", "text": "答复内容", "answer": "答复内容"}
+
+# The checks' problems in the officers' language, by problem code; {0}, {1} ... are the quoted parts
+# (“…”) of the original message, {n0}, {n1} ... its numbers. Unknown codes keep the original message.
+PROBLEMS_ZH = {
+    "sensitive_word": ("敏感词“{0}”", r"“(.+?)” \((.+?)\)", "（{1}）"),
+    "sensitive_pattern": ("疑似敏感信息“{0}”", None, ""),
+    "typo": ("“{0}”应为“{1}”", r"“(.+?)” should be “(.+?)” \((.+?)\)", "（{2}）"),
+    "empty_title": ("标题为空", None, ""),
+    "empty_body": ("正文为空", None, ""),
+    "wechat_title_too_long": ("公众号标题最多 {n0} 字，现为 {n1} 字", None, ""),
+    "wechat_digest_too_long": ("公众号摘要最多 {n0} 字，现为 {n1} 字", None, ""),
+    "wechat_body_too_long": ("公众号正文最多 {n0} 字，现为 {n1} 字", None, ""),
+    "wechat_cover_missing": ("公众号图文必须有封面图片", None, ""),
+    "wechat_cover_invalid": ("封面图片的格式或大小不符合公众号要求（JPEG/PNG/GIF/BMP，不超过 10MB）", None, ""),
+    "weibo_text_missing": ("发布到微博需要填写微博文案", None, ""),
+    "weibo_text_too_long": ("微博文案最多 {n0} 字，现为 {n1} 字", None, ""),
+    "weibo_link_missing": ("微博文案须包含本单位安全域名的链接（{domain}）", None, ""),
+    "weibo_picture_invalid": ("封面将作为微博配图，须为 JPEG/PNG/GIF 且不超过 5MB", None, ""),
+    "answer_too_long": ("答复超出平台长度限制（最多 {n0}，现为 {n1}）", None, ""),
+}
+
+
+def problem_zh(code: str, message: str) -> str:
+    entry = PROBLEMS_ZH.get(code)
+    if entry is None:
+        return message
+    text, pattern, tail = entry
+    quoted = re.findall(r"“(.+?)”", message)
+    if pattern:
+        m = re.search(pattern, message)
+        if m is None:
+            return message
+        quoted = list(m.groups())
+    numbers = re.findall(r"\d+", message)
+    domain = re.search(r"safe domain (\S+)", message)
+    values = {f"n{i}": n for i, n in enumerate(numbers)} | {"domain": domain.group(1) if domain else ""}
+    try:
+        out = text.format(*quoted, **values) + tail.format(*quoted, **values)
+    except (IndexError, KeyError):
+        return message
+    more = re.search(r"\((\d+) more not shown\)", message)
+    return out + (f"（另有 {more.group(1)} 处未列出）" if more else "")
 
 
 def problem_view(problem: Any) -> dict[str, Any]:
@@ -134,7 +193,8 @@ def problem_view(problem: Any) -> dict[str, Any]:
     place = FIELDS_ZH.get(where, where or "")
     if line is not None:
         place += f" 第 {line} 行第 {column} 列"
-    return {"field": where, "place": place, "message": getattr(problem, "message", str(problem)),
+    message = problem_zh(getattr(problem, "code", ""), getattr(problem, "message", str(problem)))
+    return {"field": where, "place": place, "message": message,
             "snippet": getattr(problem, "snippet", ""), "suggestion": getattr(problem, "suggestion", None),
             "text": str(problem)}
 
@@ -471,7 +531,8 @@ def ticket_page(request: Request, user: User, ticket_id: int, *, error: dict | N
         depts = {d.id: d.name for d in s.exec(select(Department).order_by(Department.name))}
     return render(request, "ticket.html", user, status_code=status_code, t=ticket, m=detail.message, account=account,
                   replies=detail.replies, notes=detail.notes, history=detail.history, templates=templates_,
-                  people=people, depts=depts, department=detail.department, due=due_info(ticket, now),
+                  people=people, users_by_name={u.username: u for u in people.values()}, depts=depts,
+                  department=detail.department, due=due_info(ticket, now),
                   rules=parse_rules(detail.message.rules), close_reasons=CLOSE_REASONS, channel=detail.channel,
                   offline_how=OFFLINE_HOW_ZH, error=error, form=form or {})
 
@@ -780,7 +841,7 @@ def post_cover(request: Request, post_id: int, user: User = Depends(console_user
 
 def post_page(request: Request, user: User, post_id: int, *, error: dict | None = None, form: dict | None = None,
               status_code: int = 200) -> HTMLResponse:
-    from bot.publishing.service import check_existing_post, get_post, post_view
+    from bot.publishing.service import check_existing_post, default_platforms, get_post, post_view
 
     ctx = ctx_of(request)
     with ctx.session() as s:
@@ -794,8 +855,9 @@ def post_page(request: Request, user: User, post_id: int, *, error: dict | None 
         submitted = s.exec(select(AuditEvent).where(AuditEvent.subject_type == "post", AuditEvent.subject_id == post.id,
                                                     AuditEvent.action == "post.submitted")
                            .order_by(AuditEvent.id.desc())).first()
-    # Accounts ticked by default: those already scheduled, else those of the platforms it was checked for.
-    platforms = set((submitted.detail.get("platforms") if submitted else None) or [])
+        platforms = set((submitted.detail.get("platforms") if submitted else None)
+                        or default_platforms(session=s, post=post))
+    # Accounts ticked by default: those already scheduled, else those of the platforms it is checked for.
     scheduled_names = {p["account"] for p in view["publications"] if p["state"] != "cancelled"}
     default_accounts = {a.id for a in enabled if a.name in scheduled_names} or \
         {a.id for a in enabled if a.platform in platforms}
