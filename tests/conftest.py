@@ -31,6 +31,12 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One database file migrated to head; each test copies it (migrating per test is slow)."""
     path = tmp_path_factory.mktemp("template") / "govbot.db"
     db.upgrade(f"sqlite:///{path}")
+    # Seeding once here hashes the example users' passwords once, not in every test.
+    config = parse_config(deep_merge(EXAMPLE, {"database": {"url": f"sqlite:///{path}"}}), file=str(path.parent / "c.toml"))
+    engine = db.make_engine(config.database_url)
+    with db.session_scope(engine) as session:
+        sync_from_config(session=session, config=config)
+    engine.dispose()
     return path
 
 
