@@ -75,3 +75,18 @@ def test_update_gap_colours(ctx: Context, client: TestClient) -> None:
     assert 'gap gap-ok">2 天' in html
     assert 'gap gap-warn">11 天' in html
     assert 'gap gap-limit">15 天' in html and "超过 14 天限值" in html
+
+
+def test_reports_page_and_csv(ctx: Context, client: TestClient) -> None:
+    make_ticket(ctx, text="小区电梯停了十多天没人修", department="住建局", days_ago=1)
+    login(client, "gongkai")
+    month = date.today().strftime("%Y-%m")
+    html = client.get(f"/reports?month={month}").text
+    assert "月度检查记录表" in html and "检查结论" in html and "示例县住建" in html and "合计" in html
+    html = client.get(f"/reports?month={month}&kind=department&name=住建局").text
+    assert "部门：住建局" in html and "<td>示例县发布微博</td>" not in html and "<td>示例县住建</td>" in html
+    r = client.get(f"/reports/csv?month={month}&kind=account&name=示例县住建")
+    assert r.status_code == 200 and r.content.startswith(b"\xef\xbb\xbf")
+    assert "账号名称" in r.content.decode("utf-8-sig")
+    assert "YYYY-MM" in client.get("/reports?month=2026-13").text
+    assert "no account named" in client.get(f"/reports?month={month}&kind=account&name=nope").text

@@ -239,7 +239,7 @@ def console_user(request: Request) -> User:
     raise HTTPException(303, "login required", headers={"Location": f"/login?next={quote(target)}"})
 
 
-def render(request: Request, name: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     nav = []
     if user is not None:
         for path, text, roles in NAV:
@@ -248,7 +248,7 @@ def render(request: Request, name: str, user: User | None, status_code: int = 20
     messages = request.session.pop("flash", [])
     base = {"user": user, "nav": nav, "csrf": csrf_token(request), "flashes": messages,
             "path": request.url.path, "tz": ctx_of(request).tz, "roles_zh": roles_zh(user) if user else ""}
-    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -1038,3 +1038,61 @@ def digest_send(request: Request, org: str = Form(""), user: User = Depends(cons
     else:
         flash(request, "日报已生成。" + ("各渠道今天已发送过。" if scope.channels else "未配置发送渠道。"))
     return redirect(f"/digest?org={quote(scope.name)}")
+
+
+# ---------------------------------------------------------------- monthly report (报表)
+
+SCOPE_KINDS = {"all": "全部账号", "organisation": "单位", "department": "部门", "account": "账号"}
+
+
+def report_for(request: Request, month: str, kind: str, name: str) -> Any:
+    """The report of the month for the scope picked (one of organisation, department, account; or all)."""
+    from bot.oversight.reports import compute_report, month_period, resolve_scope
+
+    ctx = ctx_of(request)
+    start, end = month_period(month, ctx.tz)
+    with ctx.session() as s:
+        scope = resolve_scope(session=s, **({kind: name} if kind in SCOPE_KINDS and kind != "all" and name else {}))
+        return compute_report(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope, start=start, end=end)
+
+
+def report_query(month: str, kind: str, name: str) -> str:
+    return f"month={quote(month)}&kind={quote(kind)}&name={quote(name)}"
+
+
+@router.get("/reports")
+def reports_page(request: Request, month: str = "", kind: str = "all", name: str = "",
+                 user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.oversight.reports import CSV_HEADER, conclusions, csv_rows
+
+    ctx = ctx_of(request)
+    month = month or today_local(request).strftime("%Y-%m")
+    kind = kind if kind in SCOPE_KINDS else "all"
+    report = error = None
+    try:
+        report = report_for(request, month, kind, name)
+    except GovbotError as exc:
+        error = error_view(exc)
+    with ctx.session() as s:
+        choices = {"organisation": [o.name for o in ctx.config.organisations],
+                   "department": [d.name for d in s.exec(select(Department).order_by(Department.name))],
+                   "account": [a.name for a in s.exec(select(Account).order_by(Account.name))]}
+    return render(request, "reports.html", user, report=report, error=error, month=month, kind=kind, name=name,
+                  kinds=SCOPE_KINDS, choices=choices, header=CSV_HEADER,
+                  rows=csv_rows(report) if report else [], conclusions=conclusions(report) if report else [],
+                  query=report_query(month, kind, name))
+
+
+@router.get("/reports/csv")
+def report_csv(request: Request, month: str = "", kind: str = "all", name: str = "",
+               user: User = Depends(console_user)) -> Response:
+    from bot.oversight.reports import to_csv
+
+    try:
+        report = report_for(request, month, kind, name)
+    except GovbotError as exc:
+        return render(request, "notfound.html", user, status_code=422, error=error_view(exc))
+    filename = quote(f"月度检查记录表-{report.scope.name}-{month}.csv")
+    # utf-8-sig: Excel reads the Chinese only with the byte-order mark.
+    return Response(to_csv(report).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"})
