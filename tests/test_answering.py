@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -20,11 +22,13 @@ from bot.models import Account, AuditEvent, Department, Message, Reply, Ticket, 
 from bot.tickets import answering, service
 from bot.tickets.answering import answer_and_send, record_offline_answer, retry_and_send, send_pending_replies
 from bot.tickets.service import open_ticket
+from tests.test_tickets import database_url, shared_config  # noqa: F401 - a fixture, used by name
 
 APPID, SECRET, TOKEN = "wxdemo0000000001", "demo-appsecret-0001", "demotoken0001"
 WEIBO_TOKEN = "demo-weibo-token-0001"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 CITIZEN = make_openid("citizen-answering")
+_pages = itertools.count(1)
 
 
 @pytest.fixture
@@ -78,8 +82,10 @@ def wechat_comment_ticket(ctx, admin, emulator, *, with_raw: bool = True) -> tup
 
 
 def weibo_comment_ticket(ctx, admin, emulator) -> tuple[int, dict]:
+    # Weibo refuses the same text twice within a day: each status links to its own page.
+    page = next(_pages)
     status = httpx.post(f"{emulator}/weibo/2/statuses/share.json",
-                        data={"access_token": WEIBO_TOKEN, "status": "路灯维修安排 http://gov.example.cn/n/1"}).json()
+                        data={"access_token": WEIBO_TOKEN, "status": f"路灯维修安排 http://gov.example.cn/n/{page}"}).json()
     c = admin.weibo_comment(status_id=status["id"], uid=6000000001, screen_name="老张", text="我家门口的路灯还没修")
     ticket_id = store(ctx, account_name="示例县发布微博", kind="weibo_comment", dedupe_key=str(c["id"]),
                       sender_id="6000000001", remote_ref=str(status["id"]), received_at=utcnow() - timedelta(hours=1),
@@ -392,3 +398,43 @@ def test_ticket_detail(ectx, admin, emulator):
         assert detail.department == "政务公开办" and detail.channel.open
         assert [r.state for r in detail.replies] == ["sent"]
         assert [e.action for e in detail.history] == ["ticket.opened", "reply.queued", "reply.sent"]
+
+
+def test_workers_sharing_a_database_send_each_reply_once(make_config, open_ctx, database_url, emulator,  # noqa: F811
+                                                        admin):
+    from bot.context import Context
+    from bot.service import register_emulator_accounts
+
+    config = shared_config(make_config, open_ctx, database_url, {"scheduler": {"batch_size": 2}},
+                           emulator_url=emulator)
+    workers = [Context.open(config, check_schema=False) for _ in range(3)]
+    for i, w in enumerate(workers):
+        w.worker_id = f"worker-{i}"
+    try:
+        register_emulator_accounts(workers[0], emulator_url=emulator)
+        reply_ids = []
+        for _ in range(6):
+            ticket_id, _ = weibo_comment_ticket(workers[0], admin, emulator)
+            with workers[0].session() as s:
+                reply_ids.append(answering.answer(session=s, ctx=workers[0], ticket_id=ticket_id,
+                                                  user=user(s, "gongkai"), text="您好，已转城管部门处理。").id)
+        start = threading.Barrier(len(workers))
+
+        def run(w):
+            start.wait()
+            while send_pending_replies(w):
+                pass
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with workers[0].session() as s:
+            assert [r.state for r in s.exec(select(Reply).order_by(Reply.id))] == ["sent"] * 6
+            assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "reply.sent")).all()) == 6
+        replies = [c for c in admin.state()["weibo"]["comments"].values() if c.get("reply_to")]
+        assert len(replies) == 6 and len({c["reply_to"] for c in replies}) == 6
+    finally:
+        for w in workers:
+            w.close()

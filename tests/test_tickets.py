@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from loguru import logger
+from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 import bot.tickets.calendar as calendar_module
+from bot import db
+from bot.context import Context
 from bot.errors import InvalidState, NotFound, PermissionDenied
 from bot.models import Account, AuditEvent, Department, Message, Ticket, TicketNote, User
+from bot.seed import sync_from_config
 from bot.tickets import service
 from bot.tickets.service import TicketError, check_deadlines, open_ticket
 
@@ -363,3 +370,72 @@ def test_inactive_user_cannot_handle(ctx, ticket_id):
         with pytest.raises(PermissionDenied):
             service.add_note(session=s, ticket_id=ticket_id, user=zhujian, text="x")
         assert s.exec(select(TicketNote)).all() == []
+
+
+# -- several workers on one database -------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """None for the test's own SQLite file, or a fresh PostgreSQL database (GOVBOT_TEST_PG_URL, set by .ci/run)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    base = os.environ.get("GOVBOT_TEST_PG_URL")
+    assert base, "GOVBOT_TEST_PG_URL is not set: run the tests through .ci/run (it starts PostgreSQL)"
+    name = f"govbot_tickets_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def shared_config(make_config, open_ctx, database_url: str | None, overrides: dict | None = None,
+                  emulator_url: str | None = None):
+    """A seeded database that several worker contexts can open (SQLite file or PostgreSQL)."""
+    overrides = {**(overrides or {}), **({"database": {"url": database_url}} if database_url else {})}
+    config = make_config(overrides, emulator_url=emulator_url)
+    if database_url is None:
+        open_ctx(config)
+    else:
+        ctx = Context.open(config)
+        with ctx.session() as s:
+            sync_from_config(session=s, config=config)
+        ctx.close()
+    return config
+
+
+def test_workers_sharing_a_database_warn_and_escalate_each_ticket_once(make_config, open_ctx, database_url):
+    config = shared_config(make_config, open_ctx, database_url, {"scheduler": {"batch_size": 3}})
+    workers = [Context.open(config, check_schema=False) for _ in range(3)]
+    for i, w in enumerate(workers):
+        w.worker_id = f"worker-{i}"
+    try:
+        with workers[0].session() as s:
+            ids = [open_ticket(session=s, ctx=workers[0], message=message(
+                s, intent="question", received_at=local(2026, 3, 2, 9, 0), key=f"w{i}")).id for i in range(12)]
+        results: list[service.DeadlineCheck] = []
+        start = threading.Barrier(len(workers))
+
+        def run(w):
+            start.wait()
+            results.append(check_deadlines(w, now=local(2026, 3, 20)))
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(i for r in results for i in r.escalated) == ids
+        assert sorted(i for r in results for i in r.warned) == ids
+        with workers[0].session() as s:
+            assert len(events(s, "ticket.escalated")) == len(events(s, "ticket.warned")) == 12
+    finally:
+        for w in workers:
+            w.close()
