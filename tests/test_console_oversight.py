@@ -25,7 +25,7 @@ def test_digest_page_shows_overdue_tickets(ctx: Context, client: TestClient) -> 
     tid = make_ticket(ctx, text="小区电梯停了十多天没人修", department="住建局", days_ago=20)
     login(client, "gongkai")
     html = client.get("/digest").text
-    assert "未答复留言日报" in html and "已逾期" in html and "/digest/html?day=" in html
+    assert "未答复留言日报" in html and "已逾期" in html and f"#{tid}" in html and "/digest/html?day=" in html
     embedded = client.get("/digest/html").text
     assert f"#{tid}" in embedded and "住建局" in embedded
     future = (date.today() + timedelta(days=3)).isoformat()

@@ -980,22 +980,23 @@ def digest_scope(session: Any, config: Any, org: str) -> tuple[Any, list[Any]]:
 
 @router.get("/digest")
 def digest_page(request: Request, day: str = "", org: str = "", user: User = Depends(console_user)) -> HTMLResponse:
-    from bot.oversight.digest import collect_digest, stored_run
+    from bot.oversight.digest import collect_digest, render_html, stored_run
 
     ctx = ctx_of(request)
     today = today_local(request)
     the_day = parse_date(day, today)
-    digest = run = error = None
+    digest = run = error = html = None
     scopes: list[Any] = []
     try:
         with ctx.session() as s:
             scope, scopes = digest_scope(s, ctx.config, org)
             digest = collect_digest(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope, day=the_day)
             run = stored_run(session=s, scope=scope, day=the_day) if scope.organisation_id is not None else None
+        html = render_html(digest)
     except GovbotError as exc:
         error = error_view(exc)
     return render(request, "digest.html", user, digest=digest, run=run, day=the_day, today=today, scopes=scopes,
-                  org=digest.organisation if digest else org, error=error)
+                  org=digest.organisation if digest else org, error=error, digest_html=html)
 
 
 @router.get("/digest/html")
