@@ -438,3 +438,21 @@ def test_workers_sharing_a_database_send_each_reply_once(make_config, open_ctx, 
     finally:
         for w in workers:
             w.close()
+
+
+def test_comment_answered_by_phone_can_still_get_its_platform_reply(ectx, admin, emulator):
+    ticket_id, _ = wechat_comment_ticket(ectx, admin, emulator)
+    with ectx.session() as s:
+        record_offline_answer(session=s, ticket_id=ticket_id, user=user(s, "gongkai"), text="电话答复", how="phone")
+        status = answering.channel_status(session=s, ctx=ectx, message=s.get(Message, s.get(Ticket, ticket_id).message_id))
+        assert status.open
+    assert answer_and_send(ectx, ticket_id=ticket_id, username="gongkai", text="您好，已电话答复，路灯已修。").state == "sent"
+
+
+def test_comment_polled_with_a_reply_from_outside_is_a_closed_channel(ectx, admin, emulator):
+    ticket_id, _ = wechat_comment_ticket(ectx, admin, emulator)
+    with ectx.session() as s:
+        message = s.get(Message, s.get(Ticket, ticket_id).message_id)
+        message.replied_at = utcnow()  # what polling records when the platform shows a reply already
+        status = answering.channel_status(session=s, ctx=ectx, message=message)
+        assert not status.open and "already answered on the platform" in status.reason

@@ -212,8 +212,10 @@ def channel_status(*, session: Session, ctx: Context, message: Message, now: dat
                 f"this comment already has a reply (reply #{sent.id}, "
                 f"{to_local(sent.sent_at, ctx.tz):%Y-%m-%d %H:%M}); WeChat allows one reply per comment (88005)"),
                 options=(_OFFLINE_OPTION, "close the ticket as resolved if the reply answered it"))
-        refused = _refused_with(session, message, ALREADY_REPLIED)
-        if refused is not None or (message.replied_at is not None and sent is None):
+        # Polling marks a comment replied when the platform shows a reply nobody gave through govbot.
+        outside = message.replied_at is not None and session.exec(select(Reply.id).where(
+            Reply.message_id == message.id, Reply.state == "sent").limit(1)).first() is None
+        if outside or _refused_with(session, message, ALREADY_REPLIED) is not None:
             return ChannelStatus(channel, False, (
                 "this comment was already answered on the platform (outside govbot); WeChat allows one reply "
                 "per comment (88005)"),
