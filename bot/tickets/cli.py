@@ -117,7 +117,9 @@ def _report_reply(reply: Reply) -> None:
     if reply.state == "sent":
         click.echo(f"reply #{reply.id} sent via {reply.channel}")
     elif reply.state == "pending":
-        click.echo(f"reply #{reply.id} not sent yet ({reply.last_error}); it is retried automatically")
+        click.echo(f"reply #{reply.id} not sent yet ({reply.last_error or 'queued'}); it is retried automatically")
+    elif reply.state == "sending":
+        click.echo(f"reply #{reply.id} is being sent by a worker; `govbot tickets show {reply.ticket_id}` shows how it ends")
     else:
         click.echo(f"reply #{reply.id} FAILED: {reply.last_error}", err=True)
         click.echo(f"see `govbot tickets show {reply.ticket_id}` for what is still possible; "
