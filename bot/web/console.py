@@ -267,16 +267,6 @@ def run_action(request: Request, action: Callable[[Any], Any]) -> tuple[Any, dic
         return None, error_view(exc)
 
 
-def departments(request: Request) -> list[Department]:
-    with ctx_of(request).session() as s:
-        return list(s.exec(select(Department).order_by(Department.name)))
-
-
-def accounts(request: Request) -> list[Account]:
-    with ctx_of(request).session() as s:
-        return list(s.exec(select(Account).order_by(Account.platform, Account.name)))
-
-
 def parse_local_datetime(text: str) -> datetime:
     """The value of a datetime-local input: a naive local wall-clock time (the services take it so)."""
     try:
