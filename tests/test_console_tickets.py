@@ -151,6 +151,7 @@ def test_closed_48_hour_window_is_explained_and_the_answer_kept(ectx: Context) -
     assert "答复未能发送" in r.text and "重试发送" in r.text
     # The failed answer stays visible and retryable; retrying with the window still closed says so again.
     reply_id = int(re.search(r"/replies/(\d+)/retry", r.text).group(1))
+    assert "答复发送失败" in client.get("/tickets").text
     r = post_form(client, f"/tickets/{tid}/replies/{reply_id}/retry", page=f"/tickets/{tid}")
     assert "答复未能发送" in r.text
     r = post_form(client, f"/tickets/{tid}/offline", {"how": "phone", "text": "已电话告知改造时间"},

@@ -485,6 +485,7 @@ def parse_rules(summary: str) -> list[tuple[str, list[str]]]:
 @router.get("/tickets")
 def tickets_page(request: Request, view: str = "open", department: str = "",
                  user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.tickets.answering import failed_replies
     from bot.tickets.service import list_tickets
 
     view = view if view in TICKET_VIEWS else "open"
@@ -498,10 +499,12 @@ def tickets_page(request: Request, view: str = "open", department: str = "",
         msgs = {m.id: m for m in s.exec(select(Message).where(Message.id.in_([t.message_id for t in rows])))}
         depts = {d.id: d.name for d in s.exec(select(Department))}
         accs = {a.id: a.name for a in s.exec(select(Account))}
+        # Answers that did not go out wait for a person: the inbox shows them.
+        failed = {r.ticket_id for r in failed_replies(session=s, department_id=dept_id)}
     overdue = sum(1 for t in rows if due_info(t, now)["cls"] == "overdue")
     soon = sum(1 for t in rows if due_info(t, now)["cls"] == "soon")
     return render(request, "tickets.html", user, tickets=rows, msgs=msgs, depts=depts, accs=accs, view=view,
-                  views=TICKET_VIEWS, department=dept_id, due={t.id: due_info(t, now) for t in rows},
+                  views=TICKET_VIEWS, department=dept_id, failed=failed, due={t.id: due_info(t, now) for t in rows},
                   overdue=overdue, soon=soon, no_department=dept_id is None and not user.has_role("admin"))
 
 
