@@ -242,6 +242,9 @@ class Ticket(SQLModel, table=True):
     __table_args__ = (
         Index("ix_ticket_dept_state_due", "department_id", "state", "resolution_due"),
         Index("ix_ticket_created", "created_at"),
+        # Reports: tickets answered or closed after a period's end were still open at its end (backlog).
+        Index("ix_ticket_answered", "answered_at"),
+        Index("ix_ticket_closed", "closed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -296,46 +296,49 @@ def collect_digest(
 
     first_pending = or_(Ticket.first_response_at.is_(None), Ticket.first_response_at > as_of)
     due = case((first_pending, Ticket.first_response_due), else_=Ticket.resolution_due)
-    conditions = [Ticket.created_at <= as_of, _department_filter(scope)]
     if historic:
-        conditions += [or_(Ticket.answered_at.is_(None), Ticket.answered_at > as_of),
-                       or_(Ticket.closed_at.is_(None), Ticket.closed_at > as_of)]
+        conditions = [Ticket.created_at <= as_of, or_(Ticket.answered_at.is_(None), Ticket.answered_at > as_of),
+                      or_(Ticket.closed_at.is_(None), Ticket.closed_at > as_of)]
     else:
-        conditions.append(Ticket.state.in_(OPEN_STATES))
+        conditions = [Ticket.state.in_(OPEN_STATES)]
+    # One query per department condition: "IN (...)" and "IS NULL" each seek the (department_id, state)
+    # index, where "IN (...) OR IS NULL" would scan all of it.
+    departments_in = [Ticket.department_id.in_(scope.department_ids)]
+    if scope.include_unassigned:
+        departments_in.append(Ticket.department_id.is_(None))
 
     def n(cond: Any) -> Any:
         return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
-    counts = session.execute(
-        select(Ticket.department_id, n(due <= as_of), n(and_(due > as_of, due <= end_today)),
-               n(and_(due > end_today, due <= end_next)), n(due > end_next))
-        .where(*conditions).group_by(Ticket.department_id)
-    ).all()
-
     names = dict(session.execute(select(Department.id, Department.name)).all())
-    departments = {
-        dept_id: DepartmentDigest(dept_id, names.get(dept_id, UNASSIGNED) if dept_id else UNASSIGNED,
-                                  overdue_count=o, due_today_count=t, due_next_count=x, later_count=later)
-        for dept_id, o, t, x, later in counts
-    }
-
-    ranked = (
-        select(Ticket.id.label("ticket_id"), Ticket.department_id.label("department_id"),
-               due.label("due"), first_pending.label("first_pending"),
-               func.row_number().over(partition_by=Ticket.department_id, order_by=(due, Ticket.id)).label("rn"))
-        .where(*conditions, due <= end_next)
-        .subquery()
-    )
-    rows = session.execute(
-        select(ranked.c.ticket_id, ranked.c.department_id, ranked.c.due, ranked.c.first_pending,
-               Ticket.intent, Ticket.topic, Ticket.state, Ticket.created_at,
-               func.substr(Message.text, 1, EXCERPT_CHARS + 1), Account.name)
-        .join(Ticket, Ticket.id == ranked.c.ticket_id)
-        .join(Message, Message.id == Ticket.message_id)
-        .join(Account, Account.id == Message.account_id)
-        .where(ranked.c.rn <= limit)
-        .order_by(ranked.c.department_id, ranked.c.rn)
-    ).all()
+    departments: dict[int | None, DepartmentDigest] = {}
+    rows = []
+    for dept_cond in departments_in:
+        for dept_id, o, t, x, later in session.execute(
+            select(Ticket.department_id, n(due <= as_of), n(and_(due > as_of, due <= end_today)),
+                   n(and_(due > end_today, due <= end_next)), n(due > end_next))
+            .where(*conditions, dept_cond).group_by(Ticket.department_id)
+        ):
+            departments[dept_id] = DepartmentDigest(
+                dept_id, names.get(dept_id, UNASSIGNED) if dept_id else UNASSIGNED,
+                overdue_count=o, due_today_count=t, due_next_count=x, later_count=later)
+        ranked = (
+            select(Ticket.id.label("ticket_id"), Ticket.department_id.label("department_id"),
+                   due.label("due"), first_pending.label("first_pending"),
+                   func.row_number().over(partition_by=Ticket.department_id, order_by=(due, Ticket.id)).label("rn"))
+            .where(*conditions, dept_cond, due <= end_next)
+            .subquery()
+        )
+        rows += session.execute(
+            select(ranked.c.ticket_id, ranked.c.department_id, ranked.c.due, ranked.c.first_pending,
+                   Ticket.intent, Ticket.topic, Ticket.state, Ticket.created_at,
+                   func.substr(Message.text, 1, EXCERPT_CHARS + 1), Account.name)
+            .join(Ticket, Ticket.id == ranked.c.ticket_id)
+            .join(Message, Message.id == Ticket.message_id)
+            .join(Account, Account.id == Message.account_id)
+            .where(ranked.c.rn <= limit)
+            .order_by(ranked.c.department_id, ranked.c.rn)
+        ).all()
     as_of_local = to_local(as_of, config.timezone)
     for ticket_id, dept_id, due_at, pending, intent, topic, state, created, text, account in rows:
         due_local = due_at.astimezone(tz)
@@ -358,11 +361,6 @@ def collect_digest(
     return Digest(organisation=scope.name, day=day, as_of=as_of_local, next_workday=next_wd,
                   departments=ordered, accounts=gaps, failed_publications=failed, failed_older=older,
                   limit_days=config.gap.limit_days, warn_days=config.gap.warn_days)
-
-
-def _department_filter(scope: OrgScope) -> Any:
-    cond = Ticket.department_id.in_(scope.department_ids)
-    return or_(cond, Ticket.department_id.is_(None)) if scope.include_unassigned else cond
 
 
 def _account_ids(session: Session, scope: OrgScope) -> set[int]:

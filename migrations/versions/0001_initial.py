@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 12:13:42.834828
+Create Date: 2026-11-21 12:34:52.213223
 """
 from alembic import op
 import sqlalchemy as sa
@@ -284,6 +284,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('message_id')
     )
     with op.batch_alter_table('ticket', schema=None) as batch_op:
+        batch_op.create_index('ix_ticket_answered', ['answered_at'], unique=False)
+        batch_op.create_index('ix_ticket_closed', ['closed_at'], unique=False)
         batch_op.create_index('ix_ticket_created', ['created_at'], unique=False)
         batch_op.create_index('ix_ticket_dept_state_due', ['department_id', 'state', 'resolution_due'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_state'), ['state'], unique=False)
@@ -352,6 +354,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ticket_state'))
         batch_op.drop_index('ix_ticket_dept_state_due')
         batch_op.drop_index('ix_ticket_created')
+        batch_op.drop_index('ix_ticket_closed')
+        batch_op.drop_index('ix_ticket_answered')
 
     op.drop_table('ticket')
     with op.batch_alter_table('message', schema=None) as batch_op:
