@@ -100,3 +100,72 @@ def ectx(make_config: Callable[..., Config], open_ctx: Callable[[Config], Contex
     ctx = open_ctx(make_config(emulator_url=emulator))
     register_emulator_accounts(ctx, emulator_url=emulator)
     return ctx
+
+
+def _start_postgres(tmp: Path) -> tuple[str, Callable[[], None]]:
+    """A throwaway PostgreSQL cluster on loopback (the same steps as .ci/postgres.sh)."""
+    import os
+    import socket
+    import subprocess
+
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert bins, "PostgreSQL is not installed (apt-get install postgresql), and GOVBOT_TEST_PG_URL is not set"
+    bindir = bins[-1].parent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(tmp, "postgres")
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(tmp / "data"), "-U", "govbot", "--auth=trust",
+                    "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(tmp / "data"), "-l", str(tmp / "log"), "-w", "-o",
+                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+
+    def stop() -> None:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(tmp / "data"), "-m", "fast", "stop"],
+                       capture_output=True)
+
+    return f"postgresql+psycopg://govbot@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server: $GOVBOT_TEST_PG_URL (CI starts one) or a throwaway one started here."""
+    import os
+    import tempfile
+
+    url = os.environ.get("GOVBOT_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="govbot-pg-"))
+    url, stop = _start_postgres(tmp)
+    try:
+        yield url
+    finally:
+        stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(pg_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database migrated to head; dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"govbot_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = pg_server.rsplit("/", 1)[0] + "/" + name
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

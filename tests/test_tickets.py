@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from loguru import logger
-from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 import bot.tickets.calendar as calendar_module
-from bot import db
 from bot.context import Context
 from bot.errors import InvalidState, NotFound, PermissionDenied
 from bot.models import Account, AuditEvent, Department, Message, Ticket, TicketNote, User
@@ -376,24 +372,10 @@ def test_inactive_user_cannot_handle(ctx, ticket_id):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request):
-    """None for the test's own SQLite file, or a fresh PostgreSQL database (GOVBOT_TEST_PG_URL, set by .ci/run)."""
+    """None for the test's own SQLite file, or a fresh migrated PostgreSQL database."""
     if request.param == "sqlite":
-        yield None
-        return
-    base = os.environ.get("GOVBOT_TEST_PG_URL")
-    assert base, "GOVBOT_TEST_PG_URL is not set: run the tests through .ci/run (it starts PostgreSQL)"
-    name = f"govbot_tickets_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    try:
-        db.upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        return None
+    return request.getfixturevalue("pg_database")
 
 
 def shared_config(make_config, open_ctx, database_url: str | None, overrides: dict | None = None,
