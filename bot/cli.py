@@ -127,6 +127,7 @@ def check_config(state: CliState) -> None:
 
 
 def _register_groups() -> None:
+    from bot.oversight.cli import digest, report
     from bot.publishing.cli import post, publication
     from bot.tickets.cli import templates, tickets
     from bot.triage.cli import rules
@@ -139,6 +140,8 @@ def _register_groups() -> None:
     main.add_command(templates)
     main.add_command(post)
     main.add_command(publication)
+    main.add_command(digest)
+    main.add_command(report)
 
 
 _register_groups()

@@ -165,7 +165,7 @@ def test_wecom_posts_markdown_and_checks_errcode(robot: tuple[Robot, str]) -> No
 def test_wecom_markdown_is_cut_at_a_line_within_4096_bytes() -> None:
     lines = [f"- #{i} 逾期 {i} 个工作日 · 投诉 · 示例县住建 · 小区门口路灯坏了很久没人修" for i in range(200)]
     md = "# 日报\n" + "\n".join(lines) + "\n"
-    link = "http://127.0.0.1:8600/api/digest?date=2026-11-18&format=html"
+    link = "http://127.0.0.1:8600/digest?day=2026-11-18&org=%E7%A4%BA"
     out = fit_wecom_markdown(md, link=link)
     assert len(out.encode()) <= WECOM_MAX_BYTES < len(md.encode())
     body, _, tail = out.partition("\n…\n")

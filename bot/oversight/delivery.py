@@ -136,7 +136,7 @@ def send_wecom(*, wecom: WecomConfig, content: str) -> dict[str, Any]:
 
 def console_link(config: Config, digest: Digest) -> str:
     base = (config.web.public_url or f"http://{config.web.host}:{config.web.port}").rstrip("/")
-    return f"{base}/api/digest?date={digest.day.isoformat()}&organisation={quote(digest.organisation)}&format=html"
+    return f"{base}/digest?day={digest.day.isoformat()}&org={quote(digest.organisation)}"
 
 
 def retry_after(attempts: int) -> timedelta:
