@@ -94,7 +94,7 @@ def silence_chart(report: Report, labels: Labels) -> bytes:
     ax.set_yticks(list(y), [labels.account(r) for r in rows], fontsize=8)
     ax.set_xlabel(labels.text("天", "days"))
     ax.set_title(labels.text("更新间隔", "Update gaps"))
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside lower center", ncol=4)
     return _png(fig)
 
 
@@ -118,7 +118,7 @@ def rates_chart(report: Report, labels: Labels) -> bytes | None:
     ax.set_xlim(0, 100)
     ax.set_xlabel("%")
     ax.set_title(labels.text("回复率与按时率", "Reply and on-time rates"))
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside lower center", ncol=4)
     return _png(fig)
 
 
@@ -138,7 +138,7 @@ def response_chart(report: Report, labels: Labels) -> bytes | None:
     ax.set_yticks(y, [labels.account(r) for r in rows], fontsize=8)
     ax.set_xlabel(labels.text("小时", "hours"))
     ax.set_title(labels.text("响应时长", "Response time"))
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside lower center", ncol=4)
     return _png(fig)
 
 
