@@ -58,6 +58,10 @@ def decrypt_reply(text: str, nonce: str = "24680") -> str:
     return crypto.decrypt_message(text, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"])
 
 
+def faq_answer(ctx: Context, rule_id: str) -> str:
+    return next(r.answer for r in ctx.rules.current_faq().rules if r.id == rule_id)
+
+
 def counts(ctx: Context) -> dict[str, int]:
     with ctx.session() as s:
         return {m.__name__: s.execute(select(func.count()).select_from(m)).scalar_one()
@@ -122,7 +126,7 @@ def test_text_question_gets_faq_passive_reply(client, ctx):
     reply = xmltodict.parse(r.text)["xml"]
     assert reply["ToUserName"] == "oWx3L5Qd2kE8xyZc1TeXt000001"
     assert reply["FromUserName"] == "gh_3c884a361561"
-    assert reply["MsgType"] == "text" and "12333" in reply["Content"]
+    assert reply["MsgType"] == "text" and reply["Content"] == faq_answer(ctx, "faq.pension_query")
     (m,) = messages(ctx)
     assert (m.kind, m.msg_type, m.dedupe_key) == ("wechat_message", "text", "msg:24512345678901001")
     assert m.intent == "question" and m.topic == "劳动和社会保障" and m.replied_at is not None
@@ -222,7 +226,7 @@ def test_aes_message_is_decrypted_and_reply_encrypted(client, ctx):
     outer = xmltodict.parse(r.text)["xml"]
     assert set(outer) >= {"Encrypt", "MsgSignature", "TimeStamp", "Nonce"}
     reply = xmltodict.parse(decrypt_reply(r.text))["xml"]
-    assert "12333" in reply["Content"]
+    assert reply["Content"] == faq_answer(ctx, "faq.pension_query")
     (m,) = messages(ctx)
     assert m.raw == payload("text.xml").decode() and m.intent == "question"
     # WeChat's retry: new nonce, new ciphertext; same message stored once, same reply inside.

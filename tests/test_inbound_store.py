@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from bot import db
 from bot.context import Context
+from bot.inbound import store
 from bot.inbound.store import Incoming, ingest
 from bot.models import Department, Message, Reply, Ticket
 
@@ -104,16 +105,15 @@ def test_two_writers_race_store_one_message(ctx, monkeypatch):
     """Two processes get the same delivery at once: one stores it, the other finds that copy."""
     other = Context(config=ctx.config, engine=db.make_engine(ctx.config.database_url), worker_id="w2")
     other.rules = ctx.rules
-    clf = ctx.rules.current()
-    real = clf.classify
+    real = store.open_ticket
     entered = threading.Event()
 
-    def slow(text, subject=None):
+    def slow_open_ticket(**kw):
         entered.set()
-        time.sleep(0.5)  # the first writer holds its transaction open while the second arrives
-        return real(text, subject)
+        time.sleep(0.5)  # the first writer holds its transaction (with the new row) open while the second arrives
+        return real(**kw)
 
-    monkeypatch.setattr(clf, "classify", slow)
+    monkeypatch.setattr(store, "open_ticket", slow_open_ticket)
     results: dict[str, object] = {}
 
     def first():

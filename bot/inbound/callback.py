@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from xml.parsers import expat
 
@@ -155,7 +157,7 @@ def incoming_from_xml(account_id: int, doc: dict[str, Any], raw: str) -> Incomin
     create_time = _field(doc, "CreateTime")
     if not create_time.isdigit():
         raise Refused(400, "field CreateTime is not a number")
-    received_at = datetime.fromtimestamp(int(create_time), timezone.utc)
+    received_at = datetime.fromtimestamp(int(create_time), UTC)
     wire_type = _field(doc, "MsgType").lower()
     common = dict(account_id=account_id, kind="wechat_message", received_at=received_at,
                   sender_id=from_user, raw=raw, own_id=to_user)
@@ -186,17 +188,35 @@ def incoming_from_xml(account_id: int, doc: dict[str, Any], raw: str) -> Incomin
 # ---- request handling --------------------------------------------------------------------------
 
 
-def _account(ctx: Context, appid: str) -> CallbackAccount:
+def _load_account(ctx: Context, appid: str) -> CallbackAccount | None:
     with ctx.session() as session:
         acc = session.execute(
             select(Account).where(Account.platform == "wechat", Account.remote_id == appid)
         ).scalar_one_or_none()
         if acc is None:
-            raise Refused(404, "unknown appid")
+            return None
         creds = acc.credentials or {}
         return CallbackAccount(id=acc.id, appid=appid, token=str(creds.get("token") or ""),
                                aes_key=str(creds.get("encoding_aes_key") or ""),
                                aes=creds.get("message_mode") == "aes")
+
+
+# appid -> (monotonic expiry, account) per context: spares a query and a thread hop on every push.
+# Credentials only change when the config is synced at start, so a short time-to-live is plenty.
+_ACCOUNT_TTL_S = 30.0
+_accounts: dict[tuple[int, str], tuple[float, CallbackAccount]] = {}
+
+
+async def _account(ctx: Context, appid: str) -> CallbackAccount:
+    key, now = (id(ctx), appid), time.monotonic()
+    cached = _accounts.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    account = await run_in_threadpool(_load_account, ctx, appid)
+    if account is None:
+        raise Refused(404, "unknown appid")
+    _accounts[key] = (now + _ACCOUNT_TTL_S, account)
+    return account
 
 
 def _query(request: Request, *names: str) -> list[str]:
@@ -235,9 +255,15 @@ def _decrypt(account: CallbackAccount, outer: dict[str, Any], timestamp: str, no
     return plain.encode("utf-8")
 
 
+# SQLite has one write lock and its busy handler polls for it in sleeps of up to 100 ms: under a burst,
+# request threads queueing there stretch the tail to seconds. Queueing on a Python lock instead wakes
+# the next writer at once (the work is GIL-bound, nothing runs in parallel anyway). PostgreSQL needs none.
+_sqlite_writer = threading.Lock()
+
+
 def _store(ctx: Context, account: CallbackAccount, incoming: Incoming) -> str:
     """Store and triage; the passive reply (or "success"), the same for every redelivery."""
-    with ctx.session() as session:
+    with _sqlite_writer if ctx.engine.dialect.name == "sqlite" else nullcontext(), ctx.session() as session:
         result = ingest(session=session, ctx=ctx, incoming=incoming)
         message = result.message
         if not result.created:
@@ -287,7 +313,7 @@ async def verify(appid: str, request: Request) -> Response:
     """服务器配置 check: echo `echostr` when the signature is right (decrypted in AES mode)."""
     ctx: Context = request.app.state.ctx
     try:
-        account = await run_in_threadpool(_account, ctx, appid)
+        account = await _account(ctx, appid)
         timestamp, nonce, echostr = _query(request, "timestamp", "nonce", "echostr")
         msg_signature = request.query_params.get("msg_signature")
         if account.aes and msg_signature:
@@ -314,7 +340,7 @@ async def receive(appid: str, request: Request) -> Response:
     """A user message or event pushed by WeChat (plain or AES mode)."""
     ctx: Context = request.app.state.ctx
     try:
-        account = await run_in_threadpool(_account, ctx, appid)
+        account = await _account(ctx, appid)
         timestamp, nonce = _query(request, "timestamp", "nonce")
         params = {"timestamp": timestamp, "nonce": nonce}
         signature = request.query_params.get("signature")

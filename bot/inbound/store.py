@@ -2,13 +2,14 @@
 
 `ingest` is the one pipeline behind the WeChat callback and comment polling:
 
-1. insert once: (account_id, dedupe_key) is unique. The insert is `INSERT ... ON CONFLICT DO
+1. classify with the current triage rules (intent, topic, confidence, spam, the matched rules) and
+   route: topic -> department (config triage.topic_departments), no clear topic -> the default desk.
+   This is pure work done before writing, so the write transaction stays short;
+2. insert once: (account_id, dedupe_key) is unique. The insert is `INSERT ... ON CONFLICT DO
    NOTHING` and the row is then read back, so a redelivery - or the same comment polled by two
    processes at the same moment - finds the first copy instead of failing (on PostgreSQL the second
    insert waits for the first transaction; on SQLite the write lock serialises them);
-2. classify with the current triage rules (intent, topic, confidence, spam, the matched rules);
-3. route: topic -> department (config triage.topic_departments), no clear topic -> the default desk;
-4. answer automatically when an FAQ rule fits (bot.inbound.autoreply), otherwise open a ticket for
+3. answer automatically when an FAQ rule fits (bot.inbound.autoreply), otherwise open a ticket for
    a message that needs an answer (praise, spam and other never make tickets).
 
 Everything happens in the caller's transaction, which commits once: a crash leaves nothing
@@ -17,8 +18,9 @@ half-stored (no message without its triage, no ticket without its message).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from loguru import logger
 from sqlalchemy import select
@@ -74,10 +76,10 @@ class IngestResult:
 
 
 def _aware(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def _insert_once(session: Session, incoming: Incoming) -> tuple[int, bool]:
+def _insert_once(session: Session, incoming: Incoming, triage: dict) -> tuple[int, bool]:
     """(message id, created): insert the row unless (account_id, dedupe_key) exists already."""
     values = dict(
         account_id=incoming.account_id,
@@ -92,9 +94,8 @@ def _insert_once(session: Session, incoming: Incoming) -> tuple[int, bool]:
         publication_id=incoming.publication_id,
         received_at=_aware(incoming.received_at),
         stored_at=utcnow(),
-        spam=False,
-        needs_answer=False,
-        rules="",
+        replied_at=utcnow() if incoming.already_replied else None,
+        **triage,
     )
     dialect = session.get_bind().dialect.name
     insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
@@ -108,12 +109,23 @@ def _insert_once(session: Session, incoming: Incoming) -> tuple[int, bool]:
     return existing, False
 
 
+# (engine, department name) -> (monotonic expiry, id): departments change only when the config is synced.
+_DEPARTMENT_TTL_S = 60.0
+_department_ids: dict[tuple[int, str], tuple[float, int]] = {}
+
+
 def _department_id(session: Session, ctx: Context, topic: str | None) -> int | None:
     triage = ctx.config.triage
     name = triage.topic_departments.get(topic, triage.default_department) if topic else triage.default_department
+    key, now = (id(ctx.engine), name), time.monotonic()
+    cached = _department_ids.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     dept_id = session.execute(select(Department.id).where(Department.name == name)).scalar_one_or_none()
     if dept_id is None:
         logger.warning("department {!r} (triage routing) is not in the database; message left unrouted", name)
+        return None
+    _department_ids[key] = (now + _DEPARTMENT_TTL_S, dept_id)
     return dept_id
 
 
@@ -121,43 +133,39 @@ def _ticket_of(session: Session, message_id: int) -> Ticket | None:
     return session.execute(select(Ticket).where(Ticket.message_id == message_id)).scalar_one_or_none()
 
 
+def _triage(session: Session, ctx: Context, incoming: Incoming) -> tuple[Classification | None, dict]:
+    """The classification and the Message columns it fills. Pure work and one read: done before the
+    insert, so the write transaction (SQLite: the database's one write lock) stays short."""
+    if not incoming.classify:
+        return None, dict(intent=None, spam=False, needs_answer=False, rules="")
+    if not incoming.text.strip():
+        # Pictures, videos, an empty location: stored for the record; nothing to triage.
+        return None, dict(intent="other", spam=False, needs_answer=False, rules="")
+    c = ctx.rules.current().classify(incoming.text)
+    return c, dict(intent=c.intent, topic=c.topic, confidence=c.confidence, spam=c.spam, needs_answer=c.needs_answer,
+                   rules=c.rules_summary()[:MAX_RULES_CHARS], department_id=_department_id(session, ctx, c.topic))
+
+
 def ingest(*, session: Session, ctx: Context, incoming: Incoming) -> IngestResult:
     """Store `incoming` once and triage it; a duplicate returns the first copy untouched."""
-    message_id, created = _insert_once(session, incoming)
+    classification, triage = _triage(session, ctx, incoming)
+    message_id, created = _insert_once(session, incoming, triage)
     message = session.get(Message, message_id, populate_existing=True)
     if not created:
         return IngestResult(message=message, created=False, ticket=_ticket_of(session, message_id))
     account = session.get(Account, incoming.account_id)
     if account is None:
         raise ValueError(f"no account with id {incoming.account_id}")
-    now = utcnow()
-    if incoming.already_replied:
-        message.replied_at = now
-
     if incoming.event == "subscribe":
         welcome = record_welcome(session=session, ctx=ctx, account=account, message=message)
         return IngestResult(message=message, created=True, auto_reply=welcome)
-    if not incoming.classify or not incoming.text.strip():
-        # Events, pictures without words: stored for the record; nothing to triage.
-        message.intent = "other" if incoming.classify else None
-        return IngestResult(message=message, created=True)
-
-    classification = ctx.rules.current().classify(incoming.text)
-    message.intent = classification.intent
-    message.topic = classification.topic
-    message.confidence = classification.confidence
-    message.spam = classification.spam
-    message.needs_answer = classification.needs_answer
-    message.rules = classification.rules_summary()[:MAX_RULES_CHARS]
-    message.department_id = _department_id(session, ctx, classification.topic)
-    session.flush()
+    if classification is None or not classification.needs_answer:
+        return IngestResult(message=message, created=True, classification=classification)
 
     reply = None
-    if not incoming.already_replied and classification.needs_answer:
+    if not incoming.already_replied:
         reply = decide(session=session, ctx=ctx, account=account, message=message, classification=classification).reply
-    ticket = None
-    if reply is None and classification.needs_answer:
-        ticket = open_ticket(session=session, ctx=ctx, message=message)
+    ticket = None if reply is not None else open_ticket(session=session, ctx=ctx, message=message)
     logger.debug("message {} ({} {}) -> {} / {} {}", message.id, incoming.kind, incoming.dedupe_key,
                  classification.intent, classification.topic,
                  f"auto-reply {reply.faq_rule}" if reply else f"ticket {ticket.id}" if ticket else "no ticket")
