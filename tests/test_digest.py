@@ -192,3 +192,13 @@ def test_job_writes_once_a_day_after_digest_time(ctx: Context, data: dict[str, i
     with ctx.session() as s:
         runs = s.exec(select(DigestRun)).all()
     assert len(runs) == 1 and runs[0].day == "2026-11-18" and "住建局" in runs[0].markdown
+
+
+def test_citizen_text_cannot_inject_markdown(ctx: Context) -> None:
+    with ctx.session() as s:
+        tid = add_ticket(s, account="示例县住建", department="住建局", first_due=local(2026, 11, 17),
+                         resolution_due=local(2026, 11, 24), text="点[这里](http://evil.example) <font>**急**</font>")
+    md = render_markdown(build(ctx))
+    line = next(x for x in md.splitlines() if x.startswith(f"- #{tid} "))
+    assert "[" not in line and "](" not in line and "<" not in line and "**" not in line
+    assert "点［这里］(http://evil.example) ＜font＞＊＊急＊＊＜/" in line

@@ -399,6 +399,15 @@ def _failed_publications(
 # -- how it reads --------------------------------------------------------------------------------
 
 
+# Citizens write the excerpts: in Markdown their brackets, stars and angle brackets would become links,
+# emphasis or <font> tags in the officers' WeCom group, so they are shown as their full-width forms.
+_MD_SAFE = str.maketrans({"[": "［", "]": "］", "<": "＜", ">": "＞", "*": "＊", "`": "｀", "_": "＿", "#": "＃"})
+
+
+def md_text(text: str) -> str:
+    return text.translate(_MD_SAFE)
+
+
 def render_markdown(digest: Digest) -> str:
     """Pure: the digest as Markdown that the WeCom robot shows (no tables) and mail sends as plain text."""
     d = digest
@@ -418,7 +427,7 @@ def render_markdown(digest: Digest) -> str:
             for t in items:
                 when = f"{overdue_label(t)}（{t.deadline_zh}）" if t.bucket == "overdue" else f"{t.deadline_zh}期限"
                 out.append(f"- #{t.ticket_id} {when} · {t.intent_zh} · {t.account} · "
-                           f"{t.received_at:%m-%d %H:%M} 收到：{t.excerpt}")
+                           f"{t.received_at:%m-%d %H:%M} 收到：{md_text(t.excerpt)}")
             if count > len(items):
                 out.append(f"- 另有 {count - len(items)} 件未列出")
         if dept.later_count:
@@ -435,7 +444,8 @@ def render_markdown(digest: Digest) -> str:
         out.append("## 发布失败")
         for p in d.failed_publications:
             what = "错过发布时间" if p.state == "missed" else "发布失败"
-            out.append(f"- {p.account}：《{p.title}》{p.due_at:%m-%d %H:%M} {what}{('：' + p.error) if p.error else ''}")
+            error = f"：{md_text(p.error)}" if p.error else ""
+            out.append(f"- {p.account}：《{md_text(p.title)}》{p.due_at:%m-%d %H:%M} {what}{error}")
         if d.failed_older:
             out.append(f"- 另有 {d.failed_older} 条更早的发布失败记录")
         out.append("")
