@@ -21,8 +21,11 @@ from bot.oversight.digest import (
     render_html,
     render_markdown,
 )
+from tests import test_reports
 
 TZ = ZoneInfo("Asia/Shanghai")
+# The context on SQLite and on PostgreSQL (GOVBOT_TEST_PG_URL), shared with the report tests.
+rctx = test_reports.rctx
 # Wednesday 18 November 2026, 09:00 in Shanghai: Mon 16 and Tue 17 are working days, as are Thu 19, Fri 20.
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=TZ)
 _seq = count(1)
@@ -202,3 +205,20 @@ def test_citizen_text_cannot_inject_markdown(ctx: Context) -> None:
     line = next(x for x in md.splitlines() if x.startswith(f"- #{tid} "))
     assert "[" not in line and "](" not in line and "<" not in line and "**" not in line
     assert "点［这里］(http://evil.example) ＜font＞＊＊急＊＊＜/" in line
+
+
+def test_job_and_past_day_on_sqlite_and_postgresql(rctx: Context) -> None:
+    with rctx.session() as s:
+        t_over = add_ticket(s, account="示例县住建", department="住建局", first_due=local(2026, 11, 13),
+                            resolution_due=local(2026, 11, 20))
+        t_unassigned = add_ticket(s, account="示例县发布", department=None, first_due=local(2026, 11, 19),
+                                  resolution_due=local(2026, 11, 25), created=local(2026, 11, 17, 9))
+        add_publication(s, account="示例县住建", state="failed", when=NOW - timedelta(days=2), title="供暖通知")
+    (out,) = digest_job(rctx, now=NOW)
+    d = out.digest
+    assert [(x.name, [t.ticket_id for t in x.overdue + x.due_today]) for x in d.departments] == [
+        ("住建局", [t_over]), ("未分派部门", [t_unassigned])]
+    assert [p.title for p in d.failed_publications] == ["供暖通知"]
+    assert digest_job(rctx, now=NOW + timedelta(minutes=1)) == []
+    past = build(rctx, day=date(2026, 11, 16))
+    assert past.unanswered == 1  # the unassigned ticket arrived on the 17th

@@ -46,7 +46,9 @@ def digest(state: CliState, day: datetime | None, organisation: str | None, out:
             for channel, record in sorted(outcome.deliveries.items()):
                 click.echo(f"{scope.name} {the_day} {channel}: {record.get('state')} after {record.get('attempts')} "
                            f"attempt(s){': ' + record['error'] if record.get('error') else ''}", err=True)
-            if not scope.channels:
+            if outcome.run_id is None:
+                click.echo(f"{scope.name}: no organisation configured, so nothing is stored or sent", err=True)
+            elif not scope.channels:
                 click.echo(f"{scope.name}: no digest_channels configured; stored, nothing sent", err=True)
             failures += [f"{scope.name} {ch}" for ch in outcome.failed_now]
         else:
