@@ -201,21 +201,25 @@ def _load_account(ctx: Context, appid: str) -> CallbackAccount | None:
                                aes=creds.get("message_mode") == "aes")
 
 
-# appid -> (monotonic expiry, account) per context: spares a query and a thread hop on every push.
-# Credentials only change when the config is synced at start, so a short time-to-live is plenty.
+# Credentials only change when the config is synced at start: a short time-to-live is plenty, and
+# spares a query and a thread hop on every push.
 _ACCOUNT_TTL_S = 30.0
-_accounts: dict[tuple[int, str], tuple[float, CallbackAccount]] = {}
 
 
-async def _account(ctx: Context, appid: str) -> CallbackAccount:
-    key, now = (id(ctx), appid), time.monotonic()
-    cached = _accounts.get(key)
+async def _account(request: Request, appid: str) -> CallbackAccount:
+    """The account of the URL's appid (cached per app for _ACCOUNT_TTL_S); Refused(404) if unknown."""
+    state = request.app.state
+    if not hasattr(state, "wechat_callback_accounts"):
+        state.wechat_callback_accounts = {}
+    cache: dict[str, tuple[float, CallbackAccount]] = state.wechat_callback_accounts
+    now = time.monotonic()
+    cached = cache.get(appid)
     if cached is not None and cached[0] > now:
         return cached[1]
-    account = await run_in_threadpool(_load_account, ctx, appid)
+    account = await run_in_threadpool(_load_account, state.ctx, appid)
     if account is None:
         raise Refused(404, "unknown appid")
-    _accounts[key] = (now + _ACCOUNT_TTL_S, account)
+    cache[appid] = (now + _ACCOUNT_TTL_S, account)
     return account
 
 
@@ -298,22 +302,21 @@ def _handle_post(ctx: Context, account: CallbackAccount, params: dict[str, str],
 
 def _refusal(request: Request, appid: str, exc: Refused) -> PlainTextResponse:
     client = request.client.host if request.client else "?"
-    logger.warning("WeChat callback {} {} from {} refused {}: {}", request.method, appid[:40], client, exc.status, exc.reason)
+    logger.warning("WeChat callback {} {!r} from {} refused {}: {}", request.method, appid[:40], client, exc.status, exc.reason)
     return PlainTextResponse(exc.reason, status_code=exc.status)
 
 
 def _unavailable(request: Request, appid: str) -> PlainTextResponse:
     # Our own failure (database down, a bug): 503 makes WeChat retry; the transaction left nothing behind.
-    logger.exception("WeChat callback {} {} failed", request.method, appid[:40])
+    logger.exception("WeChat callback {} {!r} failed", request.method, appid[:40])
     return PlainTextResponse("temporarily unavailable", status_code=503)
 
 
 @router.get("/wechat/callback/{appid}", include_in_schema=False)
 async def verify(appid: str, request: Request) -> Response:
     """服务器配置 check: echo `echostr` when the signature is right (decrypted in AES mode)."""
-    ctx: Context = request.app.state.ctx
     try:
-        account = await _account(ctx, appid)
+        account = await _account(request, appid)
         timestamp, nonce, echostr = _query(request, "timestamp", "nonce", "echostr")
         msg_signature = request.query_params.get("msg_signature")
         if account.aes and msg_signature:
@@ -340,7 +343,7 @@ async def receive(appid: str, request: Request) -> Response:
     """A user message or event pushed by WeChat (plain or AES mode)."""
     ctx: Context = request.app.state.ctx
     try:
-        account = await _account(ctx, appid)
+        account = await _account(request, appid)
         timestamp, nonce = _query(request, "timestamp", "nonce")
         params = {"timestamp": timestamp, "nonce": nonce}
         signature = request.query_params.get("signature")

@@ -19,12 +19,14 @@ half-stored (no message without its triage, no ticket without its message).
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from loguru import logger
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.clock import utcnow
@@ -109,23 +111,23 @@ def _insert_once(session: Session, incoming: Incoming, triage: dict) -> tuple[in
     return existing, False
 
 
-# (engine, department name) -> (monotonic expiry, id): departments change only when the config is synced.
+# engine -> department name -> (monotonic expiry, id): departments change only when the config is synced.
 _DEPARTMENT_TTL_S = 60.0
-_department_ids: dict[tuple[int, str], tuple[float, int]] = {}
+_department_ids: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, int]]] = weakref.WeakKeyDictionary()
 
 
 def _department_id(session: Session, ctx: Context, topic: str | None) -> int | None:
     triage = ctx.config.triage
     name = triage.topic_departments.get(topic, triage.default_department) if topic else triage.default_department
-    key, now = (id(ctx.engine), name), time.monotonic()
-    cached = _department_ids.get(key)
+    cache, now = _department_ids.setdefault(ctx.engine, {}), time.monotonic()
+    cached = cache.get(name)
     if cached is not None and cached[0] > now:
         return cached[1]
     dept_id = session.execute(select(Department.id).where(Department.name == name)).scalar_one_or_none()
     if dept_id is None:
         logger.warning("department {!r} (triage routing) is not in the database; message left unrouted", name)
         return None
-    _department_ids[key] = (now + _DEPARTMENT_TTL_S, dept_id)
+    cache[name] = (now + _DEPARTMENT_TTL_S, dept_id)
     return dept_id
 
 
