@@ -1,5 +1,5 @@
 """Report figures against a small dataset computed by hand, across the 2026 National Day holiday and its
-调休 working Saturday, on SQLite and on PostgreSQL (GOVBOT_TEST_PG_URL, started by .ci/postgres.sh).
+调休 working Saturday, on SQLite and on PostgreSQL.
 
 The 2026 State Council notice (chinesecalendar): 中秋 25–27 Sep off; 国庆 1–7 Oct off; Sat 10 Oct is a
 working day (调休); Sun 11 Oct is off. Deadlines (Ticket.*_due) are "the end of the n-th working day
@@ -50,17 +50,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import select
 
-from bot import db
 from bot.config import Config
 from bot.context import Context
 from bot.models import Account, Department, Message, Post, Publication, Reply, Ticket, User
@@ -89,28 +85,16 @@ def L(m: int, d: int, h: int = 0, mi: int = 0) -> datetime:  # noqa: N802 - a lo
 @pytest.fixture(params=["sqlite", "postgresql"])
 def rctx(request: pytest.FixtureRequest, make_config: Callable[..., Config],
          open_ctx: Callable[[Config], Context]) -> Iterator[Context]:
+    """A seeded context on a fresh SQLite file, or on a fresh PostgreSQL database (conftest's pg_database)."""
     if request.param == "sqlite":
         yield open_ctx(make_config())
         return
-    base = os.environ.get("GOVBOT_TEST_PG_URL")
-    assert base, "GOVBOT_TEST_PG_URL is not set: run the tests through .ci/run (it starts PostgreSQL)"
-    name = f"govbot_reports_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    try:
-        db.upgrade(url)
-        cfg = make_config({"database": {"url": url}})
-        ctx = Context.open(cfg)
-        with ctx.session() as s:
-            sync_from_config(session=s, config=cfg)
-        yield ctx
-        ctx.close()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    cfg = make_config({"database": {"url": request.getfixturevalue("pg_database")}})
+    ctx = Context.open(cfg)
+    with ctx.session() as s:
+        sync_from_config(session=s, config=cfg)
+    yield ctx
+    ctx.close()
 
 
 class Data:
