@@ -219,7 +219,8 @@ def test_weibo_to_me_and_status_comments_stored_once(ectx, emulator):
     weibo_comment(emulator, pub.remote_id, 6000000002, COMPLAINT)
     report = poll_comments(ectx)
     assert report.new == 2 and not report.errors  # to_me and comments/show list the same two: stored once
-    assert poll_comments(ectx).new == 0
+    assert report.seen == 2
+    assert poll_comments(ectx).targets == 0  # within WEIBO_ACCOUNT_EVERY_S: Weibo is not asked again
     with ectx.session() as s:
         msgs = list(s.execute(select(Message)).scalars())
     assert {m.kind for m in msgs} == {"weibo_comment"}
@@ -228,11 +229,13 @@ def test_weibo_to_me_and_status_comments_stored_once(ectx, emulator):
     statuses = emulator_state(emulator)["weibo"]["comments"]
     ours = [c for c in statuses.values() if str(c["uid"]) == account.remote_id]
     assert len(ours) == 1 and ours[0]["text"].startswith("回复@")
-    # Our own reply is listed under the status next time; it is not stored as a citizen comment.
+    # Everything listed again from the start (cursors lost): nothing is stored twice, and our own
+    # reply under the status is not taken for a citizen's comment.
     with ectx.session() as s:
         for row in s.execute(select(PollCursor)).scalars():
-            row.updated_at = utcnow() - timedelta(hours=1)
-    poll_comments(ectx)
+            row.updated_at, row.cursor = utcnow() - timedelta(hours=1), ""
+    again = poll_comments(ectx)
+    assert again.targets == 2 and again.new == 0 and again.seen == 4
     assert count(ectx, Message) == 2
 
 

@@ -5,9 +5,9 @@ taken by compare-and-set and expiring on its own if the worker dies):
 - WeChat: every publication published within polling.lookback_days that has a msg_data_id,
   `list_comments(target="msg_data_id/index")` (the connector pages with count <= 49);
 - Weibo: `comments/to_me` (target "to_me"), then `comments/show` for one of our recent statuses
-  per tick (target: the status id), each status at most every WEIBO_STATUS_EVERY_S.
-  Weibo allows about 150 calls per hour per user and app, publishing included; this keeps polling
-  well under it.
+  (target: the status id), each status at most every WEIBO_STATUS_EVERY_S, and the account at most
+  every WEIBO_ACCOUNT_EVERY_S. Weibo allows about 150 calls per hour per user and app, publishing
+  and replies included; polling takes at most 60 of them (plus paging).
 
 Where each target stopped is a PollCursor (account, scope); a page of comments and its cursor are
 committed together, and every comment goes through `ingest`, which stores it once (unique on the
@@ -38,6 +38,7 @@ RATE_LIMIT_CODES = {"45009", "10022", "10023", "10024"}
 WEIBO_RATE_LIMIT_BACKOFF_S = 3600.0  # Weibo counts calls per hour
 TARGET_ERROR_BACKOFF_S = 3600.0  # a target the platform refuses (comments closed, deleted article ...)
 WEIBO_STATUS_EVERY_S = 1800.0
+WEIBO_ACCOUNT_EVERY_S = 120.0
 LEASE_PREFIX = "poll-lease:"
 
 
@@ -182,6 +183,9 @@ def _targets(session: Session, ctx: Context, account: Account, now: datetime) ->
     if account.platform == "wechat":
         pubs = session.execute(recent.where(Publication.remote_msg_data_id.is_not(None))).scalars()
         return [(t, f"wechat:{t}", p.id) for p in pubs for t in [_wechat_target(p)]]
+    to_me = session.get(PollCursor, (account.id, "weibo:to_me"))
+    if to_me is not None and (now - _aware(to_me.updated_at)).total_seconds() < WEIBO_ACCOUNT_EVERY_S:
+        return []
     targets: list[tuple[str, str, int | None]] = [("to_me", "weibo:to_me", None)]
     due: list[tuple[datetime, Publication]] = []
     for pub in session.execute(recent.where(Publication.remote_id.is_not(None))).scalars():
