@@ -32,7 +32,8 @@ def job_specs(ctx: Context) -> list[JobSpec]:
     from bot.inbound.polling import poll_comments
     from bot.oversight.digest import digest_job
     from bot.publishing import scheduler as publishing
-    from bot.tickets import answering, service as tickets
+    from bot.tickets import answering
+    from bot.tickets import service as tickets
 
     specs: list[JobSpec] = [
         JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop),
@@ -76,10 +77,3 @@ def build_scheduler(ctx: Context) -> BackgroundScheduler:
 
     scheduler.add_listener(on_shutdown, EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
-
-
-def run_now(scheduler: BackgroundScheduler, job_id: str) -> None:
-    """"Run now": move the existing job's next run to now instead of adding a copy."""
-    from datetime import datetime, timezone
-
-    scheduler.modify_job(job_id, next_run_time=datetime.now(timezone.utc))
