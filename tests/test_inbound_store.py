@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -135,3 +136,37 @@ def test_two_writers_race_store_one_message(ctx, monkeypatch):
     assert a.created and not b.created
     assert a.message.id == b.message.id
     assert count(ctx, Message) == 1 and count(ctx, Ticket) == 1 and count(ctx, Reply) == 0
+
+
+# ---- PostgreSQL: the same guarantees with real concurrent transactions --------------------------
+
+
+@pytest.fixture
+def pg_ctx(make_config, pg_database) -> Iterator[Context]:
+    from bot.seed import sync_from_config
+
+    ctx = Context.open(make_config({"database": {"url": pg_database}}))
+    with ctx.session() as s:
+        sync_from_config(session=s, config=ctx.config)
+    yield ctx
+    ctx.close()
+
+
+def test_postgres_two_writers_race_store_one_message(pg_ctx, monkeypatch):
+    test_two_writers_race_store_one_message(pg_ctx, monkeypatch)
+
+
+def test_postgres_duplicate_and_ticket(pg_ctx):
+    first = run(pg_ctx, incoming(pg_ctx, "小区门口的路灯坏了一个多月了，没人管，请尽快维修！", "msg:pg"))
+    again = run(pg_ctx, incoming(pg_ctx, "小区门口的路灯坏了一个多月了，没人管，请尽快维修！", "msg:pg"))
+    assert first.created and not again.created and again.ticket.id == first.ticket.id
+    assert count(pg_ctx, Message) == 1 and count(pg_ctx, Ticket) == 1
+
+
+def test_postgres_poll_lease(pg_ctx):
+    from bot.inbound.polling import release_lease, take_lease
+
+    other = Context(config=pg_ctx.config, engine=pg_ctx.engine, worker_id="other:9")
+    assert take_lease(pg_ctx, 1, seconds=60) and not take_lease(other, 1, seconds=60)
+    release_lease(pg_ctx, 1)
+    assert take_lease(other, 1, seconds=60)
