@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -120,24 +119,26 @@ def test_find_published_by_job_by_draft_and_by_content(emu, wx):
     assert wx.find_published(article("另一篇"), since=since, resume={}) is None
 
 
-def test_submit_accepted_without_answer_is_uncertain_until_listed(emu):
+def test_submit_accepted_without_answer_waits_for_the_listing(emu):
     emu.admin.config(wechat_publish_delay_s=1.0)
     emu.admin.fault("wechat", "freepublish/submit", "accept_then_hang", delay_s=2)
-    wx = emu.connector(timeout=0.5)
+    wx = emu.connector(timeout=0.5, poll_timeout=0.3)
     post, ids = article("社保待遇调整"), {}
     with pytest.raises(TransientError):
         wx.publish(post, progress=lambda step, got: ids.update(got), resume={})
     assert "publish_id" not in ids and emu.admin.state()["wechat"]["publishes"]
     since = utcnow() - timedelta(minutes=5)
     # The draft is gone but no article is listed yet: neither "published" nor "safe to publish again".
-    with pytest.raises(TransientError, match="submitted earlier"):
+    with pytest.raises(TransientError, match="not publishing it again"):
         wx.find_published(post, since=since, resume=dict(ids))
     with pytest.raises(TransientError, match="no longer in the draft box"):
         wx.publish(post, progress=lambda step, got: None, resume=dict(ids))
-    time.sleep(1.1)
-    assert wx.find_published(post, since=since, resume=dict(ids)) is not None
-    assert emu.calls("freepublish/submit") == 2 and len(emu.admin.state()["wechat"]["articles"]) == 1
+    patient = emu.connector(poll_timeout=10)
+    found = patient.find_published(post, since=since, resume=dict(ids))
+    assert found is not None and list(emu.admin.state()["wechat"]["articles"]) == [found.remote_id]
+    assert emu.calls("freepublish/submit") == 2
     wx.close()
+    patient.close()
 
 
 def test_errors_are_classified(emu, wx):

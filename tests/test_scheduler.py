@@ -66,6 +66,7 @@ def run(publisher: Publisher, ids: list[int], timeout: float = 20.0) -> dict[int
         return settled(lambda: Session(ctx.engine), ids)
 
     wait_for(done, timeout=timeout, what=f"publications {ids}")
+    publisher.tick()  # settles the posts of the publications that just ended
     with Session(ctx.engine) as s:
         return {p.id: p for p in s.exec(select(Publication).where(Publication.id.in_(ids)))}
 
@@ -262,6 +263,52 @@ def test_missed_posts_flagged_beyond_grace_and_sent_within(sctx, publisher, emul
     assert len(events(sctx, "publication.missed")) == 1
     with Session(sctx.engine) as s:
         assert s.get(Post, old.id).status == "failed"
+
+
+def test_prepared_ahead_then_published_at_its_time(sctx, publisher, emulator):
+    due_at = utcnow() + timedelta(seconds=2)
+    with sctx.session() as s:
+        post = signed_post(s, sctx.config, title="元旦假期安排")
+        accs = accounts(s)
+        ids = [schedule(s, post, accs[name], due_at=due_at).id for name in (WECHAT, WEIBO)]
+
+    def prepared() -> bool:
+        publisher.tick()
+        with Session(sctx.engine) as s:
+            return bool(s.get(Publication, ids[0]).remote_draft_id)
+
+    wait_for(prepared, what="the WeChat draft to be prepared")
+    assert utcnow() < due_at
+    state = emulator_state(emulator)
+    assert len(state["wechat"]["drafts"]) == 1 and not state["wechat"]["publishes"] and not state["weibo"]["statuses"]
+    with Session(sctx.engine) as s:
+        assert {s.get(Publication, i).state for i in ids} == {"publishing"}
+    pubs = run(publisher, ids)
+    assert {p.state for p in pubs.values()} == {"published"}
+    assert all(timedelta(0) <= p.published_at - p.due_at < timedelta(seconds=1) for p in pubs.values())
+    assert all(p.attempts == 1 for p in pubs.values())
+    assert copies(emulator_state(emulator), title="元旦假期安排") == 1
+
+
+def test_edit_while_waiting_for_its_time_cancels(sctx, publisher, emulator):
+    due_at = utcnow() + timedelta(seconds=2)
+    with sctx.session() as s:
+        post = signed_post(s, sctx.config, title="停水通知")
+        pub_id = schedule(s, post, accounts(s)[WECHAT], due_at=due_at).id
+
+    def prepared() -> bool:
+        publisher.tick()
+        with Session(sctx.engine) as s:
+            return bool(s.get(Publication, pub_id).remote_draft_id)
+
+    wait_for(prepared, what="the WeChat draft to be prepared")
+    with sctx.session() as s:
+        row = s.get(Post, post.id)
+        row.content_hash, row.version = "edited", 2
+        s.add(row)
+    pub = run(publisher, [pub_id])[pub_id]
+    assert pub.state == "cancelled" and "edited after it was scheduled (now version 2)" in pub.last_error
+    assert not emulator_state(emulator)["wechat"]["publishes"]
 
 
 def test_backoff_is_exponential_bounded_and_jittered():

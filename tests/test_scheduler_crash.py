@@ -73,7 +73,7 @@ def test_sigkill_after_the_platform_accepted_leaves_one_copy(tmp_path: Path, ope
             def published() -> bool:
                 with Session(ctx.engine) as s:
                     states = s.exec(select(Publication.state).where(Publication.id.in_(ids))).all()
-                return set(states) == {"published"}
+                    return set(states) == {"published"} and s.get(Post, post.id).status == "published"
 
             wait_for(published, timeout=60, what="the publications to be published")
         finally:

@@ -69,6 +69,8 @@ class PublishResult:
     remote_id: str  # WeChat article_id / Weibo status id
     url: str | None = None
     msg_data_id: str | None = None  # WeChat: what comments are listed by
+    # When the platform took the post: our clock at its answer, or the platform's own time for a post
+    # found again by find_published; None if unknown.
     published_at: datetime | None = None
 
 
@@ -108,6 +110,9 @@ class Stats:
 
 class Connector(Protocol):
     platform: str
+
+    def prepare(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> None:
+        """Ahead of the due time, what makes nothing public yet (WeChat: cover and draft); ids go to `progress`."""
 
     def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
         """Publish; `resume` carries ids stored by earlier `progress` calls of a crashed attempt."""

@@ -45,12 +45,21 @@ def connector_for(ctx: Context, account: Account) -> Connector:
     key = _key(ctx, account)
     with _lock:
         connector = _connectors.get(key)
-        if connector is None:
-            stale = [k for k in _connectors if k[:4] == key[:4]]
-            for k in stale:
-                _connectors.pop(k).close()
-            connector = _connectors[key] = _build(ctx, account)
+    if connector is not None:
         return connector
+    # Built outside the lock: other accounts' threads need not wait for it.
+    built = _build(ctx, account)
+    with _lock:
+        connector = _connectors.get(key)
+        if connector is None:
+            # Credentials or API address changed: the old connector of this account goes.
+            to_close = [_connectors.pop(k) for k in list(_connectors) if k[:4] == key[:4]]
+            connector = _connectors[key] = built
+        else:
+            to_close = [built]  # another thread built it first
+    for old in to_close:
+        old.close()
+    return connector
 
 
 def close_all(ctx: Context | None = None) -> None:

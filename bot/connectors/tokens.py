@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
@@ -37,11 +37,16 @@ class DbSessionStorage(SessionStorage):
         self.prefix = prefix
 
     def get(self, key: str, default: Any = None) -> Any:
+        found = self.get_with_expiry(key)
+        return default if found is None else found[0]
+
+    def get_with_expiry(self, key: str) -> tuple[Any, datetime] | None:
+        """The value and its expiry (far future when it has none), unless it is (nearly) expired."""
         with Session(self.engine) as session:
             row = session.get(KeyValue, self.prefix + key)
             if row is None or (row.expires_at is not None and row.expires_at - EXPIRY_MARGIN <= utcnow()):
-                return default
-            return json.loads(row.value)
+                return None
+            return json.loads(row.value), row.expires_at or datetime.max.replace(tzinfo=UTC)
 
     def set(self, key: str, value: Any, ttl: int | float | None = None) -> None:
         now = utcnow()
@@ -67,28 +72,41 @@ class DbSessionStorage(SessionStorage):
 
 
 class SharedToken:
-    """The access token of one account: read from the shared store, refreshed at most once per failure."""
+    """The access token of one account: read from the shared store, refreshed at most once per failure.
+
+    The token read last is kept in memory until it nears expiry; a token the platform refuses is
+    re-read from the store first (another process may have refreshed it) and fetched only if the
+    store still holds the refused one.
+    """
 
     _locks: dict[str, threading.Lock] = {}
     _locks_guard = threading.Lock()
 
-    def __init__(self, storage: SessionStorage, key: str, fetch: Callable[[], tuple[str, int]]):
+    def __init__(self, storage: DbSessionStorage, key: str, fetch: Callable[[], tuple[str, int]]):
         self.storage, self.key, self._fetch = storage, key, fetch
+        self._cached: tuple[str, datetime] | None = None
         with self._locks_guard:
             self._lock = self._locks.setdefault(key, threading.Lock())
 
     def current(self) -> str:
-        token = self.storage.get(self.key)
-        return token if token else self.refresh(stale=None)
+        cached = self._cached
+        if cached is not None and cached[1] - EXPIRY_MARGIN > utcnow():
+            return cached[0]
+        stored = self.storage.get_with_expiry(self.key)
+        if stored is not None:
+            self._cached = stored
+            return stored[0]
+        return self.refresh(stale=None)
 
     def refresh(self, *, stale: str | None) -> str:
         """A token other than `stale`: a newer stored one if someone refreshed meanwhile, else a fetched one."""
         with self._lock:
-            stored = self.storage.get(self.key)
-            if stored and stored != stale:
-                return stored
+            stored = self.storage.get_with_expiry(self.key)
+            if stored is not None and stored[0] != stale:
+                self._cached = stored
+                return stored[0]
             token, expires_in = self._fetch()
             self.storage.set(self.key, token, expires_in)
+            self._cached = (token, utcnow() + timedelta(seconds=expires_in))
             logger.info("fetched a new access token for {} (valid {} s)", self.key, expires_in)
             return token
-

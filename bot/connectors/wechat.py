@@ -13,6 +13,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -174,16 +175,24 @@ class WeChatConnector:
 
     # ---- publishing ---------------------------------------------------------------------
 
+    def prepare(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> None:
+        """Upload the cover and create the draft (草稿): nothing is public until the submit."""
+        if not (resume.get("publish_id") or resume.get("draft_id")):
+            self._draft(post, progress, resume)
+
+    def _draft(self, post: OutgoingPost, progress: ProgressFn, resume: dict[str, str]) -> str:
+        thumb = resume.get("media_id")
+        if not thumb:
+            thumb = self._upload_cover(post)
+            progress("draft", {"media_id": thumb})
+        draft_id = self._add_draft(post, thumb)
+        progress("submit", {"draft_id": draft_id})
+        return draft_id
+
     def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
         publish_id, msg_data_id = resume.get("publish_id"), resume.get("msg_data_id")
         if not publish_id:
-            draft_id = resume.get("draft_id")
-            if not draft_id:
-                thumb = resume.get("media_id") or self._upload_cover(post)
-                if not resume.get("media_id"):
-                    progress("draft", {"media_id": thumb})
-                draft_id = self._add_draft(post, thumb)
-                progress("submit", {"draft_id": draft_id})
+            draft_id = resume.get("draft_id") or self._draft(post, progress, resume)
             try:
                 res = self._post("freepublish/submit", {"media_id": draft_id}, need="publish_id")
             except PermanentError as e:
@@ -192,10 +201,14 @@ class WeChatConnector:
                     raise TransientError(PLATFORM, e.code, f"draft {draft_id} is no longer in the draft box: it "
                                          "was submitted earlier; waiting to find the published article") from e
                 raise
+            # The article's publication time (its create_time) is the moment the submit was accepted.
+            accepted_at = datetime.now(UTC)
             publish_id = str(res["publish_id"])
             msg_data_id = str(res["msg_data_id"]) if res.get("msg_data_id") is not None else None
             progress("poll", {"publish_id": publish_id, **({"msg_data_id": msg_data_id} if msg_data_id else {})})
-        return self._wait_for_job(publish_id, msg_data_id)
+        else:
+            accepted_at = None
+        return replace(self._wait_for_job(publish_id, msg_data_id), published_at=accepted_at)
 
     def _upload_cover(self, post: OutgoingPost) -> str:
         if post.cover is None:
@@ -250,8 +263,9 @@ class WeChatConnector:
     def find_published(self, post: OutgoingPost, *, since: datetime, resume: dict[str, str]) -> PublishResult | None:
         """The article if WeChat has it; None when publishing (again, or resuming the stored ids) is safe.
 
-        Raises TransientError when it cannot tell yet: the stored draft was consumed by a submit whose
-        answer was lost, and the article is not listed yet.
+        When the stored draft is gone, a submit whose answer was lost took it: its job is waited for
+        like a known one (the article shows up in the publish list once the job ends). Raises
+        TransientError if it is still not listed after the poll time-out: never "safe to publish" then.
         """
         publish_id = resume.get("publish_id")
         if publish_id:
@@ -259,12 +273,22 @@ class WeChatConnector:
             # Still running or failed: publish() resumes polling this job and reports its outcome.
             return self._job_result(job, resume.get("msg_data_id")) if int(job["publish_status"]) == 0 else None
         draft_id = resume.get("draft_id")
-        if draft_id and self._draft_exists(draft_id):
+        if not draft_id:
+            return self._search_published(post, since)
+        if self._draft_exists(draft_id):
             return None
-        found = self._search_published(post, since)
-        if found is None and draft_id:
-            raise TransientError(PLATFORM, None, f"draft {draft_id} was submitted earlier but no published "
-                                 "article matches it yet; waiting before deciding")
+        deadline = time.monotonic() + self.poll_timeout
+        delay = 0.0
+        while True:
+            if delay and self._closed.wait(delay):
+                break
+            found = self._search_published(post, since)
+            if found is not None or time.monotonic() > deadline:
+                break
+            delay = min(POLL_MAX_S, max(POLL_FIRST_S, delay * 2))
+        if found is None:
+            raise TransientError(PLATFORM, None, f"draft {draft_id} was submitted earlier but no published article "
+                                 f"matches it after {self.poll_timeout:g} s; not publishing it again")
         return found
 
     def _draft_exists(self, draft_id: str) -> bool:

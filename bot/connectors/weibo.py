@@ -7,10 +7,14 @@ rewrites links to t.cn short links, so texts are compared with every link masked
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import certifi
 import httpx
 from loguru import logger
 
@@ -51,6 +55,20 @@ def comparable(text: str) -> str:
     return URL_RE.sub("\x00", text).strip()
 
 
+_tls_lock = threading.Lock()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def tls_context() -> ssl.SSLContext:
+    """One TLS context per process: each one loads the whole CA bundle, slow to repeat per account."""
+    with _tls_lock:
+        return _tls_context()
+
+
 def parse_time(value: str) -> datetime:
     return datetime.strptime(value, "%a %b %d %H:%M:%S %z %Y").astimezone(UTC)
 
@@ -61,7 +79,7 @@ class WeiboConnector:
     def __init__(self, *, uid: str, access_token: str, api_base: str, timeout: float):
         self.uid = uid
         self.http = httpx.Client(base_url=api_base if api_base.endswith("/") else api_base + "/", timeout=timeout,
-                                 headers={"Authorization": f"OAuth2 {access_token}"})
+                                 headers={"Authorization": f"OAuth2 {access_token}"}, verify=tls_context())
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -111,6 +129,9 @@ class WeiboConnector:
 
     # ---- publishing ---------------------------------------------------------------------
 
+    def prepare(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> None:
+        """Nothing to do ahead: a status goes out in one call."""
+
     def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
         files = {"pic": (post.cover.filename, post.cover.data, post.cover.mime)} if post.cover else None
         try:
@@ -121,12 +142,14 @@ class WeiboConnector:
                 raise
             logger.info("weibo {}: repeated content is our own status {}", self.uid, found.remote_id)
             return found
-        return self._result(body)
+        # Weibo's created_at has whole seconds only: the moment of the answer is more precise.
+        return self._result(body, published_at=datetime.now(UTC))
 
-    def _result(self, status: dict[str, Any]) -> PublishResult:
+    def _result(self, status: dict[str, Any], published_at: datetime | None = None) -> PublishResult:
         sid = str(status.get("idstr") or status["id"])
-        return PublishResult(remote_id=sid, url=f"https://m.weibo.cn/status/{sid}",
-                             published_at=parse_time(status["created_at"]) if status.get("created_at") else None)
+        if published_at is None and status.get("created_at"):
+            published_at = parse_time(status["created_at"])
+        return PublishResult(remote_id=sid, url=f"https://m.weibo.cn/status/{sid}", published_at=published_at)
 
     def find_published(self, post: OutgoingPost, *, since: datetime, resume: dict[str, str]) -> PublishResult | None:
         wanted = comparable(post.weibo_text)

@@ -1,6 +1,6 @@
 """Exactly-once publishing of due posts (定时发布): publications are rows claimed with a lease.
 
-A short APScheduler tick claims due publications (bot.db.claim: SKIP LOCKED on PostgreSQL, a
+A short APScheduler tick claims publications (bot.db.claim: SKIP LOCKED on PostgreSQL, a
 compare-and-set lease everywhere) and hands them to a small thread pool; finished threads claim the
 next ones at once, so a burst of due posts does not wait for the next tick. For each publication:
 
@@ -12,31 +12,51 @@ next ones at once, so a burst of due posts does not wait for the next tick. For 
    (connector.find_published, from the stored ids or the account's recent posts) and publishes only
    if it is not. This is what keeps a post to one copy when a process dies between the platform's
    answer and the database write.
-3. Just before publishing: the post must still have the content hash that was scheduled (an edit
-   cancels the publication) and pass the pre-publish checks again (bot.publishing.checks).
+3. Before publishing, the post must still have the content hash that was scheduled (an edit cancels
+   the publication) and pass the pre-publish checks again (bot.publishing.checks).
 4. Transient errors retry with bounded exponential backoff and jitter; permanent ones, and the last
    allowed attempt, end in state failed with the platform's message in last_error.
 
+Publications never attempted are claimed up to PREPARE_AHEAD before their time: checked, recorded as
+started, and prepared on the platform as far as nothing becomes public (WeChat cover and draft); they
+then wait in this process, still leased, and at their time only the publishing call is left (after
+a last look at the content hash and the account). A post due at 09:00 goes out at 09:00 even when
+two hundred others are due with it.
+
 Every write is fenced on lease_owner: a worker whose lease was taken over stops without writing. The
-tick renews the leases of the publications in flight (a WeChat publish job may take minutes).
+tick renews the leases of everything the process holds, and settles the posts whose publications
+have all ended (published, partially_failed or failed).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
 from bot import audit
 from bot.clock import to_local, utcnow
-from bot.connectors.base import Cover, OutgoingPost, PermanentError, PublishResult, TransientError
+from bot.connectors.base import (
+    Cover,
+    OutgoingPost,
+    PermanentError,
+    PlatformError,
+    ProgressFn,
+    PublishResult,
+    TransientError,
+)
 from bot.connectors.registry import close_all, connector_for
 from bot.context import Context
 from bot.db import claim
@@ -46,8 +66,12 @@ from bot.models import Account, Media, Post, Publication
 ACTIVE = ("pending", "publishing")
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
 SINCE_MARGIN = timedelta(minutes=5)
-# Publishing threads per process; a WeChat publish spends most of its time waiting on the platform.
-THREADS = 8
+# Publishing threads per process; most of a thread's time is spent waiting on the platform.
+THREADS = 16
+# Never attempted publications are claimed this long before their time, to be prepared.
+PREPARE_AHEAD = timedelta(seconds=30)
+# Prepared publications one process keeps waiting for their time, at most.
+WAITING_LIMIT = 1000
 # Connector id names -> Publication columns.
 ID_COLUMNS = {"media_id": "remote_media_id", "draft_id": "remote_draft_id", "publish_id": "remote_publish_id",
               "msg_data_id": "remote_msg_data_id"}
@@ -67,129 +91,259 @@ def backoff_seconds(attempt: int, *, base: float, cap: float, retry_after: float
     return min(cap, delay)
 
 
+@dataclass
+class Attempt:
+    """One attempt at a publication, recorded as started: what the platform calls need."""
+
+    pub: Publication  # as loaded when the attempt started (detached)
+    account: Account
+    outgoing: OutgoingPost
+    resume: dict[str, str]  # the stored ids, updated as `progress` reports new ones
+    number: int
+    # Started before this attempt: the platform may already have the post.
+    reconcile: bool
+
+
 class Publisher:
-    """The publishing side of one worker process: claims due publications and publishes them."""
+    """The publishing side of one worker process: claims publications and publishes them."""
 
     def __init__(self, ctx: Context, threads: int = THREADS):
         self.ctx = ctx
         cfg = ctx.config.scheduler
         self.owner = ctx.worker_id
         self.lease = timedelta(seconds=cfg.lease_seconds)
+        self.threads = threads
+        # Publications queued for or in a thread, at most (those waiting for their time are not counted).
         self.capacity = threads + cfg.batch_size
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
-        self.inflight: set[int] = set()
-        self._inflight_lock = threading.Lock()
+        self.inflight: set[int] = set()  # every publication this process holds the lease of
+        self._queued = 0  # submitted to the pool, not started yet
+        # (due_at, seq, publication id, prepared attempt or None): waiting for their time, a heap.
+        self._waiting: list[tuple[datetime, int, int, Attempt | None]] = []
+        self._seq = itertools.count()
+        self._lock = threading.Condition()  # guards the three above; wakes the timer
         self._fill_lock = threading.Lock()
         self._stopping = threading.Event()
         self._renewed_at = time.monotonic()
+        # SQLite has one writer at a time: this process's writers queue on a lock (woken at once) instead
+        # of in SQLite's busy handler, which sleeps in growing steps.
+        sqlite = ctx.engine.dialect.name == "sqlite"
+        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        self._timer = threading.Thread(target=self._release_due, name="publish-timer", daemon=True)
+        self._timer.start()
 
-    # ---- claiming -----------------------------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A short write transaction."""
+        with self._write_lock, self.ctx.session() as session:
+            yield session
+
+    # ---- claiming and timing ------------------------------------------------------------
 
     def tick(self) -> None:
         self.renew_leases()
         self.fill()
+        settle_posts(self.ctx, writing=self._writing)
 
     def fill(self) -> None:
-        """Claim due publications while there is room; one claimer at a time per process."""
+        """Claim publications while there is room; one claimer at a time per process."""
         if self._stopping.is_set() or not self._fill_lock.acquire(blocking=False):
             return
         try:
             while not self._stopping.is_set():
-                room = self.capacity - len(self.inflight)
-                if room <= 0:
+                with self._lock:
+                    busy = len(self.inflight) - len(self._waiting)
+                    room = min(self.capacity - busy, WAITING_LIMIT - len(self.inflight))
+                    # Claim in batches (each claim is a transaction), but never let the threads run dry.
+                    if room <= 0 or (room < self.threads and self._queued > 0):
+                        return
+                claimed = self._claim(min(room, self.ctx.config.scheduler.batch_size))
+                if not claimed:
                     return
-                ids = self._claim(min(room, self.ctx.config.scheduler.batch_size))
-                if not ids:
-                    return
-                for pub_id in ids:
-                    self.pool.submit(self._run, pub_id)
+                now = utcnow()
+                for pub_id, due_at, fresh in claimed:
+                    if due_at <= now:
+                        self._submit(pub_id, self._publish_now, pub_id)
+                    elif fresh:
+                        self._submit(pub_id, self._prepare, pub_id, due_at)
+                    else:
+                        self._wait_until(due_at, pub_id, None)
         finally:
             self._fill_lock.release()
 
-    def _claim(self, limit: int) -> list[int]:
+    def _claim(self, limit: int) -> list[tuple[int, datetime, bool]]:
+        """Claim publications due before the next tick, and never attempted ones due within PREPARE_AHEAD."""
         now = utcnow()
-        with self.ctx.session() as session:
-            rows = claim(session, Publication, [Publication.state.in_(ACTIVE), Publication.next_attempt_at <= now],
-                         owner=self.owner, lease=self.lease, limit=limit, order_by=Publication.next_attempt_at,
-                         now=now)
+        soon = now + timedelta(seconds=self.ctx.config.scheduler.tick_seconds)
+        due = or_(Publication.next_attempt_at <= soon,
+                  and_(Publication.first_attempt_at.is_(None), Publication.next_attempt_at <= now + PREPARE_AHEAD))
+        with self._writing() as session:
+            rows = claim(session, Publication, [Publication.state.in_(ACTIVE), due], owner=self.owner,
+                         lease=self.lease, limit=limit, order_by=Publication.next_attempt_at, now=now)
         fresh = []
-        with self._inflight_lock:
+        with self._lock:
             for row in rows:
                 # Our own lease lapsed and we re-claimed a row still being worked on: leave it to that thread.
                 if row.id not in self.inflight:
                     self.inflight.add(row.id)
-                    fresh.append(row.id)
+                    fresh.append((row.id, row.next_attempt_at, row.first_attempt_at is None))
         return fresh
 
-    def renew_leases(self) -> None:
-        """Extend the leases of everything in flight, every third of a lease."""
-        if time.monotonic() - self._renewed_at < self.lease.total_seconds() / 3:
-            return
-        self._renewed_at = time.monotonic()
-        with self._inflight_lock:
-            ids = list(self.inflight)
-        if not ids:
-            return
-        with self.ctx.session() as session:
-            session.execute(update(Publication).where(Publication.id.in_(ids), Publication.lease_owner == self.owner)
-                            .values(lease_until=utcnow() + self.lease).execution_options(synchronize_session=False))
+    def _submit(self, pub_id: int, fn: Callable[..., bool | None], *args: Any) -> None:
+        with self._lock:
+            self._queued += 1
+        self.pool.submit(self._run, pub_id, fn, *args)
 
-    def _run(self, pub_id: int) -> None:
+    def _wait_until(self, due_at: datetime, pub_id: int, attempt: Attempt | None) -> None:
+        with self._lock:
+            heapq.heappush(self._waiting, (due_at, next(self._seq), pub_id, attempt))
+            self._lock.notify()
+
+    def _release_due(self) -> None:
+        """The timer thread: hands each waiting publication to the pool at its time."""
+        with self._lock:
+            while not self._stopping.is_set():
+                if not self._waiting:
+                    self._lock.wait()
+                    continue
+                delay = (self._waiting[0][0] - utcnow()).total_seconds()
+                if delay > 0:
+                    self._lock.wait(delay)
+                    continue
+                _, _, pub_id, attempt = heapq.heappop(self._waiting)
+                self._queued += 1
+                if attempt is None:
+                    self.pool.submit(self._run, pub_id, self._publish_now, pub_id)
+                else:
+                    self.pool.submit(self._run, pub_id, self._publish_prepared, attempt)
+
+    def _run(self, pub_id: int, fn: Callable[..., bool | None], *args: Any) -> None:
+        """A pool task; the publication stays held only if `fn` put it to wait (returned True)."""
+        with self._lock:
+            self._queued -= 1
+        waiting = False
         try:
             if not self._stopping.is_set():
-                self.publish_one(pub_id)
+                waiting = bool(fn(*args))
         except LeaseLost as e:
             logger.warning("publication {}: {}", pub_id, e)
         except Exception:
             # The lease lapses and another attempt reconciles; never lose the row.
             logger.exception("publication {}: unexpected error", pub_id)
         finally:
-            with self._inflight_lock:
-                self.inflight.discard(pub_id)
+            if not waiting:
+                with self._lock:
+                    self.inflight.discard(pub_id)
         self.fill()
+
+    def renew_leases(self) -> None:
+        """Extend the leases of everything this process holds, every third of a lease."""
+        if time.monotonic() - self._renewed_at < self.lease.total_seconds() / 3:
+            return
+        self._renewed_at = time.monotonic()
+        with self._lock:
+            ids = list(self.inflight)
+        if not ids:
+            return
+        with self._writing() as session:
+            session.execute(update(Publication).where(Publication.id.in_(ids), Publication.lease_owner == self.owner)
+                            .values(lease_until=utcnow() + self.lease).execution_options(synchronize_session=False))
 
     def stop(self) -> None:
         """Stop claiming, interrupt WeChat polls, and hand back the leases of what did not finish."""
         self._stopping.set()
+        with self._lock:
+            self._lock.notify_all()
+        self._timer.join(timeout=5)
         close_all(self.ctx)
         self.pool.shutdown(wait=True, cancel_futures=True)
-        with self._inflight_lock:
+        with self._lock:
             ids = list(self.inflight)
             self.inflight.clear()
+            self._waiting.clear()
         if ids:
-            with self.ctx.session() as session:
+            with self._writing() as session:
                 session.execute(update(Publication)
                                 .where(Publication.id.in_(ids), Publication.lease_owner == self.owner)
                                 .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
 
     # ---- one publication ----------------------------------------------------------------
 
-    def publish_one(self, pub_id: int) -> None:
+    def _prepare(self, pub_id: int, due_at: datetime) -> bool:
+        """Ahead of its time: check, record the attempt, prepare what is not public, then wait."""
+        attempt = self._begin(pub_id)
+        if attempt is None:
+            return False
+        connector = connector_for(self.ctx, attempt.account)
+        try:
+            connector.prepare(attempt.outgoing, progress=self._progress_of(attempt), resume=attempt.resume)
+        except PlatformError as e:
+            # Publishing does the rest at the due time, and handles the error if it persists.
+            logger.info("publication {}: preparing failed ({}); left to publishing", attempt.pub.id, e)
+        self._wait_until(due_at, attempt.pub.id, attempt)
+        return True
+
+    def _publish_prepared(self, attempt: Attempt) -> None:
+        """At its time: a last look (content unchanged, account enabled), then the publishing call."""
+        pub = attempt.pub
+        with self.ctx.session() as session:
+            enabled = select(Account.enabled).where(Account.id == pub.account_id).scalar_subquery()
+            row = session.execute(select(Post.content_hash, Post.version, enabled.label("enabled"))
+                                  .where(Post.id == pub.post_id)).first()
+        if row is None or row.content_hash != pub.content_hash:
+            self._finish(pub, **edited(pub.post_id, row.version if row else None))
+        elif not row.enabled:
+            self._fail(pub, attempt.account, f"account {attempt.account.name} was disabled")
+        else:
+            self._publish(attempt)
+
+    def _publish_now(self, pub_id: int) -> None:
+        attempt = self._begin(pub_id)
+        if attempt is not None:
+            self._publish(attempt)
+
+    def _begin(self, pub_id: int) -> Attempt | None:
+        """Load the publication, check a first attempt, and record the attempt before any platform call."""
         with self.ctx.session() as session:
             pub = session.get(Publication, pub_id)
             if pub is None or pub.lease_owner != self.owner or pub.state not in ACTIVE:
-                return
+                return None
             post = session.get(Post, pub.post_id)
             account = session.get(Account, pub.account_id)
             outgoing = self._outgoing(session, pub, post)
-        resume = {name: getattr(pub, col) for name, col in ID_COLUMNS.items() if getattr(pub, col)}
-        started = pub.first_attempt_at is not None
-        # A submitted WeChat job can no longer be stopped: follow it whatever the checks would say now.
-        committed = "publish_id" in resume
-        attempt = self._start(pub)
+            resume = {name: getattr(pub, col) for name, col in ID_COLUMNS.items() if getattr(pub, col)}
+            started = pub.first_attempt_at is not None
+            # A first attempt is checked right away; a later one reconciles with the platform first.
+            refusal = None if started or "publish_id" in resume else self._refusal(session, pub, post)
+        if refusal is not None:
+            self._finish(pub, **refusal)
+            return None
+        now = utcnow()
+        number = pub.attempts + 1
+        with self._writing() as session:
+            self._fenced(session, pub.id, state="publishing", attempts=number, step=pub.step or "started",
+                         first_attempt_at=pub.first_attempt_at or now, lease_until=now + self.lease)
+        return Attempt(pub=pub, account=account, outgoing=outgoing, resume=resume, number=number, reconcile=started)
+
+    def _publish(self, attempt: Attempt) -> None:
+        pub, account, outgoing, resume = attempt.pub, attempt.account, attempt.outgoing, attempt.resume
         connector = connector_for(self.ctx, account)
         try:
-            if started:
+            if attempt.reconcile:
                 found = connector.find_published(outgoing, since=pub.first_attempt_at - SINCE_MARGIN, resume=resume)
                 if found is not None:
                     self._published(pub, account, found, reconciled=True)
                     return
-            if not committed and not self._still_publishable(pub, post):
-                return
-            result = connector.publish(outgoing, progress=lambda step, ids: self._progress(pub.id, step, ids),
-                                       resume=resume)
+                # A submitted WeChat job can no longer be stopped: follow it whatever the checks would say now.
+                if "publish_id" not in resume:
+                    with self.ctx.session() as session:
+                        refusal = self._refusal(session, pub, session.get(Post, pub.post_id))
+                    if refusal is not None:
+                        self._finish(pub, **refusal)
+                        return
+            result = connector.publish(outgoing, progress=self._progress_of(attempt), resume=resume)
         except TransientError as e:
-            self._retry(pub, account, attempt, str(e), e.retry_after)
+            self._retry(pub, account, attempt.number, str(e), e.retry_after)
             return
         except PermanentError as e:
             self._fail(pub, account, str(e))
@@ -198,7 +352,7 @@ class Publisher:
             raise
         except Exception as e:
             logger.exception("publication {}: unexpected error while publishing", pub.id)
-            self._retry(pub, account, attempt, f"internal error: {type(e).__name__}: {e}", None)
+            self._retry(pub, account, attempt.number, f"internal error: {type(e).__name__}: {e}", None)
             return
         self._published(pub, account, result, reconciled=False)
 
@@ -218,54 +372,42 @@ class Publisher:
         if result.rowcount != 1:
             raise LeaseLost(f"lease taken over by another worker; {self.owner} stops")
 
-    def _start(self, pub: Publication) -> int:
-        """Record the attempt before any platform call; returns its number."""
-        now = utcnow()
-        attempt = pub.attempts + 1
-        with self.ctx.session() as session:
-            self._fenced(session, pub.id, state="publishing", attempts=attempt, step=pub.step or "started",
-                         first_attempt_at=pub.first_attempt_at or now, lease_until=now + self.lease)
-        return attempt
+    def _progress_of(self, attempt: Attempt) -> ProgressFn:
+        """The connector's `progress`: store the step and ids before its next call, and keep them for a retry."""
+        def progress(step: str, ids: dict[str, str]) -> None:
+            values: dict[str, Any] = {"step": step, "lease_until": utcnow() + self.lease}
+            values.update({ID_COLUMNS[name]: value for name, value in ids.items() if name in ID_COLUMNS})
+            with self._writing() as session:
+                self._fenced(session, attempt.pub.id, **values)
+            attempt.resume.update(ids)
 
-    def _progress(self, pub_id: int, step: str, ids: dict[str, str]) -> None:
-        values: dict[str, Any] = {"step": step, "lease_until": utcnow() + self.lease}
-        values.update({ID_COLUMNS[name]: value for name, value in ids.items() if name in ID_COLUMNS})
-        with self.ctx.session() as session:
-            self._fenced(session, pub_id, **values)
+        return progress
 
-    def _still_publishable(self, pub: Publication, post: Post) -> bool:
-        """The last look before publishing: unchanged content and passing checks."""
+    def _refusal(self, session: Session, pub: Publication, post: Post) -> dict[str, str] | None:
+        """The pre-publish look: how the publication ends if its content changed or a check fails."""
         from bot.publishing.checks import recheck_publication
 
         if post.content_hash != pub.content_hash:
-            self._finish(pub, state="cancelled", action="publication.cancelled", level="WARNING",
-                         error=f"post {post.id} was edited after it was scheduled (now version {post.version}); "
-                               "sign it off and schedule it again")
-            return False
-        with self.ctx.session() as session:
-            problems = recheck_publication(session=session, ctx=self.ctx, publication=pub)
+            return edited(post.id, post.version)
+        problems = recheck_publication(session=session, ctx=self.ctx, publication=pub)
         if problems:
-            self._finish(pub, state="failed", action="publication.check_failed", level="ERROR",
-                         error="pre-publish checks failed: " + "; ".join(str(p) for p in problems))
-            return False
-        return True
+            return {"state": "failed", "action": "publication.check_failed", "level": "ERROR",
+                    "error": "pre-publish checks failed: " + "; ".join(str(p) for p in problems)}
+        return None
 
     # ---- outcomes -----------------------------------------------------------------------
 
     def _published(self, pub: Publication, account: Account, result: PublishResult, *, reconciled: bool) -> None:
-        now = utcnow()
-        with self.ctx.session() as session:
+        with self._writing() as session:
             values: dict[str, Any] = {"state": "published", "step": "done", "remote_id": result.remote_id,
                                       "remote_url": result.url, "last_error": None, "lease_owner": None,
-                                      "lease_until": None,
-                                      "published_at": (result.published_at or now) if reconciled else now}
+                                      "lease_until": None, "published_at": result.published_at or utcnow()}
             if result.msg_data_id:
                 values["remote_msg_data_id"] = result.msg_data_id
             self._fenced(session, pub.id, **values)
             audit.record(session=session, actor="system", action="publication.published", subject_type="publication",
                          subject_id=pub.id, content_hash=pub.content_hash, post_id=pub.post_id, account=account.name,
                          remote_id=result.remote_id, url=result.url, reconciled=reconciled)
-            settle_post(session=session, post_id=pub.post_id)
         logger.info("publication {} (post {}) published on {} as {}{}", pub.id, pub.post_id, account.name,
                     result.remote_id, " (found on the platform after an interrupted attempt)" if reconciled else "")
 
@@ -275,7 +417,7 @@ class Publisher:
             self._fail(pub, account, f"gave up after {attempt} attempts: {error}")
             return
         delay = backoff_seconds(attempt, base=cfg.backoff_base_s, cap=cfg.backoff_max_s, retry_after=retry_after)
-        with self.ctx.session() as session:
+        with self._writing() as session:
             self._fenced(session, pub.id, state="pending", next_attempt_at=utcnow() + timedelta(seconds=delay),
                          last_error=error, lease_owner=None, lease_until=None)
         logger.warning("publication {} on {}: attempt {} failed ({}); retrying in {:.1f} s", pub.id, account.name,
@@ -286,35 +428,50 @@ class Publisher:
                      account=account.name)
 
     def _finish(self, pub: Publication, *, state: str, action: str, level: str, error: str, **detail: Any) -> None:
-        with self.ctx.session() as session:
+        with self._writing() as session:
             self._fenced(session, pub.id, state=state, last_error=error, lease_owner=None, lease_until=None)
             audit.record(session=session, actor="system", action=action, subject_type="publication", subject_id=pub.id,
                          content_hash=pub.content_hash, post_id=pub.post_id, error=error, **detail)
-            settle_post(session=session, post_id=pub.post_id)
         logger.log(level, "publication {} (post {}) {}: {}", pub.id, pub.post_id, state, error)
 
 
-def settle_post(*, session: Session, post_id: int) -> None:
-    """A scheduled post is published once every publication is; partially_failed or failed otherwise.
+def edited(post_id: int, version: int | None) -> dict[str, Any]:
+    """How a publication ends when its post changed after scheduling."""
+    now = f" (now version {version})" if version is not None else ""
+    return {"state": "cancelled", "action": "publication.cancelled", "level": "WARNING",
+            "error": f"post {post_id} was edited after it was scheduled{now}; sign it off and schedule it again"}
 
-    Called after the publication's own write in the same transaction, so two publications of one
-    post finishing at once cannot both miss the other's outcome (the write lock, or on PostgreSQL
-    the row lock on the post, orders them).
+
+def settle_posts(ctx: Context, *, writing: Callable[[], AbstractContextManager[Session]] | None = None) -> int:
+    """Scheduled posts whose publications have all ended become published, partially_failed or failed.
+
+    Cancelled publications do not count; a post with no other publication is left alone. The status
+    changes by compare-and-set, so several workers settling at once record it once.
     """
-    post = session.exec(select(Post).where(Post.id == post_id).with_for_update()).first()
-    if post is None or post.status != "scheduled":
-        return
-    states = [s for s in session.exec(select(Publication.state).where(Publication.post_id == post_id))
-              if s != "cancelled"]
-    if not states or any(s in ACTIVE for s in states):
-        return
-    published = states.count("published")
-    post.status = "published" if published == len(states) else "partially_failed" if published else "failed"
-    post.updated_at = utcnow()
-    session.add(post)
-    audit.record(session=session, actor="system", action=f"post.{post.status}", subject_type="post",
-                 subject_id=post.id, version=post.version, content_hash=post.content_hash,
-                 publications=len(states), published=published)
+    active = (select(Publication.id).where(Publication.post_id == Post.id, Publication.state.in_(ACTIVE))
+              .exists())
+    with ctx.session() as session:
+        candidates = session.execute(select(Post.id, Post.version, Post.content_hash)
+                                     .where(Post.status == "scheduled", ~active)).all()
+    settled = 0
+    for post in candidates:
+        with (writing or ctx.session)() as session:
+            states = [s for s in session.execute(select(Publication.state).where(Publication.post_id == post.id))
+                      .scalars() if s != "cancelled"]
+            if not states or any(s in ACTIVE for s in states):
+                continue
+            published = states.count("published")
+            status = "published" if published == len(states) else "partially_failed" if published else "failed"
+            result = session.execute(update(Post).where(Post.id == post.id, Post.status == "scheduled")
+                                     .values(status=status, updated_at=utcnow())
+                                     .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                continue
+            audit.record(session=session, actor="system", action=f"post.{status}", subject_type="post",
+                         subject_id=post.id, version=post.version, content_hash=post.content_hash,
+                         publications=len(states), published=published)
+        settled += 1
+    return settled
 
 
 # ---- the worker's job and start-up --------------------------------------------------------
@@ -332,7 +489,7 @@ def publisher_for(ctx: Context) -> Publisher:
 
 
 def tick(ctx: Context) -> None:
-    """The scheduler job: renew leases, claim due publications, publish them."""
+    """The scheduler job: renew leases, claim due publications, publish them, settle their posts."""
     publisher_for(ctx).tick()
 
 
@@ -369,9 +526,9 @@ def handle_missed(ctx: Context) -> int:
                 continue
             audit.record(session=session, actor="system", action="publication.missed", subject_type="publication",
                          subject_id=pub.id, content_hash=pub.content_hash, post_id=pub.post_id, due_at=due)
-            settle_post(session=session, post_id=pub.post_id)
         flagged += 1
         logger.warning("publication {} (post {}) {}: schedule it again if it should still go out",
                        pub.id, pub.post_id, error)
+    if flagged:
+        settle_posts(ctx)
     return flagged
-
