@@ -28,19 +28,18 @@ class JobSpec:
 
 def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
-    from bot.inbound.autoreply import send_pending_replies
     from bot.inbound.polling import poll_comments
     from bot.oversight.digest import digest_job
     from bot.publishing import scheduler as publishing
-    from bot.tickets import answering
+    from bot.replies import send_due
     from bot.tickets import service as tickets
 
     specs: list[JobSpec] = [
         JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop),
         JobSpec("inbound.poll_comments", poll_comments, ctx.config.polling.interval_s),
-        JobSpec("inbound.send_replies", send_pending_replies, max(1.0, ctx.config.scheduler.tick_seconds)),
         JobSpec("tickets.check_deadlines", tickets.check_deadlines, ctx.config.tickets.check_interval_s),
-        JobSpec("tickets.send_replies", answering.send_pending_replies, max(1.0, ctx.config.scheduler.tick_seconds)),
+        # Automatic and responders' replies alike.
+        JobSpec("replies.send", send_due, max(1.0, ctx.config.scheduler.tick_seconds)),
         # Checks each minute whether an organisation's digest_time has come (once a day, retries after).
         JobSpec("oversight.digest", digest_job, 60.0),
     ]

@@ -9,10 +9,10 @@ import pytest
 import xmltodict
 from sqlalchemy import select
 
+from bot import replies as sender
 from bot.clock import utcnow
 from bot.connectors.base import ReplyRefused, TransientError
 from bot.context import Context
-from bot.inbound import autoreply
 from bot.inbound.autoreply import passive_text_xml, send_pending_replies
 from bot.inbound.store import Incoming, ingest
 from bot.models import Message, Reply, Ticket
@@ -106,7 +106,7 @@ class FakeConnector:
 def fake(monkeypatch):
     def install(*results):
         connector = FakeConnector(*results)
-        monkeypatch.setattr(autoreply, "connector_for", lambda ctx, account: connector)
+        monkeypatch.setattr(sender, "connector_for", lambda ctx, account: connector)
         return connector
 
     return install
@@ -166,7 +166,7 @@ def test_two_workers_never_send_the_same_reply(ctx, monkeypatch):
             release.wait(5)  # the first worker is mid-send while the second ticks
             return "r"
 
-    monkeypatch.setattr(autoreply, "connector_for", lambda c, a: Blocking())
+    monkeypatch.setattr(sender, "connector_for", lambda c, a: Blocking())
     worker = threading.Thread(target=send_pending_replies, args=(ctx,))
     worker.start()
     assert sending.wait(5)
@@ -175,3 +175,18 @@ def test_two_workers_never_send_the_same_reply(ctx, monkeypatch):
     worker.join(10)
     assert sent == ["7"]
     assert replies(ctx)[0].state == "sent"
+
+
+def test_reply_interrupted_while_sending_goes_to_a_person_not_resent(ctx, fake):
+    connector = fake("remote-1")
+    ask(ctx, key="c1", kind="wechat_comment")
+    with ctx.session() as s:
+        rep = s.execute(select(Reply)).scalars().one()
+        rep.state, rep.attempts = "sending", 1
+        rep.lease_owner, rep.lease_until = "dead-host:1", utcnow() - timedelta(seconds=1)  # the worker died
+    assert send_pending_replies(ctx) == 0
+    assert connector.calls == []  # a second comment reply would be refused (88005) or double the answer
+    (rep,) = replies(ctx)
+    assert rep.state == "failed" and "interrupted" in rep.last_error
+    with ctx.session() as s:
+        assert s.execute(select(Ticket).where(Ticket.message_id == rep.message_id)).scalar_one()

@@ -9,15 +9,14 @@ in the reply rate. It is given only when
   autoreply.per_user_period_hours.
 
 Channels: a WeChat message is answered in the callback's own response (被动回复), so its Reply is
-"sent" at once. A comment (WeChat 留言, Weibo) is answered by `send_pending_replies`, a periodic job
-that claims pending rows with a lease (several workers never send the same one twice), retries
-transient errors with backoff and, when the platform refuses or the retries run out, marks the
-reply failed and opens a ticket so a person answers instead.
+"sent" at once. A comment (WeChat 留言, Weibo) is answered by the sender every reply goes through
+(bot.replies: a lease, bounded retries). `AUTOMATIC` is what differs: the comment is not checked again
+before sending (the platform's refusal is the check), and when the platform refuses, the retries run
+out or a worker died mid-send, the reply is failed and a ticket opened so a person answers instead.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,17 +25,14 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.connectors.base import PlatformError, ReplyRefused
-from bot.connectors.registry import connector_for
 from bot.context import Context
-from bot.db import claim
 from bot.models import Account, Message, Reply, Ticket
+from bot.replies import Policy, Result, send_due
 from bot.tickets.service import open_ticket
 from bot.triage.classifier import Classification
 
 # Message.kind -> Reply.channel of an automatic answer.
 CHANNELS = {"wechat_message": "wechat_passive", "wechat_comment": "wechat_comment", "weibo_comment": "weibo_comment"}
-COMMENT_CHANNELS = ("wechat_comment", "weibo_comment")
 WELCOME_RULE = "welcome"
 # WeChat limits a passive text reply to 2048 bytes.
 PASSIVE_MAX_BYTES = 2048
@@ -147,90 +143,20 @@ def record_welcome(*, session: Session, ctx: Context, account: Account, message:
     return reply
 
 
-# ---- sending comment replies ------------------------------------------------------------------
+# ---- sending comment replies (bot.replies) ---------------------------------------------------
 
 
-def _backoff(ctx: Context, attempts: int, retry_after: float | None) -> float:
-    s = ctx.config.scheduler
-    delay = min(s.backoff_max_s, s.backoff_base_s * 2 ** max(0, attempts - 1))
-    return max(delay, retry_after or 0.0)
-
-
-def reply_target(message: Message) -> dict[str, str]:
-    """The platform ids a comment reply needs, stored with the comment by polling."""
-    try:
-        data = json.loads(message.raw or "{}")
-    except ValueError:
-        return {}
-    target = data.get("reply_target") if isinstance(data, dict) else None
-    return {str(k): str(v) for k, v in target.items()} if isinstance(target, dict) else {}
-
-
-def _hand_to_person(*, session: Session, ctx: Context, message: Message) -> None:
-    """An automatic answer did not go out: the question needs a ticket like any other."""
+def _hand_to_person(session: Session, ctx: Context, reply: Reply, message: Message, result: Result) -> None:
+    """An automatic answer that did not go out: the question needs a ticket like any other."""
+    if reply.state != "failed":
+        return
     if session.execute(select(Ticket.id).where(Ticket.message_id == message.id)).first() is None:
         open_ticket(session=session, ctx=ctx, message=message)
 
 
-def _finish(ctx: Context, reply_id: int, *, state: str, remote_id: str | None = None, error: str | None = None,
-            retry_in: float | None = None) -> None:
-    with ctx.session() as session:
-        reply = session.get(Reply, reply_id)
-        message = session.get(Message, reply.message_id)
-        now = utcnow()
-        reply.last_error = error
-        reply.lease_owner = None
-        if state == "sent":
-            reply.state, reply.sent_at, reply.remote_id, reply.lease_until = "sent", now, remote_id, None
-            message.replied_at = message.replied_at or now
-        elif state == "retry":
-            # The lease doubles as the time of the next attempt: claim skips the row until then.
-            reply.state, reply.lease_until = "pending", now + timedelta(seconds=retry_in or 0)
-        else:
-            reply.state, reply.lease_until = "failed", None
-            _hand_to_person(session=session, ctx=ctx, message=message)
+AUTOMATIC = Policy(settled=_hand_to_person)
 
 
 def send_pending_replies(ctx: Context) -> int:
     """Send the automatic comment replies that are due; returns how many went out."""
-    s = ctx.config.scheduler
-    with ctx.session() as session:
-        replies = claim(
-            session, Reply,
-            [Reply.automatic.is_(True), Reply.state.in_(("pending", "sending")), Reply.channel.in_(COMMENT_CHANNELS)],
-            owner=ctx.worker_id, lease=timedelta(seconds=s.lease_seconds), limit=s.batch_size, order_by=Reply.id,
-        )
-        work = []
-        for reply in replies:
-            reply.state, reply.attempts = "sending", reply.attempts + 1
-            message = session.get(Message, reply.message_id)
-            account = session.get(Account, reply.account_id)
-            work.append((reply.id, reply.attempts, reply.text, reply_target(message), account))
-    sent = 0
-    for reply_id, attempts, text, target, account in work:
-        if not target:
-            _finish(ctx, reply_id, state="failed", error="the comment carries no reply target")
-            continue
-        try:
-            remote_id = connector_for(ctx, account).reply_comment(target, text)
-        except ReplyRefused as exc:
-            logger.warning("automatic reply {} refused: {}", reply_id, exc)
-            _finish(ctx, reply_id, state="failed", error=f"refused: {exc}")
-        except PlatformError as exc:
-            if exc.transient and attempts < s.max_attempts:
-                delay = _backoff(ctx, attempts, getattr(exc, "retry_after", None))
-                logger.info("automatic reply {} will be retried in {:.0f}s: {}", reply_id, delay, exc)
-                _finish(ctx, reply_id, state="retry", error=str(exc), retry_in=delay)
-            else:
-                logger.error("automatic reply {} failed after {} attempt(s): {}", reply_id, attempts, exc)
-                _finish(ctx, reply_id, state="failed", error=str(exc))
-        except Exception as exc:  # a connector bug must not stop the other replies; bounded by max_attempts
-            logger.exception("automatic reply {} raised", reply_id)
-            if attempts < s.max_attempts:
-                _finish(ctx, reply_id, state="retry", error=repr(exc), retry_in=_backoff(ctx, attempts, None))
-            else:
-                _finish(ctx, reply_id, state="failed", error=repr(exc))
-        else:
-            _finish(ctx, reply_id, state="sent", remote_id=remote_id or None)
-            sent += 1
-    return sent
+    return send_due(ctx, automatic=True).sent

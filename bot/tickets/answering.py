@@ -12,11 +12,12 @@ The channel follows the message:
 Whatever the channel cannot do, a person can: `record_offline_answer` records an answer given by
 phone, in person or directly on the platform, so the ticket and the reply figures stay true.
 
-An answer is first written as a pending Reply row (committed) and only then sent, either at once
-(`answer_and_send`, `send_reply`) or by the periodic job `send_pending_replies`. A transient error
-is retried with bounded backoff (config scheduler.*); a refusal or a permanent error leaves the reply
-failed with the reason, visible on the ticket and retryable (`retry_reply`): never lost silently.
-Every step is an audit event on the reply (subject_type "reply") or the ticket.
+An answer is first written as a pending Reply row (committed) and only then sent by bot.replies,
+either at once (`answer_and_send`) or by the periodic job. A transient error is retried with bounded
+backoff (config scheduler.*); a refusal or a permanent error leaves the reply failed with the reason,
+visible on the ticket and retryable (`retry_reply`): never lost silently. `RESPONDERS` is what this
+module adds to the sending: the channel is checked again before each attempt, and every step is an
+audit event on the reply (subject_type "reply") or the ticket, with a note when a person must act.
 """
 
 from __future__ import annotations
@@ -25,18 +26,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from loguru import logger
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot import audit
+from bot import audit, replies
 from bot.clock import to_local, utcnow
-from bot.connectors.base import PlatformError, ReplyRefused
+from bot.connectors.base import PlatformError
 from bot.context import Context
-from bot.db import claim
 from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied
-from bot.models import Account, AuditEvent, Department, Message, Reply, Ticket, TicketNote, User
+from bot.models import AuditEvent, Department, Message, Reply, Ticket, TicketNote, User
 from bot.publishing.checks import Problem, check_sensitive, check_typos, rules_for
+from bot.replies import reply_target
 from bot.tickets import service
 from bot.tickets.service import OPEN_STATES, SYSTEM, TicketError
 
@@ -156,22 +156,6 @@ def failed_replies(*, session: Session, department_id: int | None = None) -> lis
 
 
 # -- the channel ---------------------------------------------------------------------------------
-
-
-def reply_target(message: Message) -> dict[str, str]:
-    """The platform ids a comment reply needs: stored by polling with the comment, else from its ids."""
-    from bot.inbound.autoreply import reply_target as stored_target
-
-    target = stored_target(message)
-    if target:
-        return target
-    if message.kind == "wechat_comment":
-        parts = message.dedupe_key.split("/")
-        if len(parts) == 3 and all(p.isdigit() for p in parts):
-            return {"msg_data_id": parts[0], "index": parts[1], "user_comment_id": parts[2]}
-    if message.kind == "weibo_comment" and message.remote_ref:
-        return {"cid": message.dedupe_key, "id": message.remote_ref}
-    return {}
 
 
 def _refused_with(session: Session, message: Message, code: int) -> AuditEvent | None:
@@ -300,14 +284,7 @@ def answer(*, session: Session, ctx: Context, ticket_id: int, user: User, text: 
         audit.record(session=session, actor=user.username, action="reply.queued", subject_type="reply",
                      subject_id=reply.id, ticket_id=ticket.id, channel=channel)
         return reply
-    reply.state, reply.last_error = "failed", f"not sent: {status.reason}"
-    session.add(reply)
-    session.flush()
-    audit.record(session=session, actor=user.username, action="reply.channel_closed", subject_type="reply",
-                 subject_id=reply.id, ticket_id=ticket.id, channel=channel, reason=status.reason,
-                 options=list(status.options))
-    _note(session, ticket.id, f"Answer #{reply.id} not sent: {status.reason}. Still possible: "
-          + "; ".join(status.options))
+    _not_sent(session, reply, status, actor=user.username)
     return reply
 
 
@@ -338,22 +315,10 @@ def record_offline_answer(*, session: Session, ticket_id: int, user: User, text:
                   attempts=0, created_at=now, sent_at=at)
     session.add(reply)
     session.flush()
-    _mark_answered(session, ticket, message, at)
+    replies.mark_answered(session, ticket, message, at)
     audit.record(session=session, actor=user.username, action="reply.recorded_offline", subject_type="reply",
                  subject_id=reply.id, ticket_id=ticket.id, how=how, answered_at=at.isoformat())
     return reply
-
-
-def _mark_answered(session: Session, ticket: Ticket | None, message: Message, at: datetime) -> None:
-    message.replied_at = min(message.replied_at, at) if message.replied_at else at
-    session.add(message)
-    if ticket is None:
-        return
-    ticket.first_response_at = min(ticket.first_response_at, at) if ticket.first_response_at else at
-    ticket.answered_at = min(ticket.answered_at, at) if ticket.answered_at else at
-    if ticket.state != "closed":
-        ticket.state = "answered"
-    session.add(ticket)
 
 
 def retry_reply(*, session: Session, reply_id: int, user: User) -> Reply:
@@ -379,77 +344,29 @@ def retry_reply(*, session: Session, reply_id: int, user: User) -> Reply:
     return reply
 
 
-# -- sending -------------------------------------------------------------------------------------
+# -- sending (bot.replies) -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Work:
-    reply_id: int
-    attempts: int
-    channel: str
-    text: str
-    account: Account
-    target: dict[str, str]
-    user_id: str
+def _not_sent(session: Session, reply: Reply, status: ChannelStatus, *, actor: str) -> None:
+    """The channel is closed: the reply fails without calling the platform, and the ticket says what else works."""
+    reply.state, reply.lease_owner, reply.lease_until = "failed", None, None
+    reply.last_error = f"not sent: {status.reason}"
+    session.add(reply)
+    session.flush()
+    audit.record(session=session, actor=actor, action="reply.channel_closed", subject_type="reply",
+                 subject_id=reply.id, ticket_id=reply.ticket_id, channel=reply.channel, reason=status.reason,
+                 options=list(status.options))
+    _note(session, reply.ticket_id, f"Answer #{reply.id} not sent: {status.reason}. Still possible: "
+          + "; ".join(status.options))
 
 
-def _backoff(ctx: Context, attempts: int, retry_after: float | None) -> float:
-    s = ctx.config.scheduler
-    return max(min(s.backoff_max_s, s.backoff_base_s * 2 ** max(0, attempts - 1)), retry_after or 0.0)
-
-
-def _start(session: Session, ctx: Context, reply: Reply, now: datetime) -> _Work | None:
-    """A claimed pending reply: check its channel again (it may have closed while it waited), mark it sending."""
-    message = session.get(Message, reply.message_id)
+def _may_send(session: Session, ctx: Context, reply: Reply, message: Message, now: datetime) -> bool:
+    """The channel may have closed while the reply waited (the 48-hour window, an answer on the platform)."""
     status = channel_status(session=session, ctx=ctx, message=message, now=now)
     if reply.channel in CHANNELS.values() and not status.open:
-        reply.state, reply.lease_owner, reply.lease_until = "failed", None, None
-        reply.last_error = f"not sent: {status.reason}"
-        session.add(reply)
-        audit.record(session=session, actor=SYSTEM, action="reply.channel_closed", subject_type="reply",
-                     subject_id=reply.id, ticket_id=reply.ticket_id, channel=reply.channel, reason=status.reason,
-                     options=list(status.options))
-        _note(session, reply.ticket_id, f"Answer #{reply.id} not sent: {status.reason}. Still possible: "
-              + "; ".join(status.options))
-        return None
-    reply.state, reply.attempts = "sending", reply.attempts + 1
-    session.add(reply)
-    return _Work(reply_id=reply.id, attempts=reply.attempts, channel=reply.channel, text=reply.text,
-                 account=session.get(Account, reply.account_id), target=reply_target(message),
-                 user_id=message.sender_id)
-
-
-def _deliver(ctx: Context, work: _Work, now: datetime | None) -> None:
-    # The registry keeps one connector per account for the process (and closes it at shutdown).
-    from bot.connectors.registry import connector_for
-
-    s = ctx.config.scheduler
-    try:
-        connector = connector_for(ctx, work.account)
-        if work.channel == "wechat_custom":
-            connector.send_message(work.user_id, work.text)
-            remote_id = ""
-        else:
-            remote_id = connector.reply_comment(work.target, work.text)
-    except ReplyRefused as exc:
-        logger.warning("reply {} refused by {}: {}", work.reply_id, exc.platform, exc)
-        _finish(ctx, work, "refused", error=exc, now=now)
-    except PlatformError as exc:
-        if exc.transient and work.attempts < s.max_attempts:
-            delay = _backoff(ctx, work.attempts, getattr(exc, "retry_after", None))
-            logger.info("reply {} will be retried in {:.0f} s: {}", work.reply_id, delay, exc)
-            _finish(ctx, work, "retry", error=exc, retry_in=delay, now=now)
-        else:
-            logger.error("reply {} failed after {} attempt(s): {}", work.reply_id, work.attempts, exc)
-            _finish(ctx, work, "failed", error=exc, now=now)
-    except Exception as exc:  # a connector bug must not lose the reply; bounded by max_attempts like the rest
-        logger.exception("reply {} raised", work.reply_id)
-        if work.attempts < s.max_attempts:
-            _finish(ctx, work, "retry", error=exc, retry_in=_backoff(ctx, work.attempts, None), now=now)
-        else:
-            _finish(ctx, work, "failed", error=exc, now=now)
-    else:
-        _finish(ctx, work, "sent", remote_id=remote_id or None, now=now)
+        _not_sent(session, reply, status, actor=SYSTEM)
+        return False
+    return True
 
 
 def _refusal_note(exc: PlatformError) -> str:
@@ -464,76 +381,31 @@ def _refusal_note(exc: PlatformError) -> str:
     return f"{exc.platform} refused the answer: {exc}. Still possible: {_OFFLINE_OPTION}"
 
 
-def _finish(ctx: Context, work: _Work, outcome: str, *, error: BaseException | None = None,
-            remote_id: str | None = None, retry_in: float | None = None, now: datetime | None = None) -> None:
-    with ctx.session() as session:
-        reply = session.get(Reply, work.reply_id)
-        at = now or utcnow()
-        reply.lease_owner = None
-        detail: dict[str, Any] = {"ticket_id": reply.ticket_id, "channel": reply.channel, "attempt": work.attempts}
-        if outcome == "sent":
-            reply.state, reply.sent_at, reply.remote_id, reply.last_error, reply.lease_until = \
-                "sent", at, remote_id, None, None
-            ticket = session.get(Ticket, reply.ticket_id) if reply.ticket_id else None
-            _mark_answered(session, ticket, session.get(Message, reply.message_id), at)
-            action = "reply.sent"
-        elif outcome == "retry":
-            # The lease doubles as the time of the next attempt: claim skips the row until then.
-            reply.state, reply.lease_until, reply.last_error = "pending", at + timedelta(seconds=retry_in), str(error)
-            action = "reply.retry_scheduled"
-            detail.update(error=str(error), retry_in_s=round(retry_in, 1))
-        else:
-            reply.state, reply.lease_until, reply.last_error = "failed", None, str(error)
-            action = "reply.refused" if outcome == "refused" else "reply.failed"
-            detail.update(error=str(error), code=getattr(error, "code", None))
-            if outcome == "refused":
-                _note(session, reply.ticket_id, f"Answer #{reply.id}: " + _refusal_note(error))
-        session.add(reply)
-        audit.record(session=session, actor=SYSTEM, action=action, subject_type="reply", subject_id=reply.id,
-                     **detail)
+_ACTIONS = {"sent": "reply.sent", "retry": "reply.retry_scheduled", "failed": "reply.failed",
+            "refused": "reply.refused", "interrupted": "reply.interrupted"}
 
 
-def send_reply(ctx: Context, reply_id: int, *, now: datetime | None = None) -> Reply:
-    """Send one pending reply now (it stays pending for the job if another worker holds it)."""
-    lease = timedelta(seconds=ctx.config.scheduler.lease_seconds)
-    at = now or utcnow()
-    with ctx.session() as session:
-        claimed = claim(session, Reply, [Reply.id == reply_id, Reply.state == "pending"], owner=ctx.worker_id,
-                        lease=lease, limit=1, now=at)
-        work = _start(session, ctx, claimed[0], at) if claimed else None
-    if work is not None:
-        _deliver(ctx, work, now)
-    with ctx.session() as session:
-        return session.get(Reply, reply_id)
+def _settled(session: Session, ctx: Context, reply: Reply, message: Message, result: replies.Result) -> None:
+    """Every step is an audit event on the reply; what a person must do next is a note on the ticket."""
+    detail: dict[str, Any] = {"ticket_id": reply.ticket_id, "channel": reply.channel, "attempt": result.attempt}
+    if result.outcome == "retry":
+        detail.update(error=reply.last_error, retry_in_s=round(result.retry_in, 1))
+    elif result.outcome in ("failed", "refused"):
+        detail.update(error=reply.last_error, code=getattr(result.exc, "code", None))
+    audit.record(session=session, actor=SYSTEM, action=_ACTIONS[result.outcome], subject_type="reply",
+                 subject_id=reply.id, **detail)
+    if result.outcome == "refused":
+        _note(session, reply.ticket_id, f"Answer #{reply.id}: " + _refusal_note(result.exc))
+    elif result.outcome == "interrupted":
+        _note(session, reply.ticket_id, f"Answer #{reply.id}: {reply.last_error}")
+
+
+RESPONDERS = replies.Policy(settled=_settled, may_send=_may_send)
 
 
 def send_pending_replies(ctx: Context, *, now: datetime | None = None) -> int:
-    """Periodic job: send responders' replies that are due; returns how many were attempted.
-
-    Automatic (FAQ) replies are sent by bot.inbound.autoreply. A reply left "sending" by a worker that
-    died is not sent again blindly (it may have reached the citizen): it is marked failed, to be
-    checked on the platform and retried by a person.
-    """
-    s = ctx.config.scheduler
-    lease = timedelta(seconds=s.lease_seconds)
-    at = now or utcnow()
-    with ctx.session() as session:
-        stale = claim(session, Reply, [Reply.automatic.is_(False), Reply.state == "sending"], owner=ctx.worker_id,
-                      lease=lease, limit=s.batch_size, order_by=Reply.id, now=at)
-        for reply in stale:
-            reply.state, reply.lease_owner, reply.lease_until = "failed", None, None
-            reply.last_error = ("interrupted while sending (the worker stopped): it may or may not have reached the "
-                                "citizen; check the platform, then retry or record the answer")
-            session.add(reply)
-            audit.record(session=session, actor=SYSTEM, action="reply.interrupted", subject_type="reply",
-                         subject_id=reply.id, ticket_id=reply.ticket_id)
-            _note(session, reply.ticket_id, f"Answer #{reply.id}: {reply.last_error}")
-        batch = claim(session, Reply, [Reply.automatic.is_(False), Reply.state == "pending"], owner=ctx.worker_id,
-                      lease=lease, limit=s.batch_size, order_by=Reply.id, now=at)
-        work = [w for w in (_start(session, ctx, reply, at) for reply in batch) if w is not None]
-    for item in work:
-        _deliver(ctx, item, now)
-    return len(work)
+    """Send the responders' replies that are due; returns how many were handed to their platform."""
+    return replies.send_due(ctx, automatic=False, now=now).attempted
 
 
 def answer_and_send(ctx: Context, *, ticket_id: int, username: str, text: str) -> Reply:
@@ -543,13 +415,13 @@ def answer_and_send(ctx: Context, *, ticket_id: int, username: str, text: str) -
         reply = answer(session=session, ctx=ctx, ticket_id=ticket_id, user=user, text=text)
     if reply.state != "pending":
         return reply
-    return send_reply(ctx, reply.id)
+    return replies.send_reply(ctx, reply.id)
 
 
 def retry_and_send(ctx: Context, *, reply_id: int, username: str) -> Reply:
     with ctx.session() as session:
         retry_reply(session=session, reply_id=reply_id, user=_user(session, username))
-    return send_reply(ctx, reply_id)
+    return replies.send_reply(ctx, reply_id)
 
 
 def _user(session: Session, username: str) -> User:
