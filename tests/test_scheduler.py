@@ -285,7 +285,8 @@ def test_prepared_ahead_then_published_at_its_time(sctx, publisher, emulator):
         assert {s.get(Publication, i).state for i in ids} == {"publishing"}
     pubs = run(publisher, ids)
     assert {p.state for p in pubs.values()} == {"published"}
-    assert all(timedelta(0) <= p.published_at - p.due_at < timedelta(seconds=1) for p in pubs.values())
+    assert all(timedelta(0) <= p.published_at - p.due_at < timedelta(seconds=1) for p in pubs.values()), [
+        (p.published_at, p.due_at) for p in pubs.values()]
     assert all(p.attempts == 1 for p in pubs.values())
     assert copies(emulator_state(emulator), title="元旦假期安排") == 1
 
@@ -309,6 +310,27 @@ def test_edit_while_waiting_for_its_time_cancels(sctx, publisher, emulator):
     pub = run(publisher, [pub_id])[pub_id]
     assert pub.state == "cancelled" and "edited after it was scheduled (now version 2)" in pub.last_error
     assert not emulator_state(emulator)["wechat"]["publishes"]
+
+
+def test_prepared_publication_taken_over_while_waiting_is_left_alone(sctx, publisher, emulator):
+    due_at = utcnow() + timedelta(seconds=1.5)
+    with sctx.session() as s:
+        post = signed_post(s, sctx.config, title="防寒保暖提示")
+        pub_id = schedule(s, post, accounts(s)[WEIBO], due_at=due_at).id
+
+    def prepared() -> bool:
+        publisher.tick()
+        return pub_id in publisher.inflight and bool(publisher._waiting)
+
+    wait_for(prepared, what="the publication to wait for its time")
+    with sctx.session() as s:
+        row = s.get(Publication, pub_id)
+        row.lease_owner, row.lease_until = "other-host:9", utcnow() + timedelta(seconds=60)
+        s.add(row)
+    wait_for(lambda: pub_id not in publisher.inflight, what="the waiting publication to be dropped")
+    assert not emulator_state(emulator)["weibo"]["statuses"]
+    with Session(sctx.engine) as s:
+        assert s.get(Publication, pub_id).lease_owner == "other-host:9"
 
 
 def test_backoff_is_exponential_bounded_and_jittered():

@@ -284,13 +284,20 @@ class Publisher:
         return True
 
     def _publish_prepared(self, attempt: Attempt) -> None:
-        """At its time: a last look (content unchanged, account enabled), then the publishing call."""
+        """At its time: a last look (still ours, content unchanged, account enabled), then the publishing call."""
         pub = attempt.pub
         with self.ctx.session() as session:
             enabled = select(Account.enabled).where(Account.id == pub.account_id).scalar_subquery()
-            row = session.execute(select(Post.content_hash, Post.version, enabled.label("enabled"))
-                                  .where(Post.id == pub.post_id)).first()
-        if row is None or row.content_hash != pub.content_hash:
+            row = session.execute(select(Post.content_hash, Post.version, enabled.label("enabled"),
+                                         Publication.lease_owner, Publication.lease_until)
+                                  .join(Post, Post.id == Publication.post_id).where(Publication.id == pub.id)).first()
+        if row is None or row.lease_owner != self.owner:
+            raise LeaseLost(f"lease taken over by another worker while waiting; {self.owner} stops")
+        if row.lease_until - utcnow() < self.lease / 2:
+            # The tick renews leases; after a stall, renew before the call rather than risk a lapse during it.
+            with self._writing() as session:
+                self._fenced(session, pub.id, lease_until=utcnow() + self.lease)
+        if row.content_hash != pub.content_hash:
             self._finish(pub, **edited(pub.post_id, row.version if row else None))
         elif not row.enabled:
             self._fail(pub, attempt.account, f"account {attempt.account.name} was disabled")
