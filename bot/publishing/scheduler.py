@@ -180,14 +180,14 @@ class Publisher:
         with self._writing() as session:
             rows = claim(session, Publication, [Publication.state.in_(ACTIVE), due], owner=self.owner,
                          lease=self.lease, limit=limit, order_by=Publication.next_attempt_at, now=now)
-        fresh = []
+        taken = []
         with self._lock:
             for row in rows:
                 # Our own lease lapsed and we re-claimed a row still being worked on: leave it to that thread.
                 if row.id not in self.inflight:
                     self.inflight.add(row.id)
-                    fresh.append((row.id, row.next_attempt_at, row.first_attempt_at is None))
-        return fresh
+                    taken.append((row.id, row.next_attempt_at, row.first_attempt_at is None))
+        return taken
 
     def _submit(self, pub_id: int, fn: Callable[..., bool | None], *args: Any) -> None:
         with self._lock:
@@ -274,12 +274,13 @@ class Publisher:
         attempt = self._begin(pub_id)
         if attempt is None:
             return False
-        connector = connector_for(self.ctx, attempt.account)
-        try:
-            connector.prepare(attempt.outgoing, progress=self._progress_of(attempt), resume=attempt.resume)
-        except PlatformError as e:
-            # Publishing does the rest at the due time, and handles the error if it persists.
-            logger.info("publication {}: preparing failed ({}); left to publishing", attempt.pub.id, e)
+        if not attempt.reconcile:
+            try:
+                connector_for(self.ctx, attempt.account).prepare(
+                    attempt.outgoing, progress=self._progress_of(attempt), resume=attempt.resume)
+            except PlatformError as e:
+                # Publishing does the rest at the due time, and handles the error if it persists.
+                logger.info("publication {}: preparing failed ({}); left to publishing", attempt.pub.id, e)
         self._wait_until(due_at, attempt.pub.id, attempt)
         return True
 
