@@ -107,3 +107,10 @@ def test_accounts_and_dashboard_show_update_gaps(client: TestClient) -> None:
         assert name in html
     assert "从未发布" in html
     assert "账号更新情况" in client.get("/").text
+
+
+def test_every_post_status_has_a_chinese_label():
+    from bot.publishing.service import POST_STATUSES
+    from bot.web.console import LABELS
+
+    assert set(POST_STATUSES) <= set(LABELS["post"])
