@@ -21,12 +21,14 @@ from bot.seed import sync_from_config
 
 
 def prepare(ctx: Context) -> None:
+    from bot.publishing.gap import gap_check
     from bot.publishing.scheduler import handle_missed
 
     with ctx.session() as session:
         sync_from_config(session=session, config=ctx.config)
     # Posts due while the service was down: flagged if beyond the grace period, else the first tick sends them.
     handle_missed(ctx)
+    gap_check(ctx)
 
 
 class ThreadedServer(uvicorn.Server):

@@ -30,6 +30,7 @@ def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
     from bot.inbound.polling import poll_comments
     from bot.oversight.digest import digest_job
+    from bot.publishing.gap import gap_check
     from bot.publishing import scheduler as publishing
     from bot.replies import send_due
     from bot.tickets import service as tickets
@@ -40,6 +41,8 @@ def job_specs(ctx: Context) -> list[JobSpec]:
         JobSpec("tickets.check_deadlines", tickets.check_deadlines, ctx.config.tickets.check_interval_s),
         # Automatic and responders' replies alike.
         JobSpec("replies.send", send_due, max(1.0, ctx.config.scheduler.tick_seconds)),
+        # 更新间隔: accounts near the 14-day silence limit are logged hourly (and shown in the API and console).
+        JobSpec("publishing.gap_check", gap_check, 3600.0),
         # Checks each minute whether an organisation's digest_time has come (once a day, retries after).
         JobSpec("oversight.digest", digest_job, 60.0),
     ]

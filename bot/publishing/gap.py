@@ -99,3 +99,11 @@ def log_gap_warnings(gaps: list[AccountGap]) -> None:
     for g in gaps:
         if g.level != "ok":
             logger.warning("account {} ({}): {}", g.account_name, g.platform, g.message)
+
+
+def gap_check(ctx, *, now: datetime | None = None) -> list[AccountGap]:
+    """Periodic job: log every account that is near or over the silence limit."""
+    with ctx.session() as session:
+        gaps = account_gaps(session=session, config=ctx.config, now=now)
+    log_gap_warnings(gaps)
+    return gaps
