@@ -30,8 +30,8 @@ def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
     from bot.inbound.polling import poll_comments
     from bot.oversight.digest import digest_job
-    from bot.publishing.gap import gap_check
     from bot.publishing import scheduler as publishing
+    from bot.publishing.gap import gap_check
     from bot.replies import send_due
     from bot.tickets import service as tickets
 
