@@ -210,6 +210,8 @@ class PollingConfig(_Section):
     interval_s: float = Field(60.0, gt=0)
     # Poll comments of articles/statuses published within this many days.
     lookback_days: int = Field(30, ge=1)
+    # Refresh reads, likes, shares and comment counts of recent posts this often (for the reports).
+    stats_interval_s: float = Field(3600.0, gt=0)
 
 
 class PolicyEntry(_Section):

@@ -32,6 +32,7 @@ def job_specs(ctx: Context) -> list[JobSpec]:
     from bot.oversight.digest import digest_job
     from bot.publishing import scheduler as publishing
     from bot.publishing.gap import gap_check
+    from bot.publishing.stats import refresh_stats
     from bot.replies import send_due
     from bot.tickets import service as tickets
 
@@ -43,6 +44,7 @@ def job_specs(ctx: Context) -> list[JobSpec]:
         JobSpec("replies.send", send_due, max(1.0, ctx.config.scheduler.tick_seconds)),
         # 更新间隔: accounts near the 14-day silence limit are logged hourly (and shown in the API and console).
         JobSpec("publishing.gap_check", gap_check, 3600.0),
+        JobSpec("publishing.refresh_stats", refresh_stats, ctx.config.polling.stats_interval_s),
         # Checks each minute whether an organisation's digest_time has come (once a day, retries after).
         JobSpec("oversight.digest", digest_job, 60.0),
     ]
