@@ -18,9 +18,9 @@ run: $(STAMP)
 	$(BIN)/govbot --config $(CONFIG) init
 	$(BIN)/govbot --config $(CONFIG) serve
 
-## Run the whole test suite.
+## Run the whole test suite, with a throwaway PostgreSQL for the scale-out tests (installed if missing).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	bash -c 'source .ci/postgres.sh && $(BIN)/python -m pytest -q -p no:cacheprovider'
 
 ## An extra worker process on the same database (scale-out).
 worker: $(STAMP)
