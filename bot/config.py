@@ -196,6 +196,10 @@ class TriageConfig(_Section):
     # Messages with no clear topic go here (综合受理).
     default_department: str = "政务公开办"
 
+    def department_for(self, topic: str | None) -> str:
+        """Where a message of `topic` is routed: its topic's department, else the default desk."""
+        return self.topic_departments.get(topic, self.default_department) if topic else self.default_department
+
 
 class AutoReplyConfig(_Section):
     enabled: bool = True

@@ -44,7 +44,8 @@ def test_classify_csv_without_subject(tmp_path):
     assert by_key["k1"]["intent"] == "complaint"
     assert by_key["k1"]["topic"] == "环境保护" and by_key["k1"]["department"] == "生态环境局"
     assert "topic.environment.pollution:" in by_key["k1"]["rules"]
-    assert by_key["k2"]["intent"] == "praise" and by_key["k2"]["topic"] == "" and by_key["k2"]["department"] == ""
+    # No clear topic: the default desk, as the service routes it.
+    assert by_key["k2"]["intent"] == "praise" and by_key["k2"]["topic"] == "" and by_key["k2"]["department"] == "政务公开办"
     assert by_key["k3"]["intent"] == "question" and by_key["k3"]["department"] == "人社局"
 
 
@@ -99,3 +100,19 @@ def test_registered_as_govbot_rules():
 
     result = CliRunner().invoke(main, ["rules", "check"], catch_exceptions=False)
     assert result.exit_code == 0 and "ok:" in result.output
+
+
+def test_classify_routes_with_the_configs_departments(tmp_path):
+    import tomli_w
+
+    from bot.cli import main
+    from tests.conftest import EXAMPLE, deep_merge
+
+    data = deep_merge(EXAMPLE, {"triage": {"topic_departments": {"环境保护": "住建局"}, "default_department": "住建局"}})
+    config = tmp_path / "c.toml"
+    config.write_bytes(tomli_w.dumps(data).encode())
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("key,text\nk1,工厂夜里偷排废水，臭味刺鼻，没人管\nk2,点赞\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config), "rules", "classify", str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {r["key"]: r["department"] for r in read_csv(out)} == {"k1": "住建局", "k2": "住建局"}

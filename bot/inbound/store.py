@@ -117,8 +117,7 @@ _department_ids: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, int]]]
 
 
 def _department_id(session: Session, ctx: Context, topic: str | None) -> int | None:
-    triage = ctx.config.triage
-    name = triage.topic_departments.get(topic, triage.default_department) if topic else triage.default_department
+    name = ctx.config.triage.department_for(topic)
     cache, now = _department_ids.setdefault(ctx.engine, {}), time.monotonic()
     cached = cache.get(name)
     if cached is not None and cached[0] > now:

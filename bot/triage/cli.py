@@ -5,36 +5,40 @@ from __future__ import annotations
 import csv
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 import click
 import jieba
 
+from bot.config import Config, load_config
 from bot.triage.classifier import Classifier
 from bot.triage.faq import FaqMatcher
-from bot.triage.rules import DEFAULT_TOPIC_DEPARTMENTS, RuleError, load_rules
+from bot.triage.rules import RuleError, load_rules
 
 DEFAULT_RULES_DIR = Path(__file__).parents[2] / "rules"
 OUTPUT_COLUMNS = ("key", "intent", "topic", "department", "rules")
 
 
 def classify_rows(rows: Iterable[dict], classifier: Classifier,
-                  departments: dict[str, str] = DEFAULT_TOPIC_DEPARTMENTS) -> Iterator[dict]:
-    """Rows with key, text and optional subject -> output rows (see OUTPUT_COLUMNS), lazily."""
+                  route: Callable[[str | None], str]) -> Iterator[dict]:
+    """Rows with key, text and optional subject -> output rows (see OUTPUT_COLUMNS), lazily.
+
+    `route` maps a topic (or None) to its department, as the service routes messages."""
     for row in rows:
         c = classifier.classify(row["text"] or "", row.get("subject") or None)
         yield {
             "key": row["key"],
             "intent": c.intent,
             "topic": c.topic or "",
-            "department": departments.get(c.topic, "") if c.topic else "",
+            "department": route(c.topic),
             "rules": c.rules_summary(),
         }
 
 
-def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier) -> int:
+def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier,
+                 route: Callable[[str | None], str] | None = None) -> int:
     """Classify a CSV (columns key, text, optional subject) into dst, one row at a time. Returns the row count."""
     csv.field_size_limit(sys.maxsize)  # long letters (留言) can exceed the default 128 KiB field limit
     reader = csv.DictReader(src)
@@ -45,10 +49,18 @@ def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier) -> int:
     writer = csv.DictWriter(dst, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0
-    for out in classify_rows(reader, classifier):
+    for out in classify_rows(reader, classifier, route or load_config().triage.department_for):
         writer.writerow(out)
         count += 1
     return count
+
+
+def _config() -> Config:
+    """The config of `govbot --config ...` when run under it, else the default one."""
+    from bot.cli import CliState
+
+    state = click.get_current_context().find_object(CliState)
+    return state.config if state is not None else load_config()
 
 
 def _classifier(rules_dir: Path) -> Classifier:
@@ -86,7 +98,7 @@ def test_cmd(text: str, subject: str | None, rules_dir: Path) -> None:
 @rules_option
 def classify_cmd(in_csv: TextIO, out_csv: TextIO, rules_dir: Path) -> None:
     """Classify IN_CSV (key, text[, subject]) into key,intent,topic,department,rules."""
-    count = classify_csv(in_csv, out_csv, _classifier(rules_dir))
+    count = classify_csv(in_csv, out_csv, _classifier(rules_dir), _config().triage.department_for)
     click.echo(f"classified {count} messages", err=True)
 
 

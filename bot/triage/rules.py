@@ -31,16 +31,6 @@ if TYPE_CHECKING:
 INTENTS = ("complaint", "question", "suggestion", "praise", "other")
 # The seven topics of the citizen message data (留言分类).
 TOPICS = ("城乡建设", "环境保护", "交通运输", "教育文体", "劳动和社会保障", "商贸旅游", "卫生计生")
-# Default routing when the deployment config gives none; the real mapping is configuration.
-DEFAULT_TOPIC_DEPARTMENTS = {
-    "城乡建设": "住建局",
-    "环境保护": "生态环境局",
-    "交通运输": "交通运输局",
-    "教育文体": "教育局",
-    "劳动和社会保障": "人社局",
-    "商贸旅游": "商务局",
-    "卫生计生": "卫健委",
-}
 
 INTENT_FILE = "intent.toml"
 TOPICS_FILE = "topics.toml"

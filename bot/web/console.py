@@ -367,11 +367,10 @@ def rules_test(request: Request, text: str = Form(""), subject: str = Form(""),
         store = ctx.rules
         classification = store.current().classify(text, subject or None)
         faq = store.current_faq().match(text, classification)
-        topic_dept = ctx.config.triage.topic_departments
-        department = topic_dept.get(classification.topic) if classification.topic else None
-        result = {"c": classification, "faq": faq,
-                  "department": department or ctx.config.triage.default_department,
-                  "default_desk": department is None, "rules_error": store.last_error}
+        department = ctx.config.triage.department_for(classification.topic)
+        result = {"c": classification, "faq": faq, "department": department,
+                  "default_desk": classification.topic not in ctx.config.triage.topic_departments,
+                  "rules_error": store.last_error}
     except GovbotError as exc:
         error = error_view(exc)
     return render(request, "rules.html", user, text=text, subject=subject, result=result, error=error)
