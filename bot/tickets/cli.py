@@ -7,7 +7,7 @@ Times are shown in local time (config `timezone`).
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import click
 from sqlmodel import Session, select
@@ -23,6 +23,14 @@ TEXT_PREVIEW = 40
 
 def _when(state: CliState, dt: datetime | None) -> str:
     return to_local(dt, state.config.timezone).strftime("%Y-%m-%d %H:%M") if dt else "-"
+
+
+def _due(state: CliState, dt: datetime) -> str:
+    """A deadline is exclusive (00:00 after the last day): show the last day, as officers count it."""
+    local = to_local(dt, state.config.timezone)
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        return f"{(local - timedelta(days=1)):%Y-%m-%d} end of day"
+    return f"{local:%Y-%m-%d %H:%M}"
 
 
 def _names(session: Session, model, attr: str = "name") -> dict[int, str]:
@@ -60,12 +68,12 @@ def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str)
     if not rows:
         click.echo("no tickets")
         return
-    click.echo(f"{'id':>6}  {'due (local)':<16}  {'':<7}  {'state':<12} {'p':<1} {'intent':<10} "
+    click.echo(f"{'id':>6}  {'due (local)':<21}  {'':<7}  {'state':<12} {'p':<1} {'intent':<10} "
                f"{'department':<10} text")
     for t in rows:
         flag = "OVERDUE" if service.is_overdue(t, now) else ""
         mark = " [failed reply]" if t.id in failed else ""
-        click.echo(f"{t.id:>6}  {_when(state, service.ticket_next_due(t)):<16}  {flag:<7}  {t.state:<12} "
+        click.echo(f"{t.id:>6}  {_due(state, service.ticket_next_due(t)):<21}  {flag:<7}  {t.state:<12} "
                    f"{t.priority:<1} {t.intent:<10} {depts.get(t.department_id, '-'):<10} "
                    f"{_one_line(messages[t.message_id].text)}{mark}")
 
@@ -86,8 +94,8 @@ def show(state: CliState, ticket_id: int) -> None:
     click.echo(f"message #{m.id} on {account.name} ({m.kind}) from {m.sender_name or m.sender_id or '-'} "
                f"at {_when(state, m.received_at)}:")
     click.echo(f"  {m.text}")
-    click.echo(f"first response due {_when(state, t.first_response_due)} (given {_when(state, t.first_response_at)}); "
-               f"resolution due {_when(state, t.resolution_due)} (answered {_when(state, t.answered_at)})")
+    click.echo(f"first response due {_due(state, t.first_response_due)} (given {_when(state, t.first_response_at)}); "
+               f"resolution due {_due(state, t.resolution_due)} (answered {_when(state, t.answered_at)})")
     click.echo(f"warned {_when(state, t.warned_at)}; escalated {_when(state, t.escalated_at)}; "
                f"assignee {users.get(t.assignee_id, '-')}")
     ch = d.channel
