@@ -149,8 +149,25 @@ def day_period(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
 # -- figures -------------------------------------------------------------------------------------
 
 
+class OnTimeRates:
+    """On-time rates (按时答复率, 按时办结率) from the counts of the class that mixes it in."""
+
+    first_on_time: int
+    first_late: int
+    resolution_on_time: int
+    resolution_late: int
+
+    @property
+    def first_response_on_time_rate(self) -> float | None:
+        return _rate(self.first_on_time, self.first_on_time + self.first_late)
+
+    @property
+    def resolution_on_time_rate(self) -> float | None:
+        return _rate(self.resolution_on_time, self.resolution_on_time + self.resolution_late)
+
+
 @dataclass
-class Figures:
+class Figures(OnTimeRates):
     """The inspection figures of one account, or of a whole scope (`combine`)."""
 
     posts: int = 0
@@ -194,14 +211,6 @@ class Figures:
     @property
     def reply_rate_all(self) -> float | None:
         return _rate(self.answered, self.received - self.spam)
-
-    @property
-    def first_response_on_time_rate(self) -> float | None:
-        return _rate(self.first_on_time, self.first_on_time + self.first_late)
-
-    @property
-    def resolution_on_time_rate(self) -> float | None:
-        return _rate(self.resolution_on_time, self.resolution_on_time + self.resolution_late)
 
     @property
     def response_hours_mean(self) -> float | None:
@@ -258,7 +267,7 @@ class AccountRow:
 
 
 @dataclass
-class DepartmentRow:
+class DepartmentRow(OnTimeRates):
     """Tickets by the department responsible for them (承办部门)."""
 
     department: str
@@ -269,13 +278,6 @@ class DepartmentRow:
     resolution_late: int
     backlog: int
 
-    @property
-    def first_response_on_time_rate(self) -> float | None:
-        return _rate(self.first_on_time, self.first_on_time + self.first_late)
-
-    @property
-    def resolution_on_time_rate(self) -> float | None:
-        return _rate(self.resolution_on_time, self.resolution_on_time + self.resolution_late)
 
 
 @dataclass
