@@ -333,3 +333,35 @@ class DigestRun(SQLModel, table=True):
     # channel -> {"state": "sent"|"failed", "error": ..., "at": ...}
     deliveries: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Notification(SQLModel, table=True):
+    """An outbox row: a ticket warning (提醒) or escalation (督办) to deliver by e-mail or the WeCom robot.
+
+    Written in the transaction that records the warning or escalation; the `notifications.send` job
+    claims pending rows with a lease, sends them and records the outcome (bot/tickets/notifications.py).
+    """
+
+    __table_args__ = (
+        Index("ix_notification_due", "state", "next_attempt_at"),
+        Index("ix_notification_recipient", "recipient", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    kind: str = Field(max_length=20)  # warning | escalation
+    channel: str = Field(max_length=10)  # email | wecom
+    # The user told (username); "" for the WeCom group message, whose text names everyone told.
+    recipient: str = Field(default="", max_length=64)
+    address: str = Field(default="", max_length=200)  # e-mail address; "" for WeCom
+    subject: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    # pending | sent | failed
+    state: str = Field(default="pending", max_length=20)
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = None

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 12:34:52.213223
+Create Date: 2026-11-21 13:16:39.603488
 """
 from alembic import op
 import sqlalchemy as sa
@@ -290,6 +290,31 @@ def upgrade() -> None:
         batch_op.create_index('ix_ticket_dept_state_due', ['department_id', 'state', 'resolution_due'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_state'), ['state'], unique=False)
 
+    op.create_table('notification',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('next_attempt_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.create_index('ix_notification_due', ['state', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_notification_recipient', ['recipient', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notification_ticket_id'), ['ticket_id'], unique=False)
+
     op.create_table('reply',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
@@ -350,6 +375,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_reply_auto_once')
 
     op.drop_table('reply')
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_ticket_id'))
+        batch_op.drop_index('ix_notification_recipient')
+        batch_op.drop_index('ix_notification_due')
+
+    op.drop_table('notification')
     with op.batch_alter_table('ticket', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_state'))
         batch_op.drop_index('ix_ticket_dept_state_due')
