@@ -34,12 +34,15 @@ def job_specs(ctx: Context) -> list[JobSpec]:
     from bot.publishing.gap import gap_check
     from bot.publishing.stats import refresh_stats
     from bot.replies import send_due
+    from bot.tickets import notifications
     from bot.tickets import service as tickets
 
     specs: list[JobSpec] = [
         JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop),
         JobSpec("inbound.poll_comments", poll_comments, ctx.config.polling.interval_s),
         JobSpec("tickets.check_deadlines", tickets.check_deadlines, ctx.config.tickets.check_interval_s),
+        # Warnings and escalations by e-mail and the WeCom robot (rows written by check_deadlines).
+        JobSpec("notifications.send", notifications.send_due, 30.0),
         # Automatic and responders' replies alike.
         JobSpec("replies.send", send_due, max(1.0, ctx.config.scheduler.tick_seconds)),
         # 更新间隔: accounts near the 14-day silence limit are logged hourly (and shown in the API and console).

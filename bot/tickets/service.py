@@ -8,7 +8,8 @@ sends it back to new in the other department. Answering lives in bot/tickets/ans
 `check_deadlines` (a periodic job) claims tickets whose warning time or deadline passed: a warning
 for the department's responders at warn_at, an escalation to the department leads (部门负责人) once a
 deadline passes unanswered. Both are audit events (`ticket.warned`, `ticket.escalated`) naming who
-is to be told; the daily digest delivers them.
+is to be told and, in the same transaction, notifications (e-mail, WeCom robot) that the
+`notifications.send` job delivers (bot/tickets/notifications.py); the daily digest lists them too.
 
 Every change is an audit event with the acting user's name ("system" for jobs).
 """
@@ -29,6 +30,7 @@ from bot.context import Context
 from bot.db import claim
 from bot.errors import GovbotError, InvalidState, NotFound, PermissionDenied
 from bot.models import Department, Message, ReplyTemplate, Ticket, TicketNote, User
+from bot.tickets import notifications
 from bot.tickets.policy import TICKET_INTENTS
 
 # new | acknowledged | answered | closed
@@ -198,6 +200,12 @@ def _warn(*, session: Session, ctx: Context, ticket: Ticket, now: datetime) -> N
     audit.record(session=session, actor=SYSTEM, action="ticket.warned", subject_type="ticket", subject_id=ticket.id,
                  department=dept, notify=[u.username for u in people],
                  due=ticket_next_due(ticket).isoformat(), resolution_due=ticket.resolution_due.isoformat())
+    # warn_at is a share of the time to resolution: once the first response is late (escalated), the
+    # warning is about the resolution deadline.
+    first_pending = ticket.first_response_at is None and ticket.first_response_due > now
+    deadline = "first_response" if first_pending else "resolution"
+    notifications.queue(session=session, config=ctx.config, kind="warning", ticket=ticket, department=dept,
+                        deadline=deadline, people=people, now=now)
     logger.warning("ticket {} ({}) is due {}: warning {}", ticket.id, dept, ticket.resolution_due.isoformat(),
                    ", ".join(u.username for u in people) or "nobody (the department has no responder)")
 
@@ -211,6 +219,8 @@ def _escalate(*, session: Session, ctx: Context, ticket: Ticket, now: datetime) 
     audit.record(session=session, actor=SYSTEM, action="ticket.escalated", subject_type="ticket",
                  subject_id=ticket.id, department=dept, missed=missed, due=due.isoformat(),
                  notify=[u.username for u in leads])
+    notifications.queue(session=session, config=ctx.config, kind="escalation", ticket=ticket, department=dept,
+                        deadline=missed, people=leads, now=now)
     if leads:
         logger.warning("ticket {} ({}) missed its {} deadline {}: escalated to {}", ticket.id, dept, missed,
                        due.isoformat(), ", ".join(u.username for u in leads))
