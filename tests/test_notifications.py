@@ -283,3 +283,22 @@ def test_no_channel_configured_queues_nothing_and_says_so_once(
     assert rows(ctx) == []
     assert len([m for m in said if "no delivery channel" in m]) == 1
     assert send_due(ctx, now=local(2026, 3, 20)).attempted == 0
+
+
+def test_dashboard_lists_my_notifications(
+    nctx: Context, smtp_server: tuple[Mailbox, int], robot: tuple[Robot, str]  # noqa: F811
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from bot.web.app import create_app
+    from tests.test_console import login
+
+    t = new_ticket(nctx)
+    now = t.first_response_due + timedelta(minutes=1)
+    check_deadlines(nctx, now=now)
+    send_due(nctx, now=now)
+    page = login(TestClient(create_app(nctx)), "zhujian").get("/").text
+    assert "我的提醒" in page and "超期督办" in page and "已发送" in page
+    assert f'<a href="/tickets/{t.id}">【工单已逾期】#{t.id} 住建局' in page
+    # Not addressed to gongkai (政务公开办): no list.
+    assert "我的提醒" not in login(TestClient(create_app(nctx)), "gongkai").get("/").text

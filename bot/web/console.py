@@ -27,7 +27,19 @@ from sqlmodel import select
 from bot.clock import to_local, utcnow
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
-from bot.models import Account, AuditEvent, Department, Media, Message, Post, Publication, Reply, Ticket, User
+from bot.models import (
+    Account,
+    AuditEvent,
+    Department,
+    Media,
+    Message,
+    Notification,
+    Post,
+    Publication,
+    Reply,
+    Ticket,
+    User,
+)
 from bot.publishing.gap import account_gaps
 from bot.users import authenticate
 
@@ -48,6 +60,8 @@ LABELS: dict[str, dict[str, str]] = {
     "ticket": {"new": "新工单", "acknowledged": "已受理", "answered": "已答复", "closed": "已关闭"},
     "intent": {"complaint": "投诉", "question": "咨询", "suggestion": "建议", "praise": "表扬", "other": "其他"},
     "reply": {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"},
+    "notification": {"pending": "待发送", "sent": "已发送", "failed": "发送失败"},
+    "notice": {"warning": "临期提醒", "escalation": "超期督办"},
     "channel": {"wechat_passive": "公众号被动回复", "wechat_comment": "公众号留言回复",
                 "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复"},
     "kind": {"wechat_message": "公众号消息", "wechat_comment": "公众号留言", "weibo_comment": "微博评论"},
@@ -399,9 +413,12 @@ def dashboard(request: Request, user: User = Depends(console_user)) -> HTMLRespo
         accs = {a.id: a.name for a in s.exec(select(Account))}
         signer = any(user.has_role(st.role) for st in ctx.config.signoff.stages)
         extra = {"to_sign": posts_to_sign(s, ctx.config, user)} if signer else {}
+        # 我的提醒: the warnings and escalations e-mailed to this user (the WeCom group's are for everyone).
+        notices = list(s.exec(select(Notification).where(Notification.recipient == user.username)
+                              .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(10)))
     return render(request, "dashboard.html", user, gaps=gaps, gap_cfg=ctx.config.gap, my_tickets=my_tickets,
                   msgs=msgs, due={t.id: due_info(t, now) for t in my_tickets}, failed=failed, posts=posts, accs=accs,
-                  **extra)
+                  notices=notices, **extra)
 
 
 # ---------------------------------------------------------------- messages (消息)
