@@ -70,7 +70,9 @@ def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> No
     """govbot: publishing and moderation for government WeChat and Weibo accounts."""
     logger.remove()
     logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
-    click_ctx.obj = CliState(config_path)
+    # An embedding program (or a test) may hand in its own state, as click's `obj=` allows.
+    if not isinstance(click_ctx.obj, CliState):
+        click_ctx.obj = CliState(config_path)
 
 
 @main.command()

@@ -244,8 +244,20 @@ class TicketsConfig(_Section):
     # Deadlines per intent in Chinese working days (工作日); praise and other make no ticket.
     policy: dict[str, PolicyEntry] = Field(default_factory=_default_policy)
     policy_overrides: list[PolicyOverride] = Field(default_factory=list)
+    # Ticket priority per intent: 1 high, 2 normal, 3 low (inboxes sort by deadline, then priority).
+    priority: dict[str, int] = Field(default_factory=lambda: {"complaint": 1, "question": 2, "suggestion": 2})
     check_interval_s: float = Field(60.0, gt=0)
     holidays_file: str = "rules/holidays.toml"
+
+    @field_validator("priority")
+    @classmethod
+    def _priorities(cls, v: dict[str, int]) -> dict[str, int]:
+        for intent, level in v.items():
+            if intent not in INTENTS:
+                raise ValueError(f"unknown intent {intent!r}; expected one of {', '.join(INTENTS)}")
+            if level not in (1, 2, 3):
+                raise ValueError(f"priority of {intent} must be 1 (high), 2 (normal) or 3 (low), not {level}")
+        return v
 
     @field_validator("policy")
     @classmethod

@@ -22,7 +22,7 @@ def _keys(model_cls, prefix=""):
 
 def _example_keys(data, prefix=""):
     for k, v in data.items():
-        if isinstance(v, dict) and k not in ("topic_departments", "policy"):
+        if isinstance(v, dict) and k not in ("topic_departments", "policy", "priority"):
             yield from _example_keys(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}"
@@ -99,3 +99,9 @@ def test_syntax_error_names_file(tmp_path):
         load_config(p)
     assert e.value.file == str(p) and e.value.key == "(syntax)"
     assert tomllib  # the stdlib parser is what reads the file
+
+
+def test_ticket_priority_is_validated(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        parse_config(deep_merge(EXAMPLE, {"tickets": {"priority": {"complaint": 0}}}), file="c.toml")
+    assert e.value.key == "tickets.priority" and "1 (high)" in e.value.reason

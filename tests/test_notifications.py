@@ -302,3 +302,30 @@ def test_dashboard_lists_my_notifications(
     assert f'<a href="/tickets/{t.id}">【工单已逾期】#{t.id} 住建局' in page
     # Not addressed to gongkai (政务公开办): no list.
     assert "我的提醒" not in login(TestClient(create_app(nctx)), "gongkai").get("/").text
+
+
+def test_failed_notification_is_queued_again_from_the_cli(
+    make_config: Callable[..., Config], open_ctx: Callable[[Config], Context], robot: tuple[Robot, str]  # noqa: F811
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import CliState, main
+
+    state, url = robot
+    state.answer = {"errcode": 93000, "errmsg": "invalid webhook url"}
+    ctx = open_ctx(make_config(delivery(None, url, max_attempts=1)))
+    t = new_ticket(ctx, dept="教育局")
+    now = t.first_response_due + timedelta(minutes=1)
+    check_deadlines(ctx, now=now)
+    assert send_due(ctx, now=now).failed == 1
+
+    cli = CliState(None)
+    cli._config, cli._ctx = ctx.config, ctx
+    listed = CliRunner().invoke(main, ["tickets", "notifications", "--state", "failed"], obj=cli)
+    assert listed.exit_code == 0 and "escalation" in listed.output and "93000" in listed.output
+    retried = CliRunner().invoke(main, ["tickets", "retry-notifications"], obj=cli)
+    assert retried.exit_code == 0 and "1 notification(s) queued again" in retried.output
+    (row,) = rows(ctx)
+    assert (row.state, row.attempts) == ("pending", 0)
+    state.answer = {"errcode": 0, "errmsg": "ok"}
+    assert send_due(ctx).sent == 1

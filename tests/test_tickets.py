@@ -92,6 +92,13 @@ def test_message_on_tiaoxiu_saturday(ctx):
         assert t.resolution_due == end_of_local(2026, 2, 28)  # 24, 25, 26, 27 and the 调休 Saturday 28
 
 
+def test_priority_comes_from_the_config(make_config, open_ctx):
+    ctx = open_ctx(make_config({"tickets": {"priority": {"complaint": 1, "question": 3, "suggestion": 2}}}))
+    with ctx.session() as s:
+        msg = message(s, intent="question", topic="教育文体", dept="教育局", received_at=local(2026, 3, 2, 10, 0))
+        assert open_ticket(session=s, ctx=ctx, message=msg).priority == 3
+
+
 def test_national_day_2026(ctx):
     with ctx.session() as s:
         before = open_ticket(session=s, ctx=ctx, message=message(

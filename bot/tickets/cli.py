@@ -238,6 +238,38 @@ def retry_cmd(state: CliState, reply_id: int, username: str) -> None:
     _report_reply(answering.retry_and_send(state.ctx, reply_id=reply_id, username=username))
 
 
+@tickets.command("notifications")
+@click.option("--state", "state_filter", type=click.Choice(["pending", "sent", "failed"]), default=None)
+@pass_state
+@handle_errors
+def notifications_cmd(state: CliState, state_filter: str | None) -> None:
+    """Warnings and escalations sent (or not) by e-mail and 企业微信, newest first."""
+    from bot.models import Notification
+
+    with state.ctx.session() as session:
+        query = select(Notification).order_by(Notification.id.desc()).limit(200)
+        if state_filter:
+            query = query.where(Notification.state == state_filter)
+        for n in session.exec(query):
+            to = n.address or "企业微信群"
+            error = f"  ({n.last_error})" if n.last_error and n.state != "sent" else ""
+            click.echo(f"{n.id:>6}  {_when(state, n.created_at)}  {n.kind:<10} {n.channel:<5} {n.state:<7} "
+                       f"ticket {n.ticket_id}  {to}{error}")
+
+
+@tickets.command("retry-notifications")
+@click.argument("notification_id", type=int, required=False)
+@pass_state
+@handle_errors
+def retry_notifications_cmd(state: CliState, notification_id: int | None) -> None:
+    """Queue failed notifications again (one, or all when no id is given)."""
+    from bot.tickets.notifications import retry_failed
+
+    with state.ctx.session() as session:
+        count = retry_failed(session=session, notification_id=notification_id)
+    click.echo(f"{count} notification(s) queued again")
+
+
 @tickets.command("check-deadlines")
 @pass_state
 @handle_errors

@@ -259,6 +259,18 @@ def _record(ctx: Context, work: _Work, error: str | None, now: datetime) -> str:
     return outcome
 
 
+def retry_failed(*, session: Session, notification_id: int | None = None) -> int:
+    """Put failed notifications (one, or all) back in the queue with fresh attempts; returns how many."""
+    conditions = [Notification.state == "failed"]
+    if notification_id is not None:
+        conditions.append(Notification.id == notification_id)
+    return session.execute(
+        update(Notification).where(*conditions)
+        .values(state="pending", attempts=0, next_attempt_at=utcnow(), lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
 def send_due(ctx: Context, *, now: datetime | None = None) -> SendReport:
     """Periodic job `notifications.send`: send one batch of the notifications that are due."""
     at = now or utcnow()

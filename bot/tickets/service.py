@@ -43,7 +43,6 @@ CLOSE_REASONS = {
     "resolved": "已办结",
 }
 # 1 high, 2 normal, 3 low (Ticket.priority): a complaint reports a problem someone must fix.
-PRIORITY = {"complaint": 1, "question": 2, "suggestion": 2}
 SYSTEM = "system"
 
 
@@ -103,7 +102,7 @@ def open_ticket(*, session: Session, ctx: Context, message: Message) -> Ticket |
         department_id=department_id,
         intent=message.intent,
         topic=message.topic,
-        priority=PRIORITY[message.intent],
+        priority=ctx.config.tickets.priority.get(message.intent, 2),
         created_at=message.received_at,
         first_response_due=deadlines.first_response_due,
         resolution_due=deadlines.resolution_due,
