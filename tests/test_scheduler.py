@@ -310,6 +310,8 @@ def test_edit_while_waiting_for_its_time_cancels(sctx, publisher, emulator):
     pub = run(publisher, [pub_id])[pub_id]
     assert pub.state == "cancelled" and "edited after it was scheduled (now version 2)" in pub.last_error
     assert not emulator_state(emulator)["wechat"]["publishes"]
+    # The prepared draft does not stay behind in the account's draft box.
+    assert not emulator_state(emulator)["wechat"]["drafts"] and pub.remote_draft_id is None
 
 
 def test_prepared_publication_taken_over_while_waiting_is_left_alone(sctx, publisher, emulator):

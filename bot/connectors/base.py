@@ -114,6 +114,9 @@ class Connector(Protocol):
     def prepare(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> None:
         """Ahead of the due time, what makes nothing public yet (WeChat: cover and draft); ids go to `progress`."""
 
+    def discard(self, *, resume: dict[str, str]) -> bool:
+        """Remove what `prepare` left for a post that will not go out (WeChat: the draft); True if removed."""
+
     def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
         """Publish; `resume` carries ids stored by earlier `progress` calls of a crashed attempt."""
 

@@ -180,6 +180,13 @@ class WeChatConnector:
         if not (resume.get("publish_id") or resume.get("draft_id")):
             self._draft(post, progress, resume)
 
+    def discard(self, *, resume: dict[str, str]) -> bool:
+        """Delete the draft of a publication that ends before its submit (cancelled, failed)."""
+        if not resume.get("draft_id") or resume.get("publish_id"):
+            return False
+        self._post("draft/delete", {"media_id": resume["draft_id"]})
+        return True
+
     def _draft(self, post: OutgoingPost, progress: ProgressFn, resume: dict[str, str]) -> str:
         thumb = resume.get("media_id")
         if not thumb:

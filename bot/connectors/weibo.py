@@ -132,6 +132,9 @@ class WeiboConnector:
     def prepare(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> None:
         """Nothing to do ahead: a status goes out in one call."""
 
+    def discard(self, *, resume: dict[str, str]) -> bool:
+        return False
+
     def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
         files = {"pic": (post.cover.filename, post.cover.data, post.cover.mime)} if post.cover else None
         try:

@@ -436,11 +436,30 @@ class Publisher:
                      account=account.name)
 
     def _finish(self, pub: Publication, *, state: str, action: str, level: str, error: str, **detail: Any) -> None:
+        values: dict[str, Any] = {"state": state, "last_error": error, "lease_owner": None, "lease_until": None}
+        if self._discard_draft(pub):
+            # A later reschedule then makes a new draft instead of looking for a submit of this one.
+            values["remote_draft_id"] = None
         with self._writing() as session:
-            self._fenced(session, pub.id, state=state, last_error=error, lease_owner=None, lease_until=None)
+            self._fenced(session, pub.id, **values)
             audit.record(session=session, actor="system", action=action, subject_type="publication", subject_id=pub.id,
                          content_hash=pub.content_hash, post_id=pub.post_id, error=error, **detail)
         logger.log(level, "publication {} (post {}) {}: {}", pub.id, pub.post_id, state, error)
+
+
+    def _discard_draft(self, pub: Publication) -> bool:
+        """A publication that ends before its submit leaves no prepared draft in the account's draft box."""
+        with self.ctx.session() as session:
+            row = session.get(Publication, pub.id)
+            if row is None or not row.remote_draft_id or row.remote_publish_id:
+                return False
+            account = session.get(Account, row.account_id)
+            resume = {"draft_id": row.remote_draft_id}
+        try:
+            return connector_for(self.ctx, account).discard(resume=resume)
+        except PlatformError as e:
+            logger.warning("publication {}: prepared draft {} not deleted: {}", pub.id, resume["draft_id"], e)
+            return False
 
 
 def edited(post_id: int, version: int | None) -> dict[str, Any]:
