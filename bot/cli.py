@@ -59,6 +59,8 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 pass_state = click.make_pass_decorator(CliState)
+# The acting user of a command that changes something: recorded in the audit trail.
+as_option = click.option("--as", "as_user", required=True, metavar="USERNAME", help="Act as this user.")
 
 
 @click.group()

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from bot.cli import CliState, fail, handle_errors, pass_state
+from bot.cli import CliState, as_option, fail, handle_errors, pass_state
 from bot.errors import CheckFailed
 from bot.models import Post
 from bot.publishing import service
@@ -24,8 +24,6 @@ from bot.publishing.signoff import reject, sign
 from bot.users import get_user
 
 PLATFORM = click.Choice(["wechat", "weibo"])
-as_option = click.option("--as", "as_user", required=True, metavar="USERNAME", help="Act as this user.")
-
 
 def post_errors(fn: Callable) -> Callable:
     """Failed checks one per line; other domain errors as `error: ...` (exit 1)."""

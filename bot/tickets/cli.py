@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import click
 from sqlmodel import Session, select
 
-from bot.cli import CliState, fail, handle_errors, pass_state
+from bot.cli import CliState, as_option, fail, handle_errors, pass_state
 from bot.clock import to_local, utcnow
 from bot.models import Account, Department, Message, Reply, ReplyTemplate, User
 from bot.tickets import answering, service
@@ -137,12 +137,12 @@ def _report_reply(reply: Reply) -> None:
 
 @tickets.command("answer")
 @click.argument("ticket_id", type=int)
-@click.option("--as", "username", required=True, help="The responder answering.")
+@as_option
 @click.option("--text", default="", help="The answer.")
 @click.option("--template", default="", help="Use the department's reply template of this name as the text.")
 @pass_state
 @handle_errors
-def answer_cmd(state: CliState, ticket_id: int, username: str, text: str, template: str) -> None:
+def answer_cmd(state: CliState, ticket_id: int, as_user: str, text: str, template: str) -> None:
     """Answer the citizen through the ticket's channel (checked like posts first)."""
     if bool(text) == bool(template):
         fail("give either --text or --template")
@@ -154,48 +154,48 @@ def answer_cmd(state: CliState, ticket_id: int, username: str, text: str, templa
             if tpl is None:
                 fail(f"the ticket's department has no reply template named {template!r}")
             text = tpl.text
-    _report_reply(answering.answer_and_send(state.ctx, ticket_id=ticket_id, username=username, text=text))
+    _report_reply(answering.answer_and_send(state.ctx, ticket_id=ticket_id, username=as_user, text=text))
 
 
 @tickets.command("record-offline")
 @click.argument("ticket_id", type=int)
-@click.option("--as", "username", required=True)
+@as_option
 @click.option("--text", required=True, help="What the citizen was told.")
 @click.option("--how", type=click.Choice(answering.OFFLINE_HOW), default="phone", show_default=True)
 @pass_state
 @handle_errors
-def record_offline(state: CliState, ticket_id: int, username: str, text: str, how: str) -> None:
+def record_offline(state: CliState, ticket_id: int, as_user: str, text: str, how: str) -> None:
     """Record an answer given by phone, in person, by letter or on the platform itself."""
     with state.ctx.session() as session:
         reply = answering.record_offline_answer(session=session, ticket_id=ticket_id,
-                                                user=get_user(session=session, username=username), text=text, how=how)
+                                                user=get_user(session=session, username=as_user), text=text, how=how)
     click.echo(f"recorded answer #{reply.id} ({how}); ticket #{ticket_id} answered")
 
 
 @tickets.command("acknowledge")
 @click.argument("ticket_id", type=int)
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def acknowledge_cmd(state: CliState, ticket_id: int, username: str) -> None:
+def acknowledge_cmd(state: CliState, ticket_id: int, as_user: str) -> None:
     """签收: take the ticket on."""
     with state.ctx.session() as session:
-        service.acknowledge(session=session, ticket_id=ticket_id, user=get_user(session=session, username=username))
-    click.echo(f"ticket #{ticket_id} acknowledged by {username}")
+        service.acknowledge(session=session, ticket_id=ticket_id, user=get_user(session=session, username=as_user))
+    click.echo(f"ticket #{ticket_id} acknowledged by {as_user}")
 
 
 @tickets.command("reassign")
 @click.argument("ticket_id", type=int)
 @click.option("--to", "department", required=True, help="Department name.")
 @click.option("--reason", required=True)
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def reassign_cmd(state: CliState, ticket_id: int, department: str, reason: str, username: str) -> None:
+def reassign_cmd(state: CliState, ticket_id: int, department: str, reason: str, as_user: str) -> None:
     """转办: move the ticket to another department."""
     with state.ctx.session() as session:
         service.reassign(session=session, ticket_id=ticket_id, department=department, reason=reason,
-                         user=get_user(session=session, username=username))
+                         user=get_user(session=session, username=as_user))
     click.echo(f"ticket #{ticket_id} reassigned to {department}")
 
 
@@ -203,39 +203,39 @@ def reassign_cmd(state: CliState, ticket_id: int, department: str, reason: str, 
 @click.argument("ticket_id", type=int)
 @click.option("--reason", required=True, type=click.Choice(list(service.CLOSE_REASONS)))
 @click.option("--note", default="", help="Optional internal note.")
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def close_cmd(state: CliState, ticket_id: int, reason: str, note: str, username: str) -> None:
+def close_cmd(state: CliState, ticket_id: int, reason: str, note: str, as_user: str) -> None:
     """Close the ticket with a reason."""
     with state.ctx.session() as session:
         service.close(session=session, ticket_id=ticket_id, reason=reason, note=note,
-                      user=get_user(session=session, username=username))
+                      user=get_user(session=session, username=as_user))
     click.echo(f"ticket #{ticket_id} closed ({reason})")
 
 
 @tickets.command("note")
 @click.argument("ticket_id", type=int)
 @click.argument("text", nargs=-1, required=True)
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def note_cmd(state: CliState, ticket_id: int, text: tuple[str, ...], username: str) -> None:
+def note_cmd(state: CliState, ticket_id: int, text: tuple[str, ...], as_user: str) -> None:
     """Add an internal note (never sent to the citizen)."""
     with state.ctx.session() as session:
         note = service.add_note(session=session, ticket_id=ticket_id, text=" ".join(text),
-                                user=get_user(session=session, username=username))
+                                user=get_user(session=session, username=as_user))
     click.echo(f"note #{note.id} added to ticket #{ticket_id}")
 
 
 @tickets.command("retry")
 @click.argument("reply_id", type=int)
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def retry_cmd(state: CliState, reply_id: int, username: str) -> None:
+def retry_cmd(state: CliState, reply_id: int, as_user: str) -> None:
     """Send a failed reply again."""
-    _report_reply(answering.retry_and_send(state.ctx, reply_id=reply_id, username=username))
+    _report_reply(answering.retry_and_send(state.ctx, reply_id=reply_id, username=as_user))
 
 
 @tickets.command("notifications")
@@ -313,14 +313,14 @@ def templates_list(state: CliState, department: str) -> None:
 @click.option("--department", required=True)
 @click.option("--name", required=True)
 @click.option("--text", required=True)
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def templates_add(state: CliState, department: str, name: str, text: str, username: str) -> None:
+def templates_add(state: CliState, department: str, name: str, text: str, as_user: str) -> None:
     with state.ctx.session() as session:
         dept = service.get_department(session=session, name_or_id=department)
         tpl = service.create_template(session=session, department_id=dept.id, name=name, text=text,
-                                      user=get_user(session=session, username=username))
+                                      user=get_user(session=session, username=as_user))
     click.echo(f"template #{tpl.id} {name!r} added to {dept.name}")
 
 
@@ -328,23 +328,23 @@ def templates_add(state: CliState, department: str, name: str, text: str, userna
 @click.argument("template_id", type=int)
 @click.option("--name", default=None)
 @click.option("--text", default=None)
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def templates_edit(state: CliState, template_id: int, name: str | None, text: str | None, username: str) -> None:
+def templates_edit(state: CliState, template_id: int, name: str | None, text: str | None, as_user: str) -> None:
     with state.ctx.session() as session:
         service.update_template(session=session, template_id=template_id, name=name, text=text,
-                                user=get_user(session=session, username=username))
+                                user=get_user(session=session, username=as_user))
     click.echo(f"template #{template_id} saved")
 
 
 @templates.command("delete")
 @click.argument("template_id", type=int)
-@click.option("--as", "username", required=True)
+@as_option
 @pass_state
 @handle_errors
-def templates_delete(state: CliState, template_id: int, username: str) -> None:
+def templates_delete(state: CliState, template_id: int, as_user: str) -> None:
     with state.ctx.session() as session:
         service.delete_template(session=session, template_id=template_id,
-                                user=get_user(session=session, username=username))
+                                user=get_user(session=session, username=as_user))
     click.echo(f"template #{template_id} deleted")
