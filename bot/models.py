@@ -365,3 +365,22 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = None
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = None
+
+
+class Correction(SQLModel, table=True):
+    """A responder's correction of a message's intent or topic (纠正分类): who, when, from what to what.
+
+    The message keeps the corrected values; these rows are the training material for the rules
+    (`govbot rules learn`) and show where the rules disagree with the people who read the messages.
+    """
+
+    __table_args__ = (Index("ix_correction_message", "message_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id")
+    user_id: int = Field(foreign_key="user.id")
+    old_intent: str | None = Field(default=None, max_length=20)
+    old_topic: str | None = Field(default=None, max_length=20)
+    intent: str | None = Field(default=None, max_length=20)
+    topic: str | None = Field(default=None, max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -110,7 +110,7 @@ def test_accounts_and_dashboard_show_update_gaps(client: TestClient) -> None:
 
 
 def test_every_post_status_has_a_chinese_label():
+    from bot.labels import LABELS
     from bot.publishing.service import POST_STATUSES
-    from bot.web.console import LABELS
 
     assert set(POST_STATUSES) <= set(LABELS["post"])
