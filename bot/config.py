@@ -102,6 +102,15 @@ class GapConfig(_Section):
         return self
 
 
+class InspectionConfig(_Section):
+    # 迎检: the checklist (rules/inspection.toml) is evaluated every day over the last window_days.
+    window_days: int = Field(30, ge=14, le=366)
+    # 关停整合: an account is suggested for closing or merging when, over the report's period, it posts fewer
+    # than merge_min_posts per 30 days AND receives fewer than merge_min_messages messages per 30 days.
+    merge_min_posts: float = Field(2.0, ge=0)
+    merge_min_messages: float = Field(3.0, ge=0)
+
+
 class WechatPlatform(_Section):
     # Empty: the real API, or the emulator when [emulator] is enabled.
     api_base: str = ""
@@ -301,6 +310,7 @@ class Config(_Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     signoff: SignoffConfig = SignoffConfig()
     gap: GapConfig = GapConfig()
+    inspection: InspectionConfig = InspectionConfig()
     platforms: PlatformsConfig = PlatformsConfig()
     triage: TriageConfig = TriageConfig()
     autoreply: AutoReplyConfig = AutoReplyConfig()

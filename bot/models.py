@@ -4,7 +4,7 @@ Timestamps are aware UTC datetimes (bot.clock.utcnow); SQLModel refuses naive on
 reports can be written in plain SQL and read in a database shell.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
@@ -384,3 +384,22 @@ class Correction(SQLModel, table=True):
     intent: str | None = Field(default=None, max_length=20)
     topic: str | None = Field(default=None, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Rectification(SQLModel, table=True):
+    """A problem an inspection indicator found on an account, and its rectification (整改): what was done,
+    when, by whom. Found by the daily evaluation (once per account, indicator and evidence); the office
+    completes it in the console; the 自查报告 lists them."""
+
+    __table_args__ = (UniqueConstraint("account_id", "indicator", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    indicator: str = Field(max_length=50)
+    key: str = Field(max_length=100)  # what the evidence is about: a post, a ticket, the day a gap began
+    problem: str = Field(sa_column=Column(Text, nullable=False))
+    found_on: date
+    measure: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # 整改措施
+    fixed_on: date | None = None
+    fixed_by: str = Field(default="", max_length=64)  # username
+    created_at: datetime = Field(default_factory=utcnow)
