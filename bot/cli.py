@@ -131,6 +131,7 @@ def check_config(state: CliState) -> None:
 
 
 def _register_groups() -> None:
+    from bot.inspection.cli import inspection
     from bot.oversight.cli import digest, report
     from bot.publishing.cli import post, publication
     from bot.tickets.cli import templates, tickets
@@ -146,6 +147,7 @@ def _register_groups() -> None:
     main.add_command(publication)
     main.add_command(digest)
     main.add_command(report)
+    main.add_command(inspection)
 
 
 _register_groups()

@@ -29,6 +29,7 @@ class JobSpec:
 def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
     from bot.inbound.polling import poll_comments
+    from bot.inspection.service import daily_check
     from bot.oversight.digest import digest_job
     from bot.publishing import scheduler as publishing
     from bot.publishing.gap import gap_check
@@ -50,6 +51,8 @@ def job_specs(ctx: Context) -> list[JobSpec]:
         JobSpec("publishing.refresh_stats", refresh_stats, ctx.config.polling.stats_interval_s),
         # Checks each minute whether an organisation's digest_time has come (once a day, retries after).
         JobSpec("oversight.digest", digest_job, 60.0),
+        # 迎检: every account against the national checklist; new failures become rectification records.
+        JobSpec("inspection.daily", daily_check, 6 * 3600.0),
     ]
     return specs
 

@@ -39,6 +39,7 @@ from bot.models import (
     Organisation,
     Post,
     Publication,
+    Rectification,
     Ticket,
 )
 from bot.publishing.gap import AccountGap, account_gaps
@@ -179,6 +180,8 @@ class Digest:
     failed_older: int  # failed publications due before the lookback window
     limit_days: int
     warn_days: int
+    # 迎检: problems the checklist found on the scope's accounts that are not rectified yet (account, problem, found).
+    rectifications: list[tuple[str, str, date]] = field(default_factory=list)
 
     @property
     def overdue(self) -> int:
@@ -238,6 +241,8 @@ class Digest:
                  "title": p.title, "state": p.state, "due_at": p.due_at.isoformat(), "error": p.error}
                 for p in self.failed_publications
             ],
+            "rectifications": [{"account": a, "problem": prob, "found_on": found.isoformat()}
+                               for a, prob, found in self.rectifications],
             "failed_publications_older": self.failed_older,
         }
 
@@ -358,9 +363,16 @@ def collect_digest(
             if g.account_id in account_ids and g.level != "ok"]
     gaps.sort(key=lambda g: (g.level != "limit", -(g.days_since_last or float("inf"))))
     failed, older = _failed_publications(session, config, account_ids, as_of)
+    open_rects = session.execute(
+        select(Account.name, Rectification.problem, Rectification.found_on)
+        .join(Account, Account.id == Rectification.account_id)
+        .where(Rectification.account_id.in_(account_ids), Rectification.fixed_on.is_(None), Rectification.found_on <= day)
+        .order_by(Rectification.found_on, Rectification.id)
+    ).all()
     return Digest(organisation=scope.name, day=day, as_of=as_of_local, next_workday=next_wd,
                   departments=ordered, accounts=gaps, failed_publications=failed, failed_older=older,
-                  limit_days=config.gap.limit_days, warn_days=config.gap.warn_days)
+                  limit_days=config.gap.limit_days, warn_days=config.gap.warn_days,
+                  rectifications=[tuple(r) for r in open_rects])
 
 
 def _account_ids(session: Session, scope: OrgScope) -> set[int]:
@@ -448,6 +460,11 @@ def render_markdown(digest: Digest) -> str:
             out.append(f"- {p.account}：《{md_text(p.title)}》{p.due_at:%m-%d %H:%M} {what}{error}")
         if d.failed_older:
             out.append(f"- 另有 {d.failed_older} 条更早的发布失败记录")
+        out.append("")
+    if d.rectifications:
+        out.append("## 迎检问题待整改")
+        for account, problem, found in d.rectifications:
+            out.append(f"- {account}：{md_text(problem)}（{found:%m-%d} 发现）")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
+from loguru import logger
 from sqlmodel import select
 
 from bot.errors import GovbotError
@@ -21,7 +24,23 @@ def accounts_page(request: Request, user: User = Depends(console_user)) -> HTMLR
         gaps = {g.account_id: g for g in account_gaps(session=s, config=ctx.config)}
         depts = {d.id: d.name for d in s.exec(select(Department))}
         rows = list(s.exec(select(Account).order_by(Account.platform, Account.name)))
-    return render(request, "accounts.html", user, accounts=rows, gaps=gaps, depts=depts, gap_cfg=ctx.config.gap)
+        inspection = inspection_by_account(s, ctx)
+    return render(request, "accounts.html", user, accounts=rows, gaps=gaps, depts=depts, gap_cfg=ctx.config.gap,
+                  inspection=inspection)
+
+
+def inspection_by_account(session, ctx) -> dict[int, Any]:
+    """迎检: each account's status against the checklist now; {} with the reason logged when the file is bad."""
+    from bot.inspection.service import current_status
+    from bot.oversight.reports import resolve_scope
+
+    try:
+        statuses = current_status(session=session, config=ctx.config, calendar=ctx.calendar,
+                                  scope=resolve_scope(session=session))
+    except GovbotError as exc:
+        logger.warning("inspection status unavailable: {}", exc)
+        return {}
+    return {st.facts.account_id: st for st in statuses}
 
 
 # ---------------------------------------------------------------- rules test (规则)

@@ -35,6 +35,7 @@ NAV = (
     ("/messages", "消息", ("responder", "editor")),
     ("/digest", "日报", ()),
     ("/reports", "报表", ()),
+    ("/inspection", "迎检", ()),
     ("/accounts", "账号", ()),
     ("/rules", "规则", ()),
 )
