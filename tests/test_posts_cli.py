@@ -22,13 +22,11 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 
 @pytest.fixture
 def config_file(tmp_path: Path, migrated_db: Path) -> Path:
-    """config.example.toml with the database, emulator state and rules in places a test may use."""
+    """config.example.toml with the database and emulator state in places a test may use."""
     text = (REPO_ROOT / "config.example.toml").read_text(encoding="utf-8")
     replacements = {
         'url = "sqlite:///data/govbot.db"': f'url = "sqlite:///{tmp_path / "govbot.db"}"',
         'state_file = "data/emulator.json"': f'state_file = "{tmp_path / "emulator.json"}"',
-        'rules_dir = "rules"': f'rules_dir = "{REPO_ROOT / "rules"}"',
-        'holidays_file = "rules/holidays.toml"': f'holidays_file = "{REPO_ROOT / "rules" / "holidays.toml"}"',
         "demo = true": "demo = false",
     }
     for old, new in replacements.items():

@@ -14,7 +14,6 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -41,11 +40,11 @@ from bot.models import (
     User,
 )
 from bot.publishing.gap import account_gaps
+from bot.resources import package_dir
 from bot.users import authenticate
 
-HERE = Path(__file__).parent
-STATIC_DIR = HERE / "static"
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+STATIC_DIR = package_dir("web", "static")
+templates = Jinja2Templates(directory=str(package_dir("web", "templates")))
 router = APIRouter(include_in_schema=False)
 
 # Chinese labels for the short English codes stored in the database.
