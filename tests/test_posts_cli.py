@@ -136,6 +136,7 @@ def test_reject_and_usage_errors(govbot, config_file: Path):
     assert "no user named 'nobody'" in govbot("post", "sign", str(post_id), "--as", "nobody", ok=False).stderr
 
 
+@pytest.mark.slow  # several cold starts of the installed script
 def test_the_installed_console_script(config_file: Path):
     """The real `govbot` entry point, in a subprocess, against a config file in a temp dir."""
     exe = Path(sys.executable).with_name("govbot")

@@ -18,6 +18,8 @@ from bot import db
 from bot.config import REPO_ROOT
 from tests.conftest import EXAMPLE, deep_merge
 
+pytestmark = pytest.mark.slow  # the real service in its own process
+
 
 def free_port() -> int:
     with socket.socket() as s:
