@@ -35,3 +35,23 @@ def test_a_site_file_added_later_takes_over(tmp_path: Path):
     (tmp_path / "faq.toml").write_text(faq.split("[[faq]]")[0] + "[[faq]]" + faq.split("[[faq]]")[1],
                                        encoding="utf-8")
     assert len(store.current_faq().rules) == 1 < len(shipped.rules)
+
+
+def test_rules_commands_use_the_configs_site_rules(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    site = tmp_path / "site-rules"
+    site.mkdir()
+    topics = (resources.rules_dir() / "topics.toml").read_text(encoding="utf-8")
+    (site / "topics.toml").write_text(topics.replace('"路灯"', '"路灯", "灯杆"', 1), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[triage]\nrules_dir = "{site.name}"\n', encoding="utf-8")
+    (tmp_path / "plain.toml").write_text("", encoding="utf-8")
+    shipped = CliRunner().invoke(main, ["--config", str(tmp_path / "plain.toml"), "rules", "test", "灯杆歪了"])
+    own = CliRunner().invoke(main, ["--config", str(config), "rules", "test", "灯杆歪了"])
+    assert shipped.exit_code == 0 and "topic: 城乡建设" not in shipped.output
+    assert own.exit_code == 0 and "topic: 城乡建设" in own.output
+    checked = CliRunner().invoke(main, ["--config", str(config), "rules", "check"])
+    assert checked.exit_code == 0 and str(site) in checked.output
