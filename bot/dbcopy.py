@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Table, func, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -47,6 +48,9 @@ def plan_copy(source_url: str, target_url: str) -> CopyPlan:
     """Check both databases, migrate the (empty) target and count the rows to copy."""
     if source_url == target_url:
         raise CopyError("the target is the configured database itself")
+    sqlite_file = source_url.removeprefix("sqlite:///") if source_url.startswith("sqlite:///") else None
+    if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).is_file():
+        raise CopyError(f"the configured database {sqlite_file} does not exist")  # opening it would create it
     source, target = db.make_engine(source_url), db.make_engine(target_url)
     try:
         _check_source(source, source_url)

@@ -91,3 +91,12 @@ def test_unreachable_target_is_one_error_line(populated: Path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the target database")
     assert "s3cret" not in result.stderr
+
+
+def test_missing_source_file_is_one_error_line(tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text('[database]\nurl = "sqlite:///nothing-here.db"\n', encoding="utf-8")
+    result = govbot(config, "db", "copy", "--to", f"sqlite:///{tmp_path / 'target.db'}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: the configured database {tmp_path / 'nothing-here.db'} does not exist"]
+    assert not (tmp_path / "nothing-here.db").exists() and not (tmp_path / "target.db").exists()
