@@ -76,8 +76,6 @@ def bench_config(tmp: Path, emulator_url: str, n_accounts: int) -> Config:
         "emulator": {"demo": False},
         "platforms": {"wechat": {"api_base": f"{emulator_url}/wechat/cgi-bin/"},
                       "weibo": {"api_base": f"{emulator_url}/weibo/2/"}},
-        "triage": {"rules_dir": str(REPO / "rules")},
-        "tickets": {"holidays_file": str(REPO / "rules" / "holidays.toml")},
         "polling": {"interval_s": 3600.0},
         "accounts": accounts,
         "users": users,

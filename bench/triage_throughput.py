@@ -37,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bot.resources import rules_dir as shipped_rules_dir  # noqa: E402  (after the path set-up above)
+
 DATA = REPO.parent / "shared" / "data"
 APPID, TOKEN = "wxdemo0000000001", "demotoken0001"  # the plain-mode account of config.example.toml
 
@@ -80,7 +82,6 @@ def bench_config(tmp: Path, port: int, rules_dir: Path):
     data["web"]["port"] = port
     data["emulator"]["state_file"] = str(tmp / "emulator.json")
     data["triage"]["rules_dir"] = str(rules_dir)
-    data["tickets"]["holidays_file"] = str(REPO / "rules" / "holidays.toml")
     return parse_config(data, file=str(tmp / "config.toml"))
 
 
@@ -189,7 +190,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("csv", nargs="?", type=Path, default=DATA / "citizen_messages_dev.csv")
-    parser.add_argument("--rules", type=Path, default=REPO / "rules")
+    parser.add_argument("--rules", type=Path, default=shipped_rules_dir())
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=50.0, help="callback requests per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the callback load")

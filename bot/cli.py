@@ -95,7 +95,7 @@ def init(state: CliState) -> None:
 
 @main.group(name="db")
 def db_group() -> None:
-    """Database migrations."""
+    """Database migrations and copies."""
 
 
 @db_group.command("upgrade")
@@ -118,6 +118,25 @@ def db_current(state: CliState) -> None:
 
     engine = db.make_engine(state.config.database_url)
     click.echo(f"database: {db.current_revision(engine) or 'empty'}  code: {db.head_revision(state.config.database_url)}")
+
+
+@db_group.command("copy")
+@click.option("--to", "target_url", required=True, metavar="URL",
+              help="Empty target database, e.g. postgresql+psycopg://govbot:PASS@db/govbot (migrated first).")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1), help="Rows per insert.")
+@pass_state
+@handle_errors
+def db_copy(state: CliState, target_url: str, batch_size: int) -> None:
+    """Copy every table of the configured database into an empty one (e.g. SQLite to PostgreSQL).
+
+    Stop the service first, so that nothing is written during the copy."""
+    from bot import db
+    from bot.dbcopy import copy_rows, plan_copy
+
+    plan = plan_copy(state.config.database_url, target_url)
+    with click.progressbar(length=plan.total, label="copying rows", file=sys.stderr) as bar:
+        copy_rows(plan, batch_size=batch_size, progress=bar.update)
+    click.echo(f"copied {plan.total} rows in {len(plan.rows)} tables to {db._redact(target_url)}")
 
 
 @main.command("check-config")

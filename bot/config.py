@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from bot.resources import CHECKOUT_ROOT as REPO_ROOT  # noqa: F401  (tests and benches import it from here)
+from bot.resources import rule_file
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_NAME = "config.toml"
 WECHAT_API = "https://api.weixin.qq.com/cgi-bin/"
 WEIBO_API = "https://api.weibo.com/2/"
@@ -189,7 +190,8 @@ class UserConfig(_Section):
 
 
 class TriageConfig(_Section):
-    rules_dir: str = "rules"
+    # The site's own rules: a file there replaces the shipped one of that name. Empty: shipped rules only.
+    rules_dir: str = ""
     # Topic (the seven of the dev data) -> responsible department.
     topic_departments: dict[str, str] = Field(
         default_factory=lambda: {
@@ -256,7 +258,8 @@ class TicketsConfig(_Section):
     # Ticket priority per intent: 1 high, 2 normal, 3 low (inboxes sort by deadline, then priority).
     priority: dict[str, int] = Field(default_factory=lambda: {"complaint": 1, "question": 2, "suggestion": 2})
     check_interval_s: float = Field(60.0, gt=0)
-    holidays_file: str = "rules/holidays.toml"
+    # Empty: holidays.toml of the rules (the site's triage.rules_dir, else the shipped one).
+    holidays_file: str = ""
 
     @field_validator("priority")
     @classmethod
@@ -331,14 +334,25 @@ class Config(_Section):
             raise ValueError(f"unknown time zone {v!r}") from e
         return v
 
-    # Paths in the file are relative to the file's folder (the repo root for the embedded default).
+    # Paths in the file are relative to the file's folder (the working directory for the embedded default).
     @property
     def base_dir(self) -> Path:
-        return REPO_ROOT if self.source == "<defaults>" else Path(self.source).resolve().parent
+        return Path.cwd() if self.source == "<defaults>" else Path(self.source).resolve().parent
 
     def path(self, value: str) -> Path:
         p = Path(value)
         return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def rules_dir(self) -> Path | None:
+        """The site's own rules directory, or None for the shipped rules only."""
+        return self.path(self.triage.rules_dir) if self.triage.rules_dir else None
+
+    @property
+    def holidays_path(self) -> Path:
+        if self.tickets.holidays_file:
+            return self.path(self.tickets.holidays_file)
+        return rule_file(self.rules_dir, "holidays.toml")
 
     @property
     def database_url(self) -> str:

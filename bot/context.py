@@ -46,13 +46,13 @@ class Context:
     def rules(self) -> RuleStore:
         from bot.triage.rules import RuleStore
 
-        return RuleStore(self.config.path(self.config.triage.rules_dir))
+        return RuleStore(self.config.rules_dir)
 
     @cached_property
     def calendar(self) -> WorkCalendar:
         from bot.tickets.calendar import WorkCalendar
 
-        return WorkCalendar(self.config.path(self.config.tickets.holidays_file))
+        return WorkCalendar(self.config.holidays_path)
 
     @cached_property
     def policy(self) -> PolicyTable:

@@ -26,8 +26,9 @@ from sqlmodel import Session, create_engine
 
 from bot.clock import utcnow
 from bot.errors import GovbotError
+from bot.resources import migrations_dir
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = migrations_dir()
 
 
 class DatabaseNotReady(GovbotError):

@@ -169,3 +169,11 @@ def pg_database(pg_server: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every PostgreSQL test counts as slow (it needs a server): `make test` leaves them out on the extra Pythons."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if "pg_server" in item.fixturenames or (params and "postgresql" in params.params.values()):
+            item.add_marker(pytest.mark.slow)

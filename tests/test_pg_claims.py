@@ -33,6 +33,8 @@ from bot.seed import sync_from_config
 from bot.service import register_emulator_accounts
 from tests.test_scheduler_support import Worker, accounts, schedule, signed_post, wait_for, worker_config
 
+pytestmark = pytest.mark.slow  # real worker processes
+
 WORKERS = 4
 POSTS = 100  # each to one WeChat and one Weibo account: 200 publications
 ACCOUNTS = ([{"name": f"公众号{i}", "platform": "wechat", "appid": f"wxpgclaims{i:06d}",

@@ -22,13 +22,11 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 
 @pytest.fixture
 def config_file(tmp_path: Path, migrated_db: Path) -> Path:
-    """config.example.toml with the database, emulator state and rules in places a test may use."""
+    """config.example.toml with the database and emulator state in places a test may use."""
     text = (REPO_ROOT / "config.example.toml").read_text(encoding="utf-8")
     replacements = {
         'url = "sqlite:///data/govbot.db"': f'url = "sqlite:///{tmp_path / "govbot.db"}"',
         'state_file = "data/emulator.json"': f'state_file = "{tmp_path / "emulator.json"}"',
-        'rules_dir = "rules"': f'rules_dir = "{REPO_ROOT / "rules"}"',
-        'holidays_file = "rules/holidays.toml"': f'holidays_file = "{REPO_ROOT / "rules" / "holidays.toml"}"',
         "demo = true": "demo = false",
     }
     for old, new in replacements.items():
@@ -138,6 +136,7 @@ def test_reject_and_usage_errors(govbot, config_file: Path):
     assert "no user named 'nobody'" in govbot("post", "sign", str(post_id), "--as", "nobody", ok=False).stderr
 
 
+@pytest.mark.slow  # several cold starts of the installed script
 def test_the_installed_console_script(config_file: Path):
     """The real `govbot` entry point, in a subprocess, against a config file in a temp dir."""
     exe = Path(sys.executable).with_name("govbot")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.config import Config
@@ -26,6 +27,8 @@ from tests.test_scheduler_support import (
     wait_for,
     worker_config,
 )
+
+pytestmark = pytest.mark.slow  # real worker processes, one SIGKILLed
 
 WECHAT, WEIBO = "示例县发布", "示例县发布微博"
 CONFIG = {"scheduler": {"tick_seconds": 0.2, "lease_seconds": 5, "backoff_base_s": 0.2, "backoff_max_s": 1.0},

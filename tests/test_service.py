@@ -46,6 +46,7 @@ def test_cli_reports_a_wrong_config_with_file_key_and_reason(tmp_path):
     assert proc.stderr.startswith(f"error: {bad}: web.port: ")
 
 
+@pytest.mark.slow  # the real service in its own process
 def test_serve_runs_end_to_end_on_the_emulator(tmp_path: Path):
     web, emu = free_port(), free_port()
     data = deep_merge(EXAMPLE, {

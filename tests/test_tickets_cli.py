@@ -20,12 +20,10 @@ from bot.tickets.service import open_ticket
 
 
 def write_config(tmp_path: Path, emulator_url: str | None = None) -> Path:
-    """config.example.toml with the database, rules and emulator of this test."""
+    """config.example.toml with the database and emulator of this test."""
     text = (REPO_ROOT / "config.example.toml").read_text(encoding="utf-8")
     text = text.replace('url = "sqlite:///data/govbot.db"', f'url = "sqlite:///{tmp_path / "govbot.db"}"')
     text = text.replace('state_file = "data/emulator.json"', f'state_file = "{tmp_path / "emulator.json"}"')
-    text = text.replace('rules_dir = "rules"', f'rules_dir = "{REPO_ROOT / "rules"}"')
-    text = text.replace('holidays_file = "rules/holidays.toml"', f'holidays_file = "{REPO_ROOT / "rules" / "holidays.toml"}"')
     if emulator_url:
         wechat, weibo = f'api_base = "{emulator_url}/wechat/cgi-bin/"', f'api_base = "{emulator_url}/weibo/2/"'
         text = text.replace('api_base = ""', wechat, 1).replace('api_base = ""', weibo, 1)

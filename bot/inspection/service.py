@@ -23,13 +23,15 @@ from bot.inspection.evaluate import AccountStatus, evaluate_account
 from bot.inspection.facts import account_facts
 from bot.models import Account, Rectification, User
 from bot.oversight.reports import Scope
+from bot.resources import rule_file
 from bot.tickets.calendar import WorkCalendar
 
 _cache: dict[Path, tuple[tuple[int, int], Checklist]] = {}
 
 
 def checklist_path(config: Config) -> Path:
-    return config.path(config.triage.rules_dir) / CHECKLIST_FILE
+    """The site's own rules/inspection.toml (its province's variant) if it has one, else the shipped one."""
+    return rule_file(config.rules_dir, CHECKLIST_FILE)
 
 
 def load(config: Config) -> Checklist:

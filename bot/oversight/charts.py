@@ -14,7 +14,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import matplotlib
 
@@ -26,8 +25,9 @@ from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bot.oversight.reports import CSV_HEADER, AccountRow, Report, conclusions, csv_rows, pct  # noqa: E402
+from bot.resources import package_dir  # noqa: E402
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = package_dir("oversight", "templates")
 # More bars than this make a chart unreadable: show the worst ones.
 MAX_BARS = 30
 

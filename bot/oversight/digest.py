@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,6 +42,7 @@ from bot.models import (
     Ticket,
 )
 from bot.publishing.gap import AccountGap, account_gaps
+from bot.resources import package_dir
 from bot.tickets.calendar import WorkCalendar
 
 OPEN_STATES = ("new", "acknowledged")
@@ -55,7 +55,7 @@ WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周�
 INTENT_ZH = {"complaint": "投诉", "question": "咨询", "suggestion": "建议", "praise": "表扬", "other": "其他"}
 PLATFORM_ZH = {"wechat": "微信公众号", "weibo": "微博"}
 UNASSIGNED = "未分派部门"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = package_dir("oversight", "templates")
 
 
 class DigestError(GovbotError):

@@ -31,6 +31,7 @@ from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.errors import GovbotError
+from bot.resources import rule_file
 
 SENSITIVE_FILE = "sensitive.txt"
 TYPOS_FILE = "typos.toml"
@@ -249,31 +250,32 @@ def _read(path: Path) -> str:
         raise CheckRulesError(path, None, f"cannot read: {e.strerror}") from None
 
 
-def load_check_rules(rules_dir: str | Path) -> CheckRules:
-    """Load and validate sensitive.txt and typos.toml from the rules directory."""
-    d = Path(rules_dir)
-    sensitive, exempt = parse_sensitive(_read(d / SENSITIVE_FILE), file=str(d / SENSITIVE_FILE))
-    typos = parse_typos(_read(d / TYPOS_FILE), file=str(d / TYPOS_FILE))
+def load_check_rules(rules_dir: str | Path | None) -> CheckRules:
+    """Load and validate sensitive.txt and typos.toml: the site's rules_dir over the shipped ones."""
+    d = Path(rules_dir) if rules_dir is not None else None
+    sensitive_file, typos_file = rule_file(d, SENSITIVE_FILE), rule_file(d, TYPOS_FILE)
+    sensitive, exempt = parse_sensitive(_read(sensitive_file), file=str(sensitive_file))
+    typos = parse_typos(_read(typos_file), file=str(typos_file))
     return CheckRules(sensitive=sensitive, exempt=exempt, typos=typos)
 
 
-_cache: dict[Path, tuple[tuple, CheckRules]] = {}
+_cache: dict[Path | None, tuple[tuple, CheckRules]] = {}
 _cache_lock = threading.Lock()
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _stamp(path: Path) -> tuple[Path, int, int] | None:
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size
+    return path, st.st_mtime_ns, st.st_size
 
 
-def cached_check_rules(rules_dir: str | Path) -> CheckRules:
+def cached_check_rules(rules_dir: str | Path | None) -> CheckRules:
     """The rules, reloaded only when a file changed. A file broken while the service runs keeps the
     last good rules in force (logged), so checks neither stop nor silently pass."""
-    d = Path(rules_dir).resolve()
-    stamp = (_stamp(d / SENSITIVE_FILE), _stamp(d / TYPOS_FILE))
+    d = Path(rules_dir).resolve() if rules_dir is not None else None
+    stamp = (_stamp(rule_file(d, SENSITIVE_FILE)), _stamp(rule_file(d, TYPOS_FILE)))
     with _cache_lock:
         hit = _cache.get(d)
     if hit is not None and hit[0] == stamp:
@@ -291,7 +293,7 @@ def cached_check_rules(rules_dir: str | Path) -> CheckRules:
 
 
 def rules_for(config: Config) -> CheckRules:
-    return cached_check_rules(config.path(config.triage.rules_dir))
+    return cached_check_rules(config.rules_dir)
 
 
 # ---- the checks ---------------------------------------------------------------------------------

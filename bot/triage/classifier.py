@@ -173,7 +173,7 @@ class Classifier:
         self._tokenizer = _tokenizer(ruleset.userdict)
 
     @classmethod
-    def from_dir(cls, rules_dir: Path) -> Classifier:
+    def from_dir(cls, rules_dir: Path | None) -> Classifier:
         return cls(load_rules(rules_dir))
 
     def _negated(self, text: str, start: int, word: str) -> bool:

@@ -13,11 +13,13 @@ import click
 import jieba
 
 from bot.config import Config, load_config
+from bot.resources import rules_dir as shipped_rules_dir
 from bot.triage.classifier import Classifier
 from bot.triage.faq import FaqMatcher
 from bot.triage.rules import RuleError, load_rules
 
-DEFAULT_RULES_DIR = Path(__file__).parents[2] / "rules"
+# The shipped rules (the site's config triage.rules_dir lies on top of them).
+DEFAULT_RULES_DIR = shipped_rules_dir()
 OUTPUT_COLUMNS = ("key", "intent", "topic", "department", "rules")
 
 
@@ -63,16 +65,22 @@ def _config() -> Config:
     return state.config if state is not None else load_config()
 
 
-def _classifier(rules_dir: Path) -> Classifier:
+def _rules_dir(rules_dir: Path | None) -> Path | None:
+    """--rules DIR as given, else the config's own rules (triage.rules_dir) over the shipped ones."""
+    return rules_dir if rules_dir is not None else _config().rules_dir
+
+
+def _classifier(rules_dir: Path | None) -> Classifier:
     try:
-        return Classifier.from_dir(rules_dir)
+        return Classifier.from_dir(_rules_dir(rules_dir))
     except RuleError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 rules_option = click.option(
-    "--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RULES_DIR,
-    show_default=True, help="Rules directory (intent.toml, topics.toml, userdict.txt, faq.toml).",
+    "--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Rules directory (intent.toml, topics.toml, userdict.txt, faq.toml); files it lacks come from the "
+         "shipped rules. Default: the config's triage.rules_dir over the shipped rules.",
 )
 
 
@@ -86,7 +94,7 @@ def rules() -> None:
 @click.argument("text")
 @click.option("--subject", default=None, help="Message subject (标题), if any.")
 @rules_option
-def test_cmd(text: str, subject: str | None, rules_dir: Path) -> None:
+def test_cmd(text: str, subject: str | None, rules_dir: Path | None) -> None:
     """Classify one TEXT and explain why."""
     click.echo(_classifier(rules_dir).classify(text, subject).explain())
 
@@ -96,7 +104,7 @@ def test_cmd(text: str, subject: str | None, rules_dir: Path) -> None:
 @click.option("-o", "--output", "out_csv", type=click.File("w", encoding="utf-8"), default="-",
               help="Output CSV (default: stdout).")
 @rules_option
-def classify_cmd(in_csv: TextIO, out_csv: TextIO, rules_dir: Path) -> None:
+def classify_cmd(in_csv: TextIO, out_csv: TextIO, rules_dir: Path | None) -> None:
     """Classify IN_CSV (key, text[, subject]) into key,intent,topic,department,rules."""
     count = classify_csv(in_csv, out_csv, _classifier(rules_dir), _config().triage.department_for)
     click.echo(f"classified {count} messages", err=True)
@@ -104,8 +112,9 @@ def classify_cmd(in_csv: TextIO, out_csv: TextIO, rules_dir: Path) -> None:
 
 @rules.command("check")
 @rules_option
-def check_cmd(rules_dir: Path) -> None:
+def check_cmd(rules_dir: Path | None) -> None:
     """Validate the rules directory; exit 1 naming the file and rule on an error."""
+    rules_dir = _rules_dir(rules_dir)
     try:
         ruleset = load_rules(rules_dir)
         faq = FaqMatcher.from_dir(rules_dir)
@@ -113,4 +122,4 @@ def check_cmd(rules_dir: Path) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"ok: {len(ruleset.intent_rules)} intent, {len(ruleset.spam_rules)} spam, "
                f"{len(ruleset.topic_rules)} topic, {len(faq.rules)} FAQ rules, "
-               f"{len(ruleset.userdict)} userdict words in {rules_dir}")
+               f"{len(ruleset.userdict)} userdict words in {rules_dir or DEFAULT_RULES_DIR}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.resources import rule_file
 from bot.triage.classifier import Classification
 from bot.triage.rules import (
     FAQ_FILE,
@@ -102,8 +103,8 @@ class FaqMatcher:
         return cls([_parse_rule(path, table, default_confidence, seen) for table in data["faq"]])
 
     @classmethod
-    def from_dir(cls, rules_dir: Path) -> FaqMatcher:
-        return cls.from_file(Path(rules_dir) / FAQ_FILE)
+    def from_dir(cls, rules_dir: Path | None) -> FaqMatcher:
+        return cls.from_file(rule_file(rules_dir, FAQ_FILE))
 
     def match(self, text: str, classification: Classification, account: str | None = None) -> FaqMatch | None:
         """The best FAQ answer for a confidently classified question, or None. `account` is the account's name."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from bot.errors import GovbotError
+from bot.resources import rule_file
 
 if TYPE_CHECKING:
     from bot.triage.classifier import Classifier
@@ -273,12 +274,11 @@ def _load_userdict(path: Path) -> tuple[tuple[str, int | None, str | None], ...]
     return tuple(entries)
 
 
-def load_rules(rules_dir: Path) -> RuleSet:
-    """Load and validate intent.toml, topics.toml and userdict.txt from rules_dir."""
-    rules_dir = Path(rules_dir)
+def load_rules(rules_dir: Path | None) -> RuleSet:
+    """Load and validate intent.toml, topics.toml and userdict.txt: the site's rules_dir over the shipped ones."""
     seen: set[str] = set()  # rule ids are unique across files: they are stored with each result
-    intent_rules, spam_rules, negation, decision = _load_intent(rules_dir / INTENT_FILE, seen)
-    topic_rules, topic_scoring = _load_topics(rules_dir / TOPICS_FILE, seen)
+    intent_rules, spam_rules, negation, decision = _load_intent(rule_file(rules_dir, INTENT_FILE), seen)
+    topic_rules, topic_scoring = _load_topics(rule_file(rules_dir, TOPICS_FILE), seen)
     return RuleSet(
         intent_rules=tuple(intent_rules),
         spam_rules=tuple(spam_rules),
@@ -286,7 +286,7 @@ def load_rules(rules_dir: Path) -> RuleSet:
         negation=negation,
         decision=decision,
         topic_scoring=topic_scoring,
-        userdict=_load_userdict(rules_dir / USERDICT_FILE),
+        userdict=_load_userdict(rule_file(rules_dir, USERDICT_FILE)),
     )
 
 
@@ -297,8 +297,8 @@ class RuleStore:
     RuleError is logged; the next change of a file is tried again.
     """
 
-    def __init__(self, rules_dir: Path):
-        self.rules_dir = Path(rules_dir)
+    def __init__(self, rules_dir: Path | None):
+        self.rules_dir = rules_dir
         self._lock = threading.Lock()
         self._stamp = self._file_stamp()
         self._classifier, self._faq = self._load()  # no last good rules yet: a bad start raises
@@ -308,8 +308,10 @@ class RuleStore:
         stamp = []
         for name in RULE_FILES:
             try:
-                st = (self.rules_dir / name).stat()
-                stamp.append((st.st_mtime_ns, st.st_size))
+                # The path is part of the stamp: a site file added or removed switches the file in force.
+                path = rule_file(self.rules_dir, name)
+                st = path.stat()
+                stamp.append((path, st.st_mtime_ns, st.st_size))
             except FileNotFoundError:
                 stamp.append(None)
         return tuple(stamp)

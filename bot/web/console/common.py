@@ -22,10 +22,10 @@ from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
 from bot.labels import LABELS, label
 from bot.models import User
+from bot.resources import package_dir
 
-HERE = Path(__file__).resolve().parent.parent
-STATIC_DIR = HERE / "static"
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+STATIC_DIR = package_dir("web", "static")
+templates = Jinja2Templates(directory=str(package_dir("web", "templates")))
 
 # Navigation: (path, label, roles that see it; empty = everyone).
 NAV = (
