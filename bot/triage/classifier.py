@@ -121,7 +121,7 @@ class _Scanner:
                 yield rule, m.group(), m.start()
 
 
-def _tokenizer(userdict) -> jieba.Tokenizer:
+def tokenizer_for(userdict) -> jieba.Tokenizer:
     """A jieba tokenizer with the rules' userdict, private to one rule set.
 
     It copies the loaded default dictionary instead of changing jieba's global one, so other code
@@ -167,10 +167,12 @@ class Classifier:
         self.ruleset = ruleset
         self._intent = _Scanner(ruleset.intent_rules + ruleset.spam_rules)
         self._topic = _Scanner(ruleset.topic_rules)
+        # Apart from the hand rules: a longer learned word must not hide a hand word it overlaps.
+        self._learned = _Scanner(ruleset.learned_rules)
         neg = ruleset.negation
         self._negators = frozenset(neg.words)
         self._negator_hint = _trie_regex(neg.words)
-        self._tokenizer = _tokenizer(ruleset.userdict)
+        self.tokenizer = tokenizer_for(ruleset.userdict)
 
     @classmethod
     def from_dir(cls, rules_dir: Path) -> Classifier:
@@ -184,7 +186,7 @@ class Classifier:
             clause_start -= 1
         if not self._negator_hint.search(text, max(clause_start, start - neg.window), start):
             return False  # the common case: no negator character nearby, no need to tokenise
-        tokens = self._tokenizer.lcut(text[clause_start:start + len(word)], HMM=False)
+        tokens = self.tokenizer.lcut(text[clause_start:start + len(word)], HMM=False)
         # Drop the tokens covering the word; a token joining it to what precedes ("不满意") is
         # negated when that joined part is itself a negator.
         covered = 0
@@ -211,6 +213,10 @@ class Classifier:
             counts[(rule, word)] += 1
         for (rule, word), n in counts.items():
             tally.add(rule, rule.label, word, rule.weight * topic_factor * min(n, rs.topic_scoring.max_repeats))
+        # A learned word counts once: its weight already says how telling one occurrence is.
+        for rule, word in dict.fromkeys((rule, word) for rule, word, _ in self._learned.scan(text)):
+            factor = intent_factor if rule.kind == "intent" else topic_factor
+            tally.add(rule, rule.label, word, rule.weight * rule.word_weights[word] * factor)
 
     def classify(self, text: str, subject: str | None = None) -> Classification:
         rs = self.ruleset
