@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from bot import audit
 from bot.errors import GovbotError, NotFound, PermissionDenied
 from bot.models import Correction, Message, User
+from bot.triage.learn import Labelled
 from bot.triage.rules import INTENTS, TOPICS
 
 
@@ -61,3 +62,11 @@ def list_corrections(*, session: Session, since: datetime | None = None) -> Sequ
     if since is not None:
         q = q.where(Correction.created_at >= since)
     return list(session.exec(q))
+
+
+def corrected_messages(*, session: Session, since: datetime | None = None) -> list[Labelled]:
+    """Each corrected message once, with its latest corrected intent and topic: labelled data for learning."""
+    latest: dict[int, Labelled] = {}
+    for correction, message in list_corrections(session=session, since=since):
+        latest[message.id] = Labelled(message.text or "", correction.intent, correction.topic)
+    return list(latest.values())

@@ -29,11 +29,12 @@ _WORDLIKE = re.compile(r"[\u4e00-\u9fffa-z]")
 
 @dataclass(frozen=True)
 class Labelled:
-    """One labelled message: its text (subject and body) and its intent and/or topic (None: unknown)."""
+    """One labelled message: its text and subject, its intent and/or topic (None: not labelled)."""
 
     text: str
     intent: str | None = None
     topic: str | None = None
+    subject: str | None = None
 
     def label(self, kind: str) -> str | None:
         return self.intent if kind == "intent" else self.topic
@@ -51,14 +52,41 @@ class LearnedWord:
 class Settings:
     alpha: float = 0.5  # smoothing: pseudo-count added to every cell
     min_count: int = 3
-    min_weight: float = 1.0
-    top: int = 120  # words kept per class
+    min_weight: float = 0.5
+    top: int = 300  # words kept per class
 
 
 def token_set(text: str, tokenizer) -> frozenset[str]:
     """The distinct word-like jieba tokens of a text, in matching form (see rules.normalize)."""
     return frozenset(t for t in tokenizer.lcut(normalize(text), HMM=False)
                      if len(t) >= 2 and _WORDLIKE.search(t) and not t.isdigit())
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    """Mean F1 over the labels present in gold."""
+    labels = set(gold)
+    if not labels:
+        return 0.0
+    total = 0.0
+    for label in labels:
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
+        n_pred, n_gold = sum(p == label for p in pred), sum(g == label for g in gold)
+        total += 2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0
+    return total / len(labels)
+
+
+def evaluate(classifier, samples: Iterable[Labelled]) -> dict[str, float]:
+    """Intent and topic macro-F1 of a classifier on labelled messages (no clear topic counts as wrong)."""
+    gold: dict[str, list[str]] = {"intent": [], "topic": []}
+    pred: dict[str, list[str]] = {"intent": [], "topic": []}
+    for s in samples:
+        c = classifier.classify(s.text, s.subject)
+        for kind, got in (("intent", c.intent), ("topic", c.topic or "")):
+            if s.label(kind):
+                gold[kind].append(s.label(kind))
+                pred[kind].append(got)
+    return {f"{kind}_macro_f1": macro_f1(gold[kind], pred[kind]) for kind in KINDS} | {
+        f"{kind}_messages": len(gold[kind]) for kind in KINDS}
 
 
 def learn(samples: Sequence[tuple[frozenset[str], str]], labels: Iterable[str],
