@@ -202,6 +202,8 @@ class Classifier:
         rs = self.ruleset
         counts: Counter = Counter()
         for rule, word, start in self._intent.scan(text):
+            if rule.max_chars is not None and len(text) > rule.max_chars:
+                continue
             label, negated = rule.label, False
             if rule.negated and self._negated(text, start, word):
                 label, negated = rule.negated, True

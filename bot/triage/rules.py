@@ -74,6 +74,9 @@ class Rule:
     negated: str | None = None  # intent a negated word counts for instead ("不满意" -> complaint)
     # Learned rules: each word's own weight, multiplied by `weight` (the file's factor).
     word_weights: dict[str, float] | None = None
+    # Applies only to a text of at most this many characters: colloquial forms of short comments
+    # (评论) that mislead on long letters (留言), where "谢谢" or "…吧" close a complaint.
+    max_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def _patterns(path: Path, rule: str, value) -> tuple[re.Pattern, ...]:
     return tuple(compiled)
 
 
-_RULE_KEYS = {"id", "weight", "words", "patterns", "note"}
+_RULE_KEYS = {"id", "weight", "words", "patterns", "note", "max_chars"}
 
 
 def _rules(path: Path, tables, kind: str, label_key: str | None, labels: tuple[str, ...], seen: set[str]) -> list[Rule]:
@@ -200,7 +203,10 @@ def _rules(path: Path, tables, kind: str, label_key: str | None, labels: tuple[s
         if negated is not None and negated not in INTENTS:
             raise RuleError(path, rule_id, f"unknown negated intent {negated!r}; known: {', '.join(INTENTS)}")
         weight = bounded_number(path, rule_id, "weight", table["weight"])
-        rules.append(Rule(rule_id, kind, label, weight, words, patterns, negated))
+        max_chars = table.get("max_chars")
+        if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
+            raise RuleError(path, rule_id, f"max_chars must be a positive integer, got {max_chars!r}")
+        rules.append(Rule(rule_id, kind, label, weight, words, patterns, negated, None, max_chars))
     return rules
 
 
