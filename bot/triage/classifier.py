@@ -240,7 +240,7 @@ class Classifier:
         topic_scores = tally.scores("topic")
         intent, confidence, reason, spam = self._decide(intent_scores, spam_score)
         topic = None
-        if topic_scores:
+        if topic_scores and not spam:  # an ad has no department, whatever it advertises
             best = max(topic_scores, key=topic_scores.get)
             if topic_scores[best] >= rs.topic_scoring.min_score:
                 topic = best
