@@ -221,10 +221,13 @@ class Classifier:
             counts[(rule, word)] += 1
         for (rule, word), n in counts.items():
             tally.add(rule, rule.label, word, rule.weight * topic_factor * min(n, rs.topic_scoring.max_repeats))
-        # A learned word counts once: its weight already says how telling one occurrence is.
-        for rule, word in dict.fromkeys((rule, word) for rule, word, _ in self._learned.scan(text)):
+        counts.clear()
+        for rule, word, _ in self._learned.scan(text):
+            counts[(rule, word)] += 1
+        for (rule, word), n in counts.items():
             factor = intent_factor if rule.kind == "intent" else topic_factor
-            tally.add(rule, rule.label, word, rule.weight * rule.word_weights[word] * factor)
+            repeats = rs.decision.max_repeats if rule.kind == "intent" else rs.topic_scoring.max_repeats
+            tally.add(rule, rule.label, word, rule.weight * rule.word_weights[word] * factor * min(n, repeats))
 
     def classify(self, text: str, subject: str | None = None) -> Classification:
         rs = self.ruleset
