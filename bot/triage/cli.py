@@ -125,7 +125,8 @@ def check_cmd(rules_dir: Path) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"ok: {len(ruleset.intent_rules)} intent, {len(ruleset.spam_rules)} spam, "
                f"{len(ruleset.topic_rules)} topic, {len(faq.rules)} FAQ rules, "
-               f"{len(ruleset.userdict)} userdict words in {rules_dir}")
+               f"{len(ruleset.userdict)} userdict words, "
+               f"{sum(len(r.words) for r in ruleset.learned_rules)} learned words in {rules_dir}")
 
 
 def read_labelled(paths: Iterable[Path]) -> list[Labelled]:
