@@ -138,3 +138,19 @@ def test_rules_page_shows_the_disagreements(ctx):
     client = login(TestClient(create_app(ctx)), "admin")
     html = client.get("/rules").text
     assert "人工纠正与规则的分歧" in html and "共 2 条留言被人工纠正过" in html and "泔水（2）" in html
+
+
+def test_only_what_a_responder_changed_is_taken_as_a_label(ctx):
+    from bot.triage.corrections import corrected_messages
+
+    with ctx.session() as s:
+        admin = s.exec(select(User).where(User.username == "admin")).one()
+        account = s.exec(select(Account)).first()
+        m = Message(account_id=account.id, kind="wechat_comment", dedupe_key="learn-only-changed", text="路灯不亮",
+                    received_at=utcnow(), intent="question", topic="城乡建设")
+        s.add(m)
+        s.flush()
+        record_correction(session=s, message_id=m.id, user=admin, intent="complaint")
+        assert corrected_messages(session=s) == [Labelled("路灯不亮", "complaint", None)]
+        record_correction(session=s, message_id=m.id, user=admin, topic="交通运输")
+        assert corrected_messages(session=s) == [Labelled("路灯不亮", "complaint", "交通运输")]

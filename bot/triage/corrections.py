@@ -65,8 +65,13 @@ def list_corrections(*, session: Session, since: datetime | None = None) -> Sequ
 
 
 def corrected_messages(*, session: Session, since: datetime | None = None) -> list[Labelled]:
-    """Each corrected message once, with its latest corrected intent and topic: labelled data for learning."""
-    latest: dict[int, Labelled] = {}
+    """Each corrected message once, labelled with what the responders changed (the latest change of
+    intent, of topic): labelled data for learning. A value nobody changed is not taken as confirmed."""
+    labels: dict[int, dict] = {}
     for correction, message in list_corrections(session=session, since=since):
-        latest[message.id] = Labelled(message.text or "", correction.intent, correction.topic)
-    return list(latest.values())
+        entry = labels.setdefault(message.id, {"text": message.text or ""})
+        if correction.intent != correction.old_intent:
+            entry["intent"] = correction.intent
+        if correction.topic != correction.old_topic:
+            entry["topic"] = correction.topic
+    return [Labelled(e["text"], e.get("intent"), e.get("topic")) for e in labels.values()]
