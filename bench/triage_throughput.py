@@ -5,7 +5,7 @@ usage: python bench/triage_throughput.py [CSV] [--rules DIR] [--rounds N] [--rat
 1. Classification: messages/s of the classifier the service uses (RuleStore(rules).current(), the
    object behind ctx.rules) over the `text` column of CSV (default ../shared/data/
    citizen_messages_dev.csv beside the repo), and, in the same run on the same texts, bare
-   `jieba.lcut` with its default dictionary; ratio = classifier / jieba (target >= 1.0). Best of
+   `jieba.lcut` with its default dictionary; ratio = classifier / jieba (target >= 3.0). Best of
    --rounds passes each, after a warm-up.
 2. Peak RSS of this process (resource.getrusage).
 3. Callback latency: govbot's web app under uvicorn in a child process on a free loopback port with

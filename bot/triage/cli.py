@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import sys
+import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -13,10 +16,20 @@ import click
 import jieba
 
 from bot.config import Config, load_config
+from bot.resources import rule_file
 from bot.resources import rules_dir as shipped_rules_dir
 from bot.triage.classifier import Classifier
 from bot.triage.faq import FaqMatcher
-from bot.triage.rules import RuleError, load_rules
+from bot.triage.learn import KINDS, Labelled, evaluate, learn_all, render_toml, token_set
+from bot.triage.rules import (
+    INTENT_FILE,
+    LEARNED_FILE,
+    TOPICS_FILE,
+    USERDICT_FILE,
+    RuleError,
+    load_rules,
+    read_toml,
+)
 
 # The shipped rules (the site's config triage.rules_dir lies on top of them).
 DEFAULT_RULES_DIR = shipped_rules_dir()
@@ -122,4 +135,101 @@ def check_cmd(rules_dir: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"ok: {len(ruleset.intent_rules)} intent, {len(ruleset.spam_rules)} spam, "
                f"{len(ruleset.topic_rules)} topic, {len(faq.rules)} FAQ rules, "
-               f"{len(ruleset.userdict)} userdict words in {rules_dir or DEFAULT_RULES_DIR}")
+               f"{len(ruleset.userdict)} userdict words, "
+               f"{sum(len(r.words) for r in ruleset.learned_rules)} learned words in {rules_dir or DEFAULT_RULES_DIR}")
+
+
+def read_labelled(paths: Iterable[Path]) -> list[Labelled]:
+    """Labelled messages from CSV files with key, text[, subject], intent and/or topic.
+
+    Rows of several files with the same key are one message: a file of key,intent alone adds
+    intent labels to the messages of another file. An empty label or "none" means not labelled."""
+    csv.field_size_limit(sys.maxsize)
+    merged: dict[str, dict] = {}
+    for path in paths:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = set(reader.fieldnames or ())
+            if "key" not in columns or not columns & set(KINDS):
+                raise click.ClickException(f"{path}: needs a key column and an intent or topic column; "
+                                           f"it has: {', '.join(sorted(columns)) or 'no header'}")
+            for line, row in enumerate(reader, 2):
+                entry = merged.setdefault(row["key"], {})
+                for column in ("text", "subject"):
+                    if row.get(column):
+                        entry[column] = row[column]
+                for kind, labels in KINDS.items():
+                    value = (row.get(kind) or "").strip()
+                    if value and value != "none":
+                        if value not in labels:
+                            raise click.ClickException(f"{path}, line {line}: unknown {kind} {value!r}; "
+                                                       f"known: {', '.join(labels)}")
+                        entry[kind] = value
+    missing = [key for key, e in merged.items() if "text" not in e]
+    if missing:
+        raise click.ClickException(f"{len(missing)} labelled key(s) have no text in any file, e.g. {missing[0]!r}")
+    return [Labelled(e["text"], e.get("intent"), e.get("topic"), e.get("subject")) for e in merged.values()]
+
+
+def _stored_corrections() -> list[Labelled]:
+    from bot.cli import CliState
+    from bot.context import Context
+    from bot.triage.corrections import corrected_messages
+
+    state = click.get_current_context().find_object(CliState)
+    ctx = state.ctx if state is not None else Context.open(load_config())
+    with ctx.session() as session:
+        return corrected_messages(session=session)
+
+
+def _held_out(sample: Labelled, n: int) -> bool:
+    """One message in 5, chosen by its text so a rerun holds out the same ones."""
+    return zlib.crc32(f"{sample.subject or ''}\n{sample.text}".encode()) % 5 == n
+
+
+@rules.command("learn")
+@click.argument("labelled", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--corrections", is_flag=True, help="Also learn from the corrections responders made (纠正分类).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: learned.toml in the rules directory).")
+@click.option("--dry-run", is_flag=True, help="Report the held-out score only; write nothing.")
+@rules_option
+def learn_cmd(labelled: tuple[Path, ...], corrections: bool, output: Path | None, dry_run: bool,
+              rules_dir: Path | None) -> None:
+    """Learn weighted keywords per intent and topic from LABELLED CSVs (key, text[, subject], intent, topic).
+
+    Reports the score on a held-out fifth of the messages (learned on the other four fifths),
+    against the hand rules alone, then learns from all of them and writes the rules file."""
+    samples = read_labelled(labelled)
+    if corrections:
+        samples += _stored_corrections()
+    if not samples:
+        raise click.ClickException("nothing to learn from: give labelled CSV files and/or --corrections")
+    rules_dir = _rules_dir(rules_dir)
+    # Written into the site's rules directory (or, from a checkout, the shipped rules/): never into an installed package.
+    target = output or (rules_dir or DEFAULT_RULES_DIR) / LEARNED_FILE
+    existing = rule_file(rules_dir, LEARNED_FILE)
+    factors = read_toml(existing)["settings"] if existing.exists() else {"intent_factor": 0.1, "topic_factor": 0.6}
+    hand = _classifier(rules_dir)
+    tokens = [(token_set(f"{s.subject or ''}\n{s.text}", hand.tokenizer), s) for s in samples]
+    test = [s for s in samples if _held_out(s, 0)]
+    proposal = learn_all([(t, s) for t, s in tokens if not _held_out(s, 0)])
+    text = render_toml(proposal, source="held-out check", **factors)
+    with tempfile.TemporaryDirectory() as tmp:
+        trial = Path(tmp)
+        for name in (INTENT_FILE, TOPICS_FILE, USERDICT_FILE):
+            (trial / name).write_bytes(rule_file(rules_dir, name).read_bytes())
+        (trial / LEARNED_FILE).write_text(text, encoding="utf-8")
+        with_learned = evaluate(_classifier(trial), test)
+    hand_only = evaluate(Classifier(dataclasses.replace(hand.ruleset, learned_rules=())), test)
+    click.echo(f"held out {len(test)} of {len(samples)} messages "
+               f"({with_learned['intent_messages']} with intent, {with_learned['topic_messages']} with topic):")
+    for key in ("intent_macro_f1", "topic_macro_f1"):
+        click.echo(f"  {key}: hand rules {hand_only[key]:.3f}, with the learned words {with_learned[key]:.3f}")
+    if dry_run:
+        return
+    final = learn_all(tokens)
+    source = f"{len(samples)} messages" + (", with the stored corrections" if corrections else "")
+    target.write_text(render_toml(final, source=source, **factors), encoding="utf-8")
+    counts = ", ".join(f"{kind} {sum(len(w) for w in per.values())}" for kind, per in final.items())
+    click.echo(f"wrote {target} ({counts} words); check it with `govbot rules check`")

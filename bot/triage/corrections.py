@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from bot import audit
 from bot.errors import GovbotError, NotFound, PermissionDenied
 from bot.models import Correction, Message, User
+from bot.triage.learn import Labelled
 from bot.triage.rules import INTENTS, TOPICS
 
 
@@ -61,3 +62,16 @@ def list_corrections(*, session: Session, since: datetime | None = None) -> Sequ
     if since is not None:
         q = q.where(Correction.created_at >= since)
     return list(session.exec(q))
+
+
+def corrected_messages(*, session: Session, since: datetime | None = None) -> list[Labelled]:
+    """Each corrected message once, labelled with what the responders changed (the latest change of
+    intent, of topic): labelled data for learning. A value nobody changed is not taken as confirmed."""
+    labels: dict[int, dict] = {}
+    for correction, message in list_corrections(session=session, since=since):
+        entry = labels.setdefault(message.id, {"text": message.text or ""})
+        if correction.intent != correction.old_intent:
+            entry["intent"] = correction.intent
+        if correction.topic != correction.old_topic:
+            entry["topic"] = correction.topic
+    return [Labelled(e["text"], e.get("intent"), e.get("topic")) for e in labels.values()]

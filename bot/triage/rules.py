@@ -7,6 +7,8 @@ Files (all in one rules directory):
 - userdict.txt  government terms for jieba ("word [freq] [tag]" a line), so that negation scope sees
                 e.g. 不动产 or 不予受理 as one word.
 - faq.toml      FAQ auto-reply rules; loaded by bot.triage.faq.
+- learned.toml  optional: weighted keywords learned from labelled messages (`govbot rules learn`,
+                bot.triage.learn), added to the hand rules' scores times a factor.
 
 Every validation problem raises RuleError naming the file, the rule id and the reason.
 """
@@ -37,7 +39,8 @@ INTENT_FILE = "intent.toml"
 TOPICS_FILE = "topics.toml"
 USERDICT_FILE = "userdict.txt"
 FAQ_FILE = "faq.toml"
-RULE_FILES = (INTENT_FILE, TOPICS_FILE, USERDICT_FILE, FAQ_FILE)
+LEARNED_FILE = "learned.toml"
+RULE_FILES = (INTENT_FILE, TOPICS_FILE, USERDICT_FILE, FAQ_FILE, LEARNED_FILE)
 
 MAX_WEIGHT = 100.0
 
@@ -70,6 +73,11 @@ class Rule:
     words: tuple[str, ...]
     patterns: tuple[re.Pattern, ...]
     negated: str | None = None  # intent a negated word counts for instead ("不满意" -> complaint)
+    # Learned rules: each word's own weight, multiplied by `weight` (the file's factor).
+    word_weights: dict[str, float] | None = None
+    # Applies only to a text of at most this many characters: colloquial forms of short comments
+    # (评论) that mislead on long letters (留言), where "谢谢" or "…吧" close a complaint.
+    max_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class RuleSet:
     decision: IntentDecision
     topic_scoring: TopicScoring
     userdict: tuple[tuple[str, int | None, str | None], ...]  # (word, freq, tag)
+    learned_rules: tuple[Rule, ...] = ()  # from learned.toml: one rule per intent and per topic
 
 
 def read_toml(path: Path) -> dict:
@@ -166,7 +175,7 @@ def _patterns(path: Path, rule: str, value) -> tuple[re.Pattern, ...]:
     return tuple(compiled)
 
 
-_RULE_KEYS = {"id", "weight", "words", "patterns", "note"}
+_RULE_KEYS = {"id", "weight", "words", "patterns", "note", "max_chars"}
 
 
 def _rules(path: Path, tables, kind: str, label_key: str | None, labels: tuple[str, ...], seen: set[str]) -> list[Rule]:
@@ -195,7 +204,10 @@ def _rules(path: Path, tables, kind: str, label_key: str | None, labels: tuple[s
         if negated is not None and negated not in INTENTS:
             raise RuleError(path, rule_id, f"unknown negated intent {negated!r}; known: {', '.join(INTENTS)}")
         weight = bounded_number(path, rule_id, "weight", table["weight"])
-        rules.append(Rule(rule_id, kind, label, weight, words, patterns, negated))
+        max_chars = table.get("max_chars")
+        if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
+            raise RuleError(path, rule_id, f"max_chars must be a positive integer, got {max_chars!r}")
+        rules.append(Rule(rule_id, kind, label, weight, words, patterns, negated, None, max_chars))
     return rules
 
 
@@ -274,8 +286,39 @@ def _load_userdict(path: Path) -> tuple[tuple[str, int | None, str | None], ...]
     return tuple(entries)
 
 
+def _load_learned(path: Path) -> list[Rule]:
+    """learned.toml: [settings] factors and one table of word = weight per intent and topic."""
+    if not path.exists():
+        return []  # nothing learned yet: the hand rules alone decide
+    data = read_toml(path)
+    check_keys(path, None, data, {"settings", "intent", "topic"}, {"settings"})
+    settings = data["settings"]
+    check_keys(path, "[settings]", settings, {"intent_factor", "topic_factor"}, {"intent_factor", "topic_factor"})
+    rules = []
+    for kind, labels in (("intent", INTENTS), ("topic", TOPICS)):
+        factor = bounded_number(path, "[settings]", f"{kind}_factor", settings[f"{kind}_factor"])
+        tables = data.get(kind, {})
+        if not isinstance(tables, dict):
+            raise RuleError(path, f"[{kind}]", "must hold one table per label")
+        for label, words in tables.items():
+            rule_id = f"learned.{kind}.{label}"
+            if label not in labels:
+                raise RuleError(path, rule_id, f"unknown {kind} {label!r}; known: {', '.join(labels)}")
+            if not isinstance(words, dict) or not words:
+                raise RuleError(path, rule_id, 'must be a non-empty table of "word" = weight')
+            weights = {}
+            for word, weight in words.items():
+                key = normalize(word.strip())
+                if not key:
+                    raise RuleError(path, rule_id, "empty word")
+                weights[key] = bounded_number(path, rule_id, f"weight of {word!r}", weight)
+            rules.append(Rule(rule_id, kind, label, factor, tuple(weights), (), None, weights))
+    return rules
+
+
 def load_rules(rules_dir: Path | None) -> RuleSet:
-    """Load and validate intent.toml, topics.toml and userdict.txt: the site's rules_dir over the shipped ones."""
+    """Load and validate intent.toml, topics.toml, userdict.txt and learned.toml: the site's rules_dir over the
+    shipped ones."""
     seen: set[str] = set()  # rule ids are unique across files: they are stored with each result
     intent_rules, spam_rules, negation, decision = _load_intent(rule_file(rules_dir, INTENT_FILE), seen)
     topic_rules, topic_scoring = _load_topics(rule_file(rules_dir, TOPICS_FILE), seen)
@@ -287,6 +330,7 @@ def load_rules(rules_dir: Path | None) -> RuleSet:
         decision=decision,
         topic_scoring=topic_scoring,
         userdict=_load_userdict(rule_file(rules_dir, USERDICT_FILE)),
+        learned_rules=tuple(_load_learned(rule_file(rules_dir, LEARNED_FILE))),
     )
 
 

@@ -12,6 +12,8 @@ from sqlmodel import select
 from bot.errors import GovbotError
 from bot.models import Account, Department, User
 from bot.publishing.gap import account_gaps
+from bot.triage.corrections import corrected_messages
+from bot.triage.disagreements import review_corrections
 from bot.web.console.common import check_csrf, console_user, ctx_of, error_view, render
 
 router = APIRouter()
@@ -45,10 +47,20 @@ def inspection_by_account(session, ctx) -> dict[int, Any]:
 
 # ---------------------------------------------------------------- rules test (规则)
 
+REVIEW_LIMIT = 1000  # latest corrected messages re-classified for the page: keeps it quick
+
+
+def correction_review(ctx):
+    """How the current rules fare on the responders' corrections (纠正分类), for the rules page."""
+    with ctx.session() as s:
+        samples = corrected_messages(session=s)[-REVIEW_LIMIT:]
+    return review_corrections(samples, ctx.rules.current())
+
 
 @router.get("/rules")
 def rules_page(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
-    return render(request, "rules.html", user, text="", subject="", result=None)
+    return render(request, "rules.html", user, text="", subject="", result=None,
+                  review=correction_review(ctx_of(request)))
 
 
 @router.post("/rules", dependencies=[Depends(check_csrf)])
@@ -66,4 +78,5 @@ def rules_test(request: Request, text: str = Form(""), subject: str = Form(""),
                   "rules_error": store.last_error}
     except GovbotError as exc:
         error = error_view(exc)
-    return render(request, "rules.html", user, text=text, subject=subject, result=result, error=error)
+    return render(request, "rules.html", user, text=text, subject=subject, result=result, error=error,
+                  review=correction_review(ctx))

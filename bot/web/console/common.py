@@ -8,7 +8,6 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
