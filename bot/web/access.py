@@ -204,15 +204,18 @@ async def authorize(request: Request) -> None:
         raise HTTPException(403, f"路由 {key} 未在权限表中登记，已拒绝")
     if action == PLATFORM:
         return
-    if request.method not in SAFE_METHODS and "session" in request.scope:
-        await check_csrf_token(request)
+    unsafe = request.method not in SAFE_METHODS and "session" in request.scope
     if action == ANYONE:
+        if unsafe:
+            await check_csrf_token(request)
         return
     ctx = request.app.state.ctx
     with ctx.session() as s:
         user, _ = identify(request, s)
         if user is None:
             raise refuse_anonymous(request)
+        if unsafe:
+            await check_csrf_token(request)
         if not may_act(user, action):
             deny(request, user, action)
         for name, lookup in SCOPE_PARAMS.items():
