@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,7 +84,7 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 if path in DOCS_PATHS:
                     headers["Content-Security-Policy"] = DOCS_CSP
-                elif "content-security-policy" not in Headers(scope=message):
+                elif "content-security-policy" not in headers:
                     headers["Content-Security-Policy"] = CSP.format(ancestors="'self'" if same_origin else "'none'")
                 headers["X-Frame-Options"] = "SAMEORIGIN" if same_origin else "DENY"
                 headers["X-Content-Type-Options"] = "nosniff"
