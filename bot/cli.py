@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from bot import logs
 from bot.config import Config, load_config
@@ -54,6 +55,9 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except GovbotError as e:
             fail(str(e))
+        except OperationalError as e:  # the database is down or unreachable: say so, without the URL's password
+            reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+            fail(f"database unavailable: {logs.redact(reason)}")
 
     return wrapper
 

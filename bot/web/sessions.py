@@ -17,6 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+from loguru import logger
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, delete, select
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
@@ -104,7 +106,10 @@ class ServerSessions:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        loaded = await anyio.to_thread.run_sync(self.store.load, conn.cookies.get(COOKIE))
+        try:
+            loaded = await anyio.to_thread.run_sync(self.store.load, conn.cookies.get(COOKIE))
+        except OperationalError:  # database down: no session; the route answers 503 when it needs the database
+            loaded = Loaded(None, None, {})
         scope["session"] = dict(loaded.data)
         before = json.dumps(loaded.data, sort_keys=True, default=str)
         secure = is_https(conn, self.ctx.config)
@@ -114,7 +119,11 @@ class ServerSessions:
             if message["type"] == "http.response.start":
                 data = scope["session"]
                 if json.dumps(data, sort_keys=True, default=str) != before:
-                    token, clear = await anyio.to_thread.run_sync(self.store.save, loaded, data, address)
+                    try:
+                        token, clear = await anyio.to_thread.run_sync(self.store.save, loaded, data, address)
+                    except OperationalError:  # database down: the answer still goes out, unchanged session
+                        logger.warning("console session not saved: database unavailable")
+                        token, clear = None, False
                     headers = MutableHeaders(scope=message)
                     flags = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
                     if token:
