@@ -419,6 +419,7 @@ def _unique_name(session: Session, department_id: int, name: str, template_id: i
 
 
 def create_template(*, session: Session, department_id: int, name: str, text: str, user: User) -> ReplyTemplate:
+    get_department(session=session, name_or_id=department_id)  # a clear 404, not a foreign-key failure
     _require_department_member(user, department_id)
     name, text = _template_fields(name, text)
     _unique_name(session, department_id, name)

@@ -5,6 +5,7 @@ numbers beyond the database's integer range in the path, query or JSON body, and
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -34,6 +35,8 @@ def _bad_values(value: Any) -> bool:
         return False
     if isinstance(value, int):
         return abs(value) > MAX_INT
+    if isinstance(value, float):
+        return not math.isfinite(value)  # NaN, Infinity: not JSON, and no column takes them
     if isinstance(value, dict):
         return any(_has_surrogate(k) or _bad_values(v) for k, v in value.items())
     if isinstance(value, list):
@@ -59,4 +62,4 @@ async def refuse_bad_input(request: Request) -> None:
     except ValueError:
         return  # not JSON: the route's own validation says what is wrong (422)
     if _bad_values(data):
-        raise HTTPException(400, "请求内容含有无效的 Unicode 字符（孤立的代理项）或超出范围的数字")
+        raise HTTPException(400, "请求内容含有无效的 Unicode 字符（孤立的代理项）、超出范围的数字或 NaN/Infinity")
