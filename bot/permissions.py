@@ -40,7 +40,8 @@ RULES: dict[str, Rule] = {
     "posts.read": _rule(NEWSROOM, False, "查看稿件"),
     "posts.write": _rule("editor", False, "撰写和修改稿件"),
     "posts.sign": _rule(SIGNERS, False, "审核稿件"),
-    "posts.schedule": _rule("editor", False, "安排发布"),
+    # Publishing on an account (排期发布) is for the editors of the account's department.
+    "posts.schedule": _rule("editor", True, "安排发布"),
     # Citizen messages (消息): whoever answers them, and editors watching comments, in their department.
     "messages.read": _rule(f"{HANDLERS} editor", True, "查看群众留言"),
     "messages.correct": _rule(HANDLERS, True, "更正分类"),

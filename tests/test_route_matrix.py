@@ -173,3 +173,20 @@ def test_lists_show_only_the_own_department(ctx, client_for) -> None:
     failed = responder_out.get("/api/tickets/replies/failed").json()
     assert failed == []
     assert len(responder_in.get("/api/tickets/replies/failed").json()) == 1
+
+
+def test_post_target_accounts_are_department_scoped(ctx) -> None:
+    """An editor publishes on the accounts of the own department only; the CLI (--as) refuses the same."""
+    from bot.errors import PermissionDenied
+    from tests.test_signoff import schedule, signed_post
+
+    with ctx.session() as s:
+        zhujian = s.exec(select(Department).where(Department.name == OUTSIDE)).one()
+        s.add(User(username="m_editor_zj", roles="editor", department_id=zhujian.id))
+    post_id = signed_post(ctx)
+    with pytest.raises(PermissionDenied, match="示例县发布"):
+        schedule(ctx, post_id, username="m_editor_zj", accounts=("示例县发布",))
+    assert schedule(ctx, post_id, username="m_editor_zj", accounts=("示例县住建",))
+    with pytest.raises(PermissionDenied, match="示例县住建"):
+        schedule(ctx, post_id, username="xuanchuan", accounts=("示例县住建",))
+    assert len(schedule(ctx, post_id, username="admin", accounts=("示例县发布", "示例县住建"))) == 2
