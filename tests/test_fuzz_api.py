@@ -56,7 +56,7 @@ def body_for(op: dict, schemas: dict, draw) -> dict:
     return {"content": raw.encode("utf-8", "surrogatepass"), "headers": {"Content-Type": "application/json"}}
 
 
-def test_fuzz_json_api_never_answers_500(ctx) -> None:
+def test_fuzz_json_api_never_answers_500(ctx, capsys) -> None:
     app = create_app(ctx)
     with ctx.session() as s:
         token = issue_api_token(session=s, user=s.exec(select(User).where(User.username == "admin")).one())
@@ -89,8 +89,9 @@ def test_fuzz_json_api_never_answers_500(ctx) -> None:
             assert isinstance(body, dict) and ("code" in body or "error" in body or "detail" in body)
 
     run()
-    print(f"fuzz JSON API: {sum(seen.values())} calls over {len(ops)} operations in "
-          f"{time.monotonic() - started:.1f} s, statuses {dict(sorted(seen.items()))}")
+    with capsys.disabled():
+        print(f"\nfuzz JSON API: {sum(seen.values())} calls over {len(ops)} operations in "
+              f"{time.monotonic() - started:.1f} s, statuses {dict(sorted(seen.items()))}")
 
 
 XML_FIELD = st.sampled_from(["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId", "Event",
@@ -99,7 +100,7 @@ XML_VALUE = TEXT | NUMBER.map(str) | st.sampled_from(["text", "event", "image", 
                                                       "99999999999999999999", "oAbCdEfGhIjKlMnOpQrStUvWxYz1"])
 
 
-def test_fuzz_wechat_callback_never_answers_500(ctx) -> None:
+def test_fuzz_wechat_callback_never_answers_500(ctx, capsys) -> None:
     client = TestClient(create_app(ctx), raise_server_exceptions=False)
     account = next(a for a in ctx.config.accounts if a.platform == "wechat" and a.message_mode == "plain")
     seen: dict[str, int] = {}
@@ -120,4 +121,5 @@ def test_fuzz_wechat_callback_never_answers_500(ctx) -> None:
         assert r.status_code != 500, f"{method} {body[:200]!r}: {r.text[:200]}"
 
     run()
-    print(f"fuzz WeChat callback: {sum(seen.values())} deliveries, statuses {dict(sorted(seen.items()))}")
+    with capsys.disabled():
+        print(f"\nfuzz WeChat callback: {sum(seen.values())} deliveries, statuses {dict(sorted(seen.items()))}")

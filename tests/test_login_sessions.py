@@ -260,3 +260,21 @@ def test_passwords_only_from_a_prompt_or_stdin(tmp_path, ctx) -> None:
     assert out.exit_code == 0, out.output
     out = govbot(config, "user", "add", "newbie", "--role", "editor", "--password-stdin", input="another-fine-passphrase\n")
     assert out.exit_code == 0, out.output
+
+
+def test_login_issues_a_new_session_token(ctx) -> None:
+    client = TestClient(create_app(ctx))
+    client.get("/login")
+    before = client.cookies[COOKIE]  # the visitor's session (login form's CSRF token)
+    logged_in(client, "gongkai")
+    after = client.cookies[COOKIE]
+    assert after != before
+    planted = TestClient(create_app(ctx), cookies={COOKIE: before})
+    assert planted.get("/tickets", follow_redirects=False).status_code == 303
+
+
+def test_templates_have_no_inline_scripts_the_csp_would_block() -> None:
+    templates = (REPO_ROOT / "bot" / "web" / "templates").glob("*.html")
+    inline = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=|javascript:", re.I)
+    offenders = {t.name: inline.findall(t.read_text(encoding="utf-8")) for t in templates}
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -89,7 +89,7 @@ def _login(app, username: str) -> tuple[TestClient, str]:
     return client, csrf
 
 
-def test_every_route_every_role_inside_outside_and_anonymous(ctx) -> None:
+def test_every_route_every_role_inside_outside_and_anonymous(ctx, capsys) -> None:
     app = create_app(ctx)
     objs = _objects(ctx)
     cases = sorted(_cases(app), key=_order)
@@ -139,7 +139,8 @@ def test_every_route_every_role_inside_outside_and_anonymous(ctx) -> None:
             if r.status_code == 500 or refused == expect or r.status_code == 401 and template != "/login":
                 failures.append(f"{name} {method} {template}: {r.status_code} {r.text[:120]!r}, "
                                 f"expected {'allowed' if expect else 'refused'}")
-    print(f"route matrix: {len(cases)} routes x {len(clients) + 1} principals: {checked} cases checked")
+    with capsys.disabled():  # the count of cases belongs in the test output
+        print(f"\nroute matrix: {len(cases)} routes x {len(clients) + 1} principals: {checked} cases checked")
     assert not failures, "\n".join(failures)
 
 
