@@ -13,6 +13,7 @@ whole formatted line, traceback included, passed through `redact`:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sys
 import threading
@@ -96,7 +97,20 @@ def add_sink(sink: TextIO | Callable[[Any], None] = sys.stderr, **options: Any) 
     return logger.add(target, diagnose=False, **options)
 
 
+class _ToLoguru(logging.Handler):
+    """Records of the standard `logging` module (uvicorn, SQLAlchemy, APScheduler) into the redacted sinks."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
+
+
 def setup(level: str = "INFO") -> None:
-    """The process's logging: one redacted stderr sink."""
+    """The process's logging: one redacted stderr sink, which the standard `logging` records join too
+    (run uvicorn with log_config=None so that it keeps no stream of its own)."""
     logger.remove()
     add_sink(sys.stderr, level=level)
+    logging.basicConfig(handlers=[_ToLoguru()], level=logging.getLevelName(level), force=True)

@@ -111,7 +111,8 @@ def serve(ctx: Context, *, worker: bool = True) -> None:
         if cfg.emulator.enabled:
             print(f"emulator        {cfg.emulator_url}/_emulator/state", flush=True)
         try:
-            uvicorn.run(create_app(ctx), host=cfg.web.host, port=cfg.web.port, log_level="warning")
+            uvicorn.run(create_app(ctx), host=cfg.web.host, port=cfg.web.port, log_level="warning",
+                        log_config=None)  # its records go through bot.logs (redacted)
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=True)

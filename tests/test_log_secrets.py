@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -165,3 +166,24 @@ def test_redaction_rules() -> None:
     for secret in ("abc123", "pw0rd", "2.00xyz", "an-app-secret-value", OPENID):
         assert secret not in out
     assert logs.openid_tag(OPENID) in out and "appid=wx1" in out
+
+
+def test_standard_logging_records_are_redacted_too(capfd) -> None:
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    logs.register_secret(DB_PASSWORD)
+    try:
+        logs.setup("INFO")
+        try:
+            raise RuntimeError(f"connect to postgresql://govbot:{DB_PASSWORD}@db/govbot for {OPENID}")
+        except RuntimeError:
+            logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+        err = capfd.readouterr().err
+    finally:
+        logger.remove()
+        logs.add_sink(sys.stderr, level="DEBUG")
+        root.handlers[:], root.level = saved
+    assert "uvicorn.error: Exception in ASGI application" in err and "RuntimeError" in err
+    assert DB_PASSWORD not in err and OPENID not in err
