@@ -1,8 +1,8 @@
 """Who may do what (权限): role × department × action -> allowed, every rule in one table.
 
 Pure logic, no I/O. The web (one dependency keyed by route, bot.web.access), the service functions
-(for department-scoped objects: a ticket, a message, a reply template) and the CLI commands acting
-`--as` a user all ask `allowed`/`require` here, so a rule is changed in one place.
+(for department-scoped objects: a ticket, a message, a reply template, a post's target accounts) and
+the CLI commands acting `--as` a user all ask `allowed` here, so a rule is changed in one place.
 
 A department lead (部门负责人, User.department_lead) counts as the pseudo-role "lead".
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import PermissionDenied
 from bot.models import User
 
 ANYONE = "anyone"  # no login (login form, static files, the WeChat callback)
@@ -103,8 +102,8 @@ def visible_departments(user: User, action: str) -> set[int] | None:
     return {user.department_id} if user.department_id is not None else set()
 
 
-def require(user: User | None, action: str, department_id: int | None = None) -> None:
-    if not allowed(user, action, department_id):
-        who = user.username if user is not None else "未登录用户"
-        scope = "（仅限本部门）" if RULES[action].scoped and may_act(user, action) else ""
-        raise PermissionDenied(f"{who} 无权{RULES[action].zh}{scope}")
+def refusal(user: User | None, action: str, *, scoped: bool) -> str:
+    """What the refusal says (in Chinese): the action, and whether only the department was wrong."""
+    who = user.username if user is not None else "未登录用户"
+    return f"{who} 无权{RULES[action].zh}" + ("（仅限本部门）" if scoped else "")
+

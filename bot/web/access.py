@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from bot.errors import PermissionDenied
 from bot.models import Message, Reply, ReplyTemplate, Ticket, User
-from bot.permissions import ANYONE, SIGNED_IN, allowed, may_act, require
+from bot.permissions import ANYONE, SIGNED_IN, allowed, may_act, refusal
 
 # The platform's callback: public, signed by the platform, never CSRF-checked.
 PLATFORM = "platform"
@@ -174,27 +174,24 @@ def refuse_anonymous(request: Request) -> HTTPException:
     return HTTPException(303, "login required", headers={"Location": f"/login?next={quote(target)}"})
 
 
-def identify(request: Request, session: Session) -> tuple[User | None, bool]:
-    """The user asking and whether by bearer token: (user or None, bearer)."""
+def identify(request: Request, session: Session) -> User | None:
+    """The active user asking, by bearer token (scripts) or the session cookie; found once per request."""
     from bot.users import user_for_token
 
     if "auth_user" in request.scope:
-        return request.scope["auth_user"], request.scope["auth_bearer"]
+        return request.scope["auth_user"]
     auth = request.headers.get("authorization", "")
-    bearer = auth.lower().startswith("bearer ")
     user = None
-    if bearer:
+    if auth.lower().startswith("bearer "):
         user = user_for_token(session=session, token=auth[7:].strip())
-    else:
-        user_id = request.session.get("user_id") if "session" in request.scope else None
-        if isinstance(user_id, int):
-            user = session.get(User, user_id)
+    elif "session" in request.scope and isinstance(request.session.get("user_id"), int):
+        user = session.get(User, request.session["user_id"])
     if user is not None and not user.active:
         user = None
     if user is not None:
         session.expunge(user)
-    request.scope["auth_user"], request.scope["auth_bearer"] = user, bearer
-    return user, bearer
+    request.scope["auth_user"] = user
+    return user
 
 
 async def authorize(request: Request) -> None:
@@ -211,35 +208,33 @@ async def authorize(request: Request) -> None:
         return
     ctx = request.app.state.ctx
     with ctx.session() as s:
-        user, _ = identify(request, s)
+        user = identify(request, s)
         if user is None:
             raise refuse_anonymous(request)
         if unsafe:
             await check_csrf_token(request)
         if not may_act(user, action):
-            deny(request, user, action)
+            deny(request, user, action, scoped=False)
         for name, lookup in SCOPE_PARAMS.items():
             raw = request.path_params.get(name)
             if raw is None or not str(raw).isdigit() or int(raw) > MAX_ID:
                 continue  # the route answers unknown or malformed ids itself (404/422)
             dept = lookup(s, int(raw))
             if dept is not _MISSING and not allowed(user, action, dept):
-                deny(request, user, action)
+                deny(request, user, action, scoped=True)
         # A department asked for by number in the query (?department=2, ?department_id=2).
         for name in ("department", "department_id"):
             raw = request.query_params.get(name, "")
             if raw.isdigit() and int(raw) <= MAX_ID and not allowed(user, action, int(raw)):
-                deny(request, user, action)
+                deny(request, user, action, scoped=True)
 
 
-def deny(request: Request, user: User, action: str) -> None:
+def deny(request: Request, user: User, action: str, *, scoped: bool) -> None:
     """Refuse as the services refuse (PermissionDenied: the API's usual 403), or with the console's page."""
-    try:
-        require(user, action, -1)
-    except PermissionDenied as exc:
-        if is_api(request):
-            raise
-        raise HTTPException(403, str(exc)) from None
+    message = refusal(user, action, scoped=scoped)
+    if is_api(request):
+        raise PermissionDenied(message)
+    raise HTTPException(403, message)
 
 
 async def check_csrf_token(request: Request) -> None:

@@ -25,7 +25,7 @@ def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
     """The user behind `Authorization: Bearer <token>` (API) or the console's session cookie, as found by
     the access check (bot.web.access) that already ran for this request."""
     with ctx.session() as s:
-        user, _ = identify(request, s)
+        user = identify(request, s)
     if user is None:
         raise refuse_anonymous(request)
     return user

@@ -185,7 +185,7 @@ def console_user(request: Request) -> User:
     from bot.web.access import identify, refuse_anonymous
 
     with ctx_of(request).session() as s:
-        user, _ = identify(request, s)
+        user = identify(request, s)
     if user is None:
         raise refuse_anonymous(request)
     return user
