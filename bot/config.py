@@ -55,8 +55,8 @@ class WebConfig(_Section):
     # A console login ends after this long without a request, and in any case after session_max_hours.
     session_idle_minutes: int = Field(120, ge=1)
     session_max_hours: int = Field(12, ge=1)
-    # After login_max_failures wrong passwords for one user name or from one address, log-ins are refused
-    # for a time that doubles with each further failure, up to login_lockout_max_minutes.
+    # After login_max_failures wrong passwords for one user name (four times as many from one address),
+    # log-ins are refused for a time that doubles with each further failure, up to login_lockout_max_minutes.
     login_max_failures: int = Field(5, ge=1)
     login_lockout_max_minutes: int = Field(15, ge=1)
 

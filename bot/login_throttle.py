@@ -1,8 +1,8 @@
 """Failed log-ins (登录失败限制) per user name and per client address, kept in the database so every
 web process sees the same counts.
 
-After `max_failures` failures a key is locked for 30 s, doubling with each further failure up to
-`max_lock`; a success clears the user name's count (not the address's: one valid account must not
+After `max_failures` failures for a user name (four times as many for an address, which may be a whole
+office behind one NAT) the key is locked for 30 s, doubling with each further failure up to `max_lock`; a success clears the user name's count (not the address's: one valid account must not
 clear the way for guessing the others). Counts older than a day are forgotten.
 """
 
@@ -18,6 +18,8 @@ from bot.models import LoginThrottle
 
 FORGET_AFTER = timedelta(days=1)
 FIRST_LOCK = timedelta(seconds=30)
+# An address may be a whole office behind one NAT: it is locked only after this many times the failures.
+ADDRESS_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,12 @@ def keys(username: str, address: str) -> list[str]:
     return [f"user:{username.strip().lower()[:150]}", f"addr:{address[:150]}"]
 
 
-def lock_for(failures: int, limits: Limits) -> timedelta | None:
+def lock_for(key: str, failures: int, limits: Limits) -> timedelta | None:
     """How long a key with this many failures is locked (None: not locked). Pure."""
-    if failures < limits.max_failures:
+    threshold = limits.max_failures * (ADDRESS_FACTOR if key.startswith("addr:") else 1)
+    if failures < threshold:
         return None
-    return min(FIRST_LOCK * 2 ** min(failures - limits.max_failures, 20), limits.max_lock)
+    return min(FIRST_LOCK * 2 ** min(failures - threshold, 20), limits.max_lock)
 
 
 def locked_until(*, session: Session, username: str, address: str, now: datetime | None = None) -> datetime | None:
@@ -54,7 +57,7 @@ def record_failure(*, session: Session, username: str, address: str, limits: Lim
             row.failures = 0
         row.failures += 1
         row.last_failure_at = now
-        lock = lock_for(row.failures, limits)
+        lock = lock_for(key, row.failures, limits)
         row.locked_until = now + lock if lock else None
         session.add(row)
 
