@@ -114,3 +114,6 @@ def setup(level: str = "INFO") -> None:
     logger.remove()
     add_sink(sys.stderr, level=level)
     logging.basicConfig(handlers=[_ToLoguru()], level=logging.getLevelName(level), force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # streams of their own, if configured before
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True

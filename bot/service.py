@@ -87,7 +87,7 @@ def emulator_running(ctx: Context) -> Iterator[None]:
     em = ctx.config.emulator
     state = EmulatorState(state_file=ctx.config.path(em.state_file))
     app = create_app(state, demo=em.demo, demo_interval_s=em.demo_interval_s)
-    server = ThreadedServer(uvicorn.Config(app, host=em.host, port=em.port, log_level="warning"))
+    server = ThreadedServer(uvicorn.Config(app, host=em.host, port=em.port, log_level="warning", log_config=None))
     with server.running(f"{ctx.config.emulator_url}/_emulator/health"):
         register_emulator_accounts(ctx)
         logger.info("platform emulator at {}", ctx.config.emulator_url)

@@ -170,11 +170,15 @@ def test_redaction_rules() -> None:
 
 def test_standard_logging_records_are_redacted_too(capfd) -> None:
     import logging
+    import logging.config
 
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    from uvicorn.config import LOGGING_CONFIG
+
+    root, uv = logging.getLogger(), logging.getLogger("uvicorn")
+    saved = root.handlers[:], root.level, uv.handlers[:], uv.propagate
     logs.register_secret(DB_PASSWORD)
     try:
+        logging.config.dictConfig(LOGGING_CONFIG)  # as an earlier uvicorn in this process leaves it
         logs.setup("INFO")
         try:
             raise RuntimeError(f"connect to postgresql://govbot:{DB_PASSWORD}@db/govbot for {OPENID}")
@@ -184,6 +188,6 @@ def test_standard_logging_records_are_redacted_too(capfd) -> None:
     finally:
         logger.remove()
         logs.add_sink(sys.stderr, level="DEBUG")
-        root.handlers[:], root.level = saved
+        root.handlers[:], root.level, uv.handlers[:], uv.propagate = saved
     assert "uvicorn.error: Exception in ASGI application" in err and "RuntimeError" in err
     assert DB_PASSWORD not in err and OPENID not in err
