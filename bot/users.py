@@ -51,15 +51,20 @@ def _dummy_hash() -> str:
     return HASHER.hash("not a password anyone has")
 
 
-def verify_password(password: str, stored: str | None) -> tuple[bool, bool]:
-    """(matches, needs a rehash). A missing hash costs the same time as a wrong password."""
+def verify_password(password: str, stored: str | None) -> bool:
+    """Does the password match the stored hash? A missing hash costs the same time as a wrong password."""
     if stored and stored.startswith("scrypt$"):
-        return _verify_legacy_scrypt(password, stored), True
+        return _verify_legacy_scrypt(password, stored)
     try:
         HASHER.verify(stored or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
-        return False, False
-    return stored is not None, HASHER.check_needs_rehash(stored)
+        return False
+    return stored is not None
+
+
+def needs_rehash(stored: str) -> bool:
+    """Is the hash of an older format or weaker parameters than HASHER's (rehashed at the next log-in)?"""
+    return stored.startswith("scrypt$") or HASHER.check_needs_rehash(stored)
 
 
 def password_problem(password: str, username: str) -> str | None:
@@ -87,6 +92,8 @@ def set_password(*, session: Session, user: User, password: str) -> None:
 
 def end_sessions(*, session: Session, user: User) -> int:
     """End every console session of the user (logout everywhere); the number ended."""
+    if user.id is None:  # not stored yet: no sessions
+        return 0
     result = session.exec(delete(WebSession).where(WebSession.user_id == user.id))
     return result.rowcount or 0
 
@@ -143,11 +150,11 @@ def authenticate(*, session: Session, username: str, password: str, address: str
     if until is not None:
         return LoginResult(None, until)
     user = session.exec(select(User).where(User.username == username)).first()
-    ok, rehash = verify_password(password, user.password_hash if user is not None else None)
+    ok = verify_password(password, user.password_hash if user is not None else None)
     if not ok or user is None or not user.active:
         login_throttle.record_failure(session=session, username=username, address=address, limits=limits, now=now)
         return LoginResult(None)
-    if rehash:
+    if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         session.add(user)
     login_throttle.record_success(session=session, username=username)

@@ -278,3 +278,20 @@ def test_templates_have_no_inline_scripts_the_csp_would_block() -> None:
     inline = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=|javascript:", re.I)
     offenders = {t.name: inline.findall(t.read_text(encoding="utf-8")) for t in templates}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_set_password_of_a_new_user_ends_no_one_elses_session(ctx) -> None:
+    from bot.users import verify_password
+
+    client = TestClient(create_app(ctx))
+    client.get("/login")  # a visitor's session (no user yet)
+    with ctx.session() as s:
+        before = len(s.exec(select(WebSession)).all())
+        newbie = User(username="newbie", roles="editor")
+        set_password(session=s, user=newbie, password="a-fine-long-passphrase")
+        s.add(newbie)
+    with ctx.session() as s:
+        assert len(s.exec(select(WebSession)).all()) == before == 1
+    assert verify_password("a-fine-long-passphrase", newbie.password_hash) is True
+    assert verify_password("wrong", newbie.password_hash) is False
+    assert verify_password("anything", None) is False
