@@ -57,4 +57,3 @@ def _routers() -> list:
 
     return [wechat_callback_router, posts_api_router, tickets_api_router, oversight_api_router, users_api_router,
             console_router]
-
