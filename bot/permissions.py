@@ -51,6 +51,8 @@ RULES: dict[str, Rule] = {
     "templates.write": _rule(HANDLERS, True, "管理答复模板"),
     # Oversight figures and the account list: every officer.
     "oversight.read": _rule("", False, "查看日报和报表"),
+    # 整改: what was done about a problem an inspection found on an account of the department.
+    "inspection.rectify": _rule("editor lead", True, "登记整改"),
     "digest.send": _rule("admin", False, "发送日报"),
     "accounts.read": _rule("", False, "查看账号"),
     "rules.test": _rule("", False, "测试分类规则"),

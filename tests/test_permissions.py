@@ -57,3 +57,9 @@ def test_every_rule_names_known_roles() -> None:
     known = {"editor", "reviewer", "approver", "responder", "admin", "lead"}
     assert all(rule.roles <= known for rule in RULES.values())
     assert may_act(person("editor,responder"), "tickets.handle")
+
+
+def test_every_route_action_is_a_rule() -> None:
+    from bot.web.access import PLATFORM, ROUTE_ACTIONS
+
+    assert {a for a in ROUTE_ACTIONS.values() if a != PLATFORM} <= set(RULES)
