@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from sqlmodel import select
 
@@ -20,7 +22,7 @@ def read_password(from_stdin: bool) -> str:
     """A new password, never from the command line (it would sit in the shell history and `ps`):
     typed twice at a prompt, or one line on stdin (scripts: `... --password-stdin < file`)."""
     if from_stdin:
-        return click.get_text_stream("stdin").readline().rstrip("\r\n")
+        return sys.stdin.readline().rstrip("\r\n")
     return click.prompt("new password", hide_input=True, confirmation_prompt=True)
 
 
