@@ -200,6 +200,8 @@ def test_security_headers(ctx) -> None:
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "same-origin"
+    assert r.headers["cache-control"] == "no-store"
+    assert client.get("/static/console.css").headers["cache-control"] == "max-age=300"
     digest = client.get("/digest/html")
     assert digest.headers["x-frame-options"] == "SAMEORIGIN"
     assert client.get("/api/openapi.json").headers["x-content-type-options"] == "nosniff"

@@ -66,7 +66,8 @@ def client_address(conn: HTTPConnection, config: Config) -> str:
 
 
 class SecurityHeaders:
-    """CSP, X-Frame-Options, nosniff, Referrer-Policy on every answer; HSTS when served over HTTPS."""
+    """CSP, X-Frame-Options, nosniff, Referrer-Policy and (unless the route says otherwise) no-store on
+    every answer; HSTS when served over HTTPS."""
 
     def __init__(self, app: ASGIApp, config: Config):
         self.app, self.config = app, config
@@ -89,6 +90,8 @@ class SecurityHeaders:
                 headers["X-Frame-Options"] = "SAMEORIGIN" if same_origin else "DENY"
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "same-origin"
+                if "cache-control" not in headers:  # pages with citizens' messages stay out of shared caches
+                    headers["Cache-Control"] = "no-store"
                 if https:
                     headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
             await send(message)
