@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from loguru import logger
+from sqlalchemy.exc import OperationalError
 
+from bot import logs
 from bot.config import Config, load_config
 from bot.context import Context
 from bot.errors import GovbotError
@@ -54,6 +55,9 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except GovbotError as e:
             fail(str(e))
+        except OperationalError as e:  # the database is down or unreachable: say so, without the URL's password
+            reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+            fail(f"database unavailable: {logs.redact(reason)}")
 
     return wrapper
 
@@ -70,8 +74,7 @@ as_option = click.option("--as", "as_user", required=True, metavar="USERNAME", h
 @click.pass_context
 def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """govbot: publishing and moderation for government WeChat and Weibo accounts."""
-    logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    logs.setup("DEBUG" if verbose else "WARNING")
     # An embedding program (or a test) may hand in its own state, as click's `obj=` allows.
     if not isinstance(click_ctx.obj, CliState):
         click_ctx.obj = CliState(config_path)
@@ -83,12 +86,16 @@ def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> No
 def init(state: CliState) -> None:
     """Create or upgrade the database and bring departments, accounts and users in from the config."""
     from bot.seed import sync_from_config
+    from bot.web.security import ensure_secret_key, secret_key_path
 
     ctx = state.ctx
     with ctx.session() as session:
         sync_from_config(session=session, config=ctx.config)
     cfg = ctx.config
-    click.echo(f"database ready: {cfg.database_url}")
+    ensure_secret_key(cfg)
+    click.echo(f"database ready: {logs.safe_url(cfg.database_url)}")
+    if not cfg.web.secret_key:
+        click.echo(f"web secret key: {secret_key_path(cfg)}")
     click.echo(f"{len(cfg.organisations)} organisations, {len(cfg.departments)} departments, "
                f"{len(cfg.accounts)} accounts, {len(cfg.users)} users from {cfg.source}")
 
@@ -146,7 +153,7 @@ def check_config(state: CliState) -> None:
     """Validate the config file and say where it came from."""
     cfg = state.config
     mode = "real platforms" if cfg.uses_real_platforms else f"emulator at {cfg.emulator_url}"
-    click.echo(f"config OK: {cfg.source} ({mode}, database {cfg.database_url})")
+    click.echo(f"config OK: {cfg.source} ({mode}, database {logs.safe_url(cfg.database_url)})")
 
 
 def _register_groups() -> None:
@@ -180,8 +187,7 @@ def serve(state: CliState, no_worker: bool) -> None:
     """Run the service: web console, API, WeChat callback, worker, and (embedded default) the emulator."""
     from bot.service import serve as run
 
-    logger.remove()
-    logger.add(sys.stderr, level="INFO")
+    logs.setup("INFO")
     run(state.ctx, worker=not no_worker)
 
 
@@ -192,6 +198,5 @@ def worker(state: CliState) -> None:
     """Run a background worker only (several may share one database)."""
     from bot.service import run_worker
 
-    logger.remove()
-    logger.add(sys.stderr, level="INFO")
+    logs.setup("INFO")
     run_worker(state.ctx)

@@ -44,11 +44,22 @@ class DatabaseConfig(_Section):
 class WebConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8600, ge=1, le=65535)
-    # Signs console sessions. "dev" is accepted only while the emulator is on.
-    secret_key: str = "dev"
+    # Keys the console's session tokens. Empty: a random key generated into <data_dir>/secret_key.
+    # Known (dev, change-me ...) or short (< 32 characters) keys are refused in every mode.
+    secret_key: str = ""
     # The address WeChat reaches the callback at (shown to admins; used for the emulator's push).
+    # https://...: session cookies are marked Secure and HSTS is sent.
     public_url: str = ""
     max_body_bytes: int = Field(65536, ge=1024)
+    # Behind a reverse proxy: trust its X-Forwarded-For / X-Forwarded-Proto (client address, HTTPS).
+    trust_proxy_headers: bool = False
+    # A console login ends after this long without a request, and in any case after session_max_hours.
+    session_idle_minutes: int = Field(120, ge=1)
+    session_max_hours: int = Field(12, ge=1)
+    # After login_max_failures wrong passwords for one user name (four times as many from one address),
+    # log-ins are refused for a time that doubles with each further failure, up to login_lockout_max_minutes.
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_max_minutes: int = Field(15, ge=1)
 
 
 class EmulatorConfig(_Section):
@@ -421,6 +432,7 @@ def parse_config(data: dict[str, Any], *, file: str = "<defaults>") -> Config:
         err = e.errors()[0]
         raise ConfigError(file, _loc(err["loc"], data), err["msg"].removeprefix("Value error, ")) from None
     _check_references(cfg, file)
+    _check_secret_key(cfg, file)
     if cfg.uses_real_platforms:
         _refuse_placeholders(cfg, file)
     return cfg
@@ -466,9 +478,25 @@ def _check_references(cfg: Config, file: str) -> None:
             raise ConfigError(file, f"organisations[{i}].digest_channels", "wecom needs delivery.wecom.webhook_url")
 
 
+# Secret keys published somewhere (examples, tutorials): refused like placeholders, in every mode.
+KNOWN_SECRET_KEYS = {"dev", "development", "change-me", "changeme", "secret", "secret-key", "secret_key",
+                     "please-change-me", "insecure", "s3cr3t"}
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _check_secret_key(cfg: Config, file: str) -> None:
+    key = cfg.web.secret_key
+    if not key:
+        return  # generated into the data directory (bot.web.secret_key)
+    if key.lower() in KNOWN_SECRET_KEYS or PLACEHOLDER.match(key):
+        raise ConfigError(file, "web.secret_key", "a published or placeholder key is refused; leave it unset "
+                                                  "(a random one is generated) or set a random one")
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(file, "web.secret_key", f"too short: at least {MIN_SECRET_KEY_LENGTH} random characters "
+                                                  "(or leave it unset and a random one is generated)")
+
+
 def _refuse_placeholders(cfg: Config, file: str) -> None:
-    if PLACEHOLDER.match(cfg.web.secret_key) or cfg.web.secret_key == "dev":
-        raise ConfigError(file, "web.secret_key", "a real secret is required when the emulator is off")
     for i, a in enumerate(cfg.accounts):
         if not a.enabled:
             continue

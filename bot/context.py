@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from bot import db
+from bot import db, logs
 from bot.config import Config
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class Context:
 
     @classmethod
     def open(cls, config: Config, *, check_schema: bool = True) -> Context:
+        logs.register_config_secrets(config)
         engine = db.make_engine(config.database_url)
         if check_schema:
             db.ensure_schema(engine, config.database_url, auto_migrate=config.database.auto_migrate)

@@ -104,10 +104,9 @@ def ensure_schema(engine: Engine, url: str, *, auto_migrate: bool) -> None:
 
 
 def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    from bot.logs import safe_url
+
+    return safe_url(url)
 
 
 def worker_id() -> str:

@@ -403,3 +403,28 @@ class Rectification(SQLModel, table=True):
     fixed_on: date | None = None
     fixed_by: str = Field(default="", max_length=64)  # username
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A console login (登录会话), kept here so that logout, a password change or an admin ends it at once.
+
+    The cookie carries a random token; only its keyed hash is stored. Rows of visitors not logged in
+    hold the login form's CSRF token and flashes; expired rows are removed as they are met.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    address: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed log-ins per user name and per client address (登录失败限制), shared by every process."""
+
+    key: str = Field(primary_key=True, max_length=200)  # "user:<name>" or "addr:<address>"
+    failures: int = Field(default=0)
+    last_failure_at: datetime = Field(default_factory=utcnow)
+    locked_until: datetime | None = None

@@ -87,7 +87,7 @@ def emulator_running(ctx: Context) -> Iterator[None]:
     em = ctx.config.emulator
     state = EmulatorState(state_file=ctx.config.path(em.state_file))
     app = create_app(state, demo=em.demo, demo_interval_s=em.demo_interval_s)
-    server = ThreadedServer(uvicorn.Config(app, host=em.host, port=em.port, log_level="warning"))
+    server = ThreadedServer(uvicorn.Config(app, host=em.host, port=em.port, log_level="warning", log_config=None))
     with server.running(f"{ctx.config.emulator_url}/_emulator/health"):
         register_emulator_accounts(ctx)
         logger.info("platform emulator at {}", ctx.config.emulator_url)
@@ -111,7 +111,8 @@ def serve(ctx: Context, *, worker: bool = True) -> None:
         if cfg.emulator.enabled:
             print(f"emulator        {cfg.emulator_url}/_emulator/state", flush=True)
         try:
-            uvicorn.run(create_app(ctx), host=cfg.web.host, port=cfg.web.port, log_level="warning")
+            uvicorn.run(create_app(ctx), host=cfg.web.host, port=cfg.web.port, log_level="warning",
+                        log_config=None)  # its records go through bot.logs (redacted)
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=True)

@@ -1,31 +1,101 @@
-"""People and their roles: console passwords (scrypt) and API tokens."""
+"""People and their roles: console passwords (argon2id), the password policy, log-in with throttling,
+and API tokens."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 
-from sqlmodel import Session, select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, delete, select
 
+from bot import login_throttle
+from bot.clock import utcnow
 from bot.errors import GovbotError, NotFound, PermissionDenied
-from bot.models import ROLES, User
+from bot.models import ROLES, User, WebSession
 
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+# argon2id with OWASP's minimum (19 MiB, 2 passes, 1 lane); the parameters travel in each hash, so
+# raising them here rehashes every password at its next log-in.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+# The home-made format of earlier versions, still verified so that its users can log in (and are rehashed).
+_LEGACY_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+MIN_PASSWORD_LENGTH = 10
+# Passwords every guessing list starts with (the top of public leak lists, Chinese ones included).
+COMMON_PASSWORDS = frozenset("""
+123456 123456789 12345678 1234567890 0123456789 9876543210 password password1 password123 passw0rd p@ssw0rd
+qwerty qwertyuiop qwerty123 1q2w3e4r5t 1qaz2wsx3edc 1qaz2wsx zxcvbnm123 asdfghjkl 1234qwer 1234qwerasdf
+qwer1234asdf 111111 1111111111 0000000000 000000 888888 88888888 666666 5201314 woaini1314 iloveyou
+iloveyou1314 woaiwojia abc123 abc123456 abcd123456 a123456 a1234567890 aa123456789 qq123456 admin admin123
+admin12345 administrator welcome welcome123 letmein changeme changeme123 12345678910 123123123 123qweasd
+qweasdzxc 147258369 123321123 sunshine princess dragon monkey football baseball superman trustno1
+""".split())
 
 
 def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
+    return HASHER.hash(password)
+
+
+def _verify_legacy_scrypt(password: str, stored: str) -> bool:
+    _, salt_hex, digest_hex = stored.split("$", 2)
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_LEGACY_SCRYPT)
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+@cache
+def _dummy_hash() -> str:
+    return HASHER.hash("not a password anyone has")
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    if not stored or not stored.startswith("scrypt$"):
+    """Does the password match the stored hash? A missing hash costs the same time as a wrong password."""
+    if stored and stored.startswith("scrypt$"):
+        return _verify_legacy_scrypt(password, stored)
+    try:
+        HASHER.verify(stored or _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
         return False
-    _, salt_hex, digest_hex = stored.split("$", 2)
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_SCRYPT)
-    return hmac.compare_digest(digest.hex(), digest_hex)
+    return stored is not None
+
+
+def needs_rehash(stored: str) -> bool:
+    """Is the hash of an older format or weaker parameters than HASHER's (rehashed at the next log-in)?"""
+    return stored.startswith("scrypt$") or HASHER.check_needs_rehash(stored)
+
+
+def password_problem(password: str, username: str) -> str | None:
+    """Why the password is refused (in Chinese), or None. Pure."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"密码至少 {MIN_PASSWORD_LENGTH} 个字符"
+    lowered = password.lower()
+    if username and username.lower() in lowered:
+        return "密码不能包含用户名"
+    if lowered in COMMON_PASSWORDS or len(set(password)) <= 2:
+        return "密码过于常见或过于简单，请换一个"
+    return None
+
+
+def set_password(*, session: Session, user: User, password: str) -> None:
+    """The one way a person's password is set: checked against the policy, hashed, and every console
+    session of the user ended (whoever knew the old password is logged out)."""
+    problem = password_problem(password, user.username)
+    if problem:
+        raise GovbotError(problem)
+    user.password_hash = hash_password(password)
+    session.add(user)
+    end_sessions(session=session, user=user)
+
+
+def end_sessions(*, session: Session, user: User) -> int:
+    """End every console session of the user (logout everywhere); the number ended."""
+    if user.id is None:  # not stored yet: no sessions
+        return 0
+    result = session.exec(delete(WebSession).where(WebSession.user_id == user.id))
+    return result.rowcount or 0
 
 
 def hash_token(token: str) -> str:
@@ -50,6 +120,8 @@ def get_user(*, session: Session, username: str) -> User:
 
 def issue_api_token(*, session: Session, user: User) -> str:
     """A new API token for the user (shown once; only its hash is kept)."""
+    import secrets
+
     token = secrets.token_urlsafe(32)
     user.api_token_hash = hash_token(token)
     session.add(user)
@@ -63,11 +135,30 @@ def user_for_token(*, session: Session, token: str) -> User | None:
     return user if user is not None and user.active else None
 
 
-def authenticate(*, session: Session, username: str, password: str) -> User:
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    locked_until: datetime | None = None
+
+
+def authenticate(*, session: Session, username: str, password: str, address: str,
+                 limits: login_throttle.Limits) -> LoginResult:
+    """Check a log-in. Never raises for a wrong password: the failure is recorded in this session's
+    transaction, which the caller commits. Unknown names cost the same time as known ones."""
+    now = utcnow()
+    until = login_throttle.locked_until(session=session, username=username, address=address, now=now)
+    if until is not None:
+        return LoginResult(None, until)
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or not user.active or not verify_password(password, user.password_hash):
-        raise PermissionDenied("wrong user name or password")
-    return user
+    ok = verify_password(password, user.password_hash if user is not None else None)
+    if not ok or user is None or not user.active:
+        login_throttle.record_failure(session=session, username=username, address=address, limits=limits, now=now)
+        return LoginResult(None)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.add(user)
+    login_throttle.record_success(session=session, username=username)
+    return LoginResult(user)
 
 
 def require_role(user: User, *roles: str) -> None:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from sqlmodel import select
 
 from bot.cli import CliState, fail, handle_errors, pass_state
 from bot.models import Account, Department, User
-from bot.users import check_roles, get_user, hash_password, issue_api_token
+from bot.users import check_roles, end_sessions, get_user, issue_api_token
+from bot.users import set_password as apply_password
 
 
 @click.group()
 def user() -> None:
     """Users and roles (editor, reviewer, approver, responder, admin)."""
+
+
+def read_password(from_stdin: bool) -> str:
+    """A new password, never from the command line (it would sit in the shell history and `ps`):
+    typed twice at a prompt, or one line on stdin (scripts: `... --password-stdin < file`)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("new password", hide_input=True, confirmation_prompt=True)
 
 
 @user.command("add")
@@ -21,13 +32,15 @@ def user() -> None:
 @click.option("--name", "display_name", default="")
 @click.option("--department", default="")
 @click.option("--email", default="")
-@click.option("--password", default="", help="Console password (prompted for if omitted and a TTY).")
+@click.option("--set-password", is_flag=True, help="Prompt for a console password (typed twice).")
+@click.option("--password-stdin", is_flag=True, help="Read the console password from the first line of stdin.")
 @click.option("--lead", is_flag=True, help="Department lead: receives escalations.")
 @pass_state
 @handle_errors
 def user_add(state: CliState, username: str, roles: tuple[str, ...], display_name: str, department: str,
-             email: str, password: str, lead: bool) -> None:
-    """Add a user."""
+             email: str, set_password: bool, password_stdin: bool, lead: bool) -> None:
+    """Add a user (without a console password unless --set-password or --password-stdin)."""
+    password = read_password(password_stdin) if set_password or password_stdin else None
     with state.ctx.session() as session:
         if session.exec(select(User).where(User.username == username)).first():
             fail(f"user {username!r} exists")
@@ -38,9 +51,11 @@ def user_add(state: CliState, username: str, roles: tuple[str, ...], display_nam
                 fail(f"no department named {department!r}")
             dept_id = dept.id
         u = User(username=username, display_name=display_name or username, roles=check_roles(list(roles)),
-                 department_id=dept_id, email=email or None, department_lead=lead,
-                 password_hash=hash_password(password) if password else None)
+                 department_id=dept_id, email=email or None, department_lead=lead)
         session.add(u)
+        session.flush()
+        if password is not None:
+            apply_password(session=session, user=u, password=password)
     click.echo(f"added {username} ({u.roles})")
 
 
@@ -59,16 +74,26 @@ def user_list(state: CliState) -> None:
 
 @user.command("passwd")
 @click.argument("username")
-@click.password_option()
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @pass_state
 @handle_errors
-def user_passwd(state: CliState, username: str, password: str) -> None:
-    """Set a user's console password."""
+def user_passwd(state: CliState, username: str, password_stdin: bool) -> None:
+    """Set a user's console password (prompted for); ends the user's console sessions."""
+    password = read_password(password_stdin)
     with state.ctx.session() as session:
-        u = get_user(session=session, username=username)
-        u.password_hash = hash_password(password)
-        session.add(u)
-    click.echo(f"password set for {username}")
+        apply_password(session=session, user=get_user(session=session, username=username), password=password)
+    click.echo(f"password set for {username}; their console sessions are ended")
+
+
+@user.command("logout")
+@click.argument("username")
+@pass_state
+@handle_errors
+def user_logout(state: CliState, username: str) -> None:
+    """End every console session of a user (a lost phone, someone leaving)."""
+    with state.ctx.session() as session:
+        ended = end_sessions(session=session, user=get_user(session=session, username=username))
+    click.echo(f"{ended} console session(s) of {username} ended")
 
 
 @user.command("token")

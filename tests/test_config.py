@@ -71,15 +71,20 @@ def test_wrong_values_name_key_and_reason(tmp_path, over, key, reason):
 
 
 def test_real_platform_refuses_placeholder_secrets(tmp_path):
-    data = deep_merge(EXAMPLE, {"emulator": {"enabled": False}, "web": {"secret_key": "s3cr3t-long-random-value"}})
+    data = deep_merge(EXAMPLE, {"emulator": {"enabled": False}})
     data["accounts"][0]["secret"] = "changeme"
     with pytest.raises(ConfigError) as e:
         parse_config(data, file="c.toml")
     assert e.value.key == "accounts[0].secret" and "placeholder" in e.value.reason
-    data = deep_merge(EXAMPLE, {"emulator": {"enabled": False}})
+
+@pytest.mark.parametrize("emulator", [True, False])
+@pytest.mark.parametrize("key", ["dev", "change-me", "a", "short-but-not-32-characters"])
+def test_known_or_short_secret_key_refused_in_every_mode(key, emulator):
+    data = deep_merge(EXAMPLE, {"emulator": {"enabled": emulator}, "web": {"secret_key": key}})
     with pytest.raises(ConfigError) as e:
         parse_config(data, file="c.toml")
     assert e.value.key == "web.secret_key"
+    assert parse_config(deep_merge(data, {"web": {"secret_key": "k" * 16 + "0123456789abcdef"}}), file="c.toml")
 
 
 def test_env_secrets(monkeypatch, tmp_path):

@@ -89,8 +89,10 @@ def test_reassign_moves_the_ticket_out_of_the_inbox(ctx: Context, client: TestCl
 def test_another_department_cannot_act(ctx: Context, client: TestClient) -> None:
     tid = make_ticket(ctx, text="路灯坏了", department="住建局")
     login(client, "gongkai")
+    page = client.get(f"/tickets/{tid}")
+    assert page.status_code == 403 and "无权进行此操作" in page.text and "路灯坏了" not in page.text
     r = post_form(client, f"/tickets/{tid}/note", {"text": "x"}, page=f"/tickets/{tid}")
-    assert r.status_code == 422 and "无权进行此操作" in r.text
+    assert r.status_code == 403 and "无权进行此操作" in r.text
     assert client.get("/tickets/99999").status_code == 404
 
 

@@ -23,6 +23,7 @@ from bot.inspection.evaluate import AccountStatus, evaluate_account
 from bot.inspection.facts import account_facts
 from bot.models import Account, Rectification, User
 from bot.oversight.reports import Scope
+from bot.permissions import allowed
 from bot.resources import rule_file
 from bot.tickets.calendar import WorkCalendar
 
@@ -131,9 +132,7 @@ def daily_check(ctx, *, now: datetime | None = None) -> list[AccountStatus]:
 
 def can_rectify(user: User, account: Account) -> bool:
     """Admins, and the editors and the lead of the account's department, complete rectifications."""
-    if user.has_role("admin"):
-        return True
-    return user.department_id == account.department_id and (user.has_role("editor") or user.department_lead)
+    return allowed(user, "inspection.rectify", account.department_id)
 
 
 def complete_rectification(*, session: Session, rectification_id: int, user: User, measure: str,

@@ -25,7 +25,7 @@ from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.clock import to_local, to_utc, utcnow
+from bot.clock import out_of_range, to_local, to_utc, utcnow
 from bot.config import Config, OrganisationConfig
 from bot.context import Context
 from bot.errors import GovbotError, NotFound
@@ -293,6 +293,8 @@ def collect_digest(
     today = to_local(now, config.timezone).date()
     if day > today:
         raise DigestError(f"no digest for {day}: it is a future day (today is {today} in {config.timezone})")
+    if out_of_range(day):
+        raise DigestError(f"no digest for {day}: {out_of_range(day)}")
     historic = day < today
     as_of = to_utc(datetime.combine(day, scope.digest_time), config.timezone) if historic else now
     next_wd = calendar.next_workday(day)

@@ -59,7 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session
 
-from bot.clock import to_local, to_utc, utcnow
+from bot.clock import out_of_range, to_local, to_utc, utcnow
 from bot.config import Config
 from bot.errors import GovbotError, NotFound
 from bot.models import Account, Department, Message, Organisation, Publication, Reply, Ticket
@@ -135,6 +135,8 @@ def month_period(month: str, tz: str) -> tuple[datetime, datetime]:
         raise ReportError(f"month {month!r}: expected YYYY-MM, e.g. 2026-11")
     year, mon = int(m.group(1)), int(m.group(2))
     first = date(year, mon, 1)
+    if out_of_range(first):
+        raise ReportError(f"month {month!r}: {out_of_range(first)}")
     nxt = date(year + mon // 12, mon % 12 + 1, 1)
     return (to_utc(datetime.combine(first, time(0)), tz), to_utc(datetime.combine(nxt, time(0)), tz))
 
@@ -143,6 +145,9 @@ def day_period(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
     """Local days [start, end) as aware UTC."""
     if end <= start:
         raise ReportError(f"the period {start}..{end} is empty: the end day is not included, so it must come later")
+    for day in (start, end):
+        if out_of_range(day):
+            raise ReportError(out_of_range(day))
     return to_utc(datetime.combine(start, time(0)), tz), to_utc(datetime.combine(end, time(0)), tz)
 
 

@@ -25,6 +25,7 @@ from bot.clock import to_local, to_utc, utcnow
 from bot.config import Config
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
 from bot.models import Account, AuditEvent, Media, Post, Publication, User
+from bot.permissions import allowed
 from bot.publishing.checks import (
     WECHAT_IMAGE_MAX_BYTES,
     Problem,
@@ -297,6 +298,13 @@ def resolve_accounts(*, session: Session, names: Iterable[str | int]) -> list[Ac
     return out
 
 
+def _require_own_accounts(user: User, accounts: Iterable[Account]) -> None:
+    """Editors publish on the accounts of their own department (bot.permissions); admins on any."""
+    for acc in accounts:
+        if not allowed(user, "posts.schedule", acc.department_id):
+            raise PermissionDenied(f"{user.username} may not publish on {acc.name}: it belongs to another department")
+
+
 def schedule_post(*, session: Session, config: Config, post: Post, user: User, accounts: Iterable[str | int],
                   at: datetime | None = None) -> list[Publication]:
     """Publish a fully signed post on each account at `at` (naive: local time in config.timezone;
@@ -311,6 +319,7 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
         raise InvalidState(f"post {post.id} version {post.version} is not fully signed off "
                            f"(next stage: {chain.next_stage.name}); only a fully signed post can be scheduled")
     targets = resolve_accounts(session=session, names=accounts)
+    _require_own_accounts(user, targets)
     problems = check_existing_post(session=session, config=config, post=post,
                                    platforms=sorted({a.platform for a in targets}))
     if problems:
@@ -376,6 +385,7 @@ def unschedule_post(*, session: Session, post: Post, user: User,
                and (account_ids is None or p.account_id in account_ids)]
     if not pending:
         raise InvalidState(f"post {post.id} has no pending publication to cancel")
+    _require_own_accounts(user, [session.get(Account, p.account_id) for p in pending])
     _refuse_if_attempted([p for p in pending if _attempted(p)], "unscheduled")
     now = touch_post(session=session, post=post)
     cancelled = _cancel_pending(session, post, user.username, "unscheduled", now, account_ids)

@@ -30,6 +30,7 @@ from bot.context import Context
 from bot.db import claim
 from bot.errors import GovbotError, InvalidState, NotFound, PermissionDenied
 from bot.models import Department, Message, ReplyTemplate, Ticket, TicketNote, User
+from bot.permissions import allowed
 from bot.tickets import notifications
 from bot.tickets.policy import TICKET_INTENTS
 
@@ -249,12 +250,8 @@ def get_department(*, session: Session, name_or_id: str | int) -> Department:
 
 
 def can_handle(user: User, department_id: int | None) -> bool:
-    """Admins handle every department's tickets; responders and leads their own department's."""
-    if not user.active:
-        return False
-    if user.has_role("admin"):
-        return True
-    return (user.has_role("responder") or user.department_lead) and user.department_id == department_id
+    """Admins handle every department's tickets; responders and leads their own department's (bot.permissions)."""
+    return allowed(user, "tickets.handle", department_id)
 
 
 def require_handler(*, session: Session, user: User, ticket: Ticket) -> None:
@@ -389,7 +386,7 @@ def list_tickets(
 
 
 def _require_department_member(user: User, department_id: int) -> None:
-    if not can_handle(user, department_id):
+    if not allowed(user, "templates.write", department_id):
         raise PermissionDenied(f"{user.username} may not manage another department's reply templates")
 
 
@@ -422,6 +419,7 @@ def _unique_name(session: Session, department_id: int, name: str, template_id: i
 
 
 def create_template(*, session: Session, department_id: int, name: str, text: str, user: User) -> ReplyTemplate:
+    get_department(session=session, name_or_id=department_id)  # a clear 404, not a foreign-key failure
     _require_department_member(user, department_id)
     name, text = _template_fields(name, text)
     _unique_name(session, department_id, name)

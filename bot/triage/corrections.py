@@ -15,17 +15,14 @@ from sqlmodel import Session, select
 from bot import audit
 from bot.errors import GovbotError, NotFound, PermissionDenied
 from bot.models import Correction, Message, User
+from bot.permissions import allowed
 from bot.triage.learn import Labelled
 from bot.triage.rules import INTENTS, TOPICS
 
 
 def can_correct(user: User, message: Message) -> bool:
-    """Admins correct any message; responders and leads the messages of their own department."""
-    if not user.active:
-        return False
-    if user.has_role("admin"):
-        return True
-    return (user.has_role("responder") or user.department_lead) and user.department_id == message.department_id
+    """Admins correct any message; responders and leads the messages of their own department (bot.permissions)."""
+    return allowed(user, "messages.correct", message.department_id)
 
 
 def record_correction(*, session: Session, message_id: int, user: User, intent: str | None = None,

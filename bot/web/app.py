@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.middleware.sessions import SessionMiddleware
 
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
+from bot.web.access import authorize
+from bot.web.failures import install_error_handlers
+from bot.web.security import SecurityHeaders
+from bot.web.sessions import ServerSessions
+from bot.web.validation import refuse_bad_input
 
 _STATUS = {NotFound: 404, PermissionDenied: 403, InvalidState: 409, CheckFailed: 422}
 
 
 def create_app(ctx: Context) -> FastAPI:
-    app = FastAPI(title="govbot", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # Bad input is refused first, then every route passes the one access check (bot.web.access).
+    app = FastAPI(title="govbot", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  dependencies=[Depends(refuse_bad_input), Depends(authorize)])
     app.state.ctx = ctx
     app.state.ready = True
-    app.add_middleware(SessionMiddleware, secret_key=ctx.config.web.secret_key, session_cookie="govbot_session",
-                       same_site="lax", https_only=False)
+    app.add_middleware(ServerSessions, ctx=ctx)
+    app.add_middleware(SecurityHeaders, config=ctx.config)
 
     @app.exception_handler(GovbotError)
     async def _domain_error(_request: Request, exc: GovbotError) -> JSONResponse:
@@ -26,6 +32,8 @@ def create_app(ctx: Context) -> FastAPI:
         if isinstance(exc, CheckFailed):
             body["problems"] = [str(p) for p in exc.problems]
         return JSONResponse(body, status_code=status)
+
+    install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -45,7 +53,9 @@ def _routers() -> list:
     from bot.web.api_oversight import router as oversight_api_router
     from bot.web.api_posts import router as posts_api_router
     from bot.web.api_tickets import router as tickets_api_router
+    from bot.web.api_users import router as users_api_router
     from bot.web.console import router as console_router
 
-    return [wechat_callback_router, posts_api_router, tickets_api_router, oversight_api_router, inspection_api_router,
+    return [wechat_callback_router, posts_api_router, tickets_api_router, oversight_api_router, users_api_router,
+            inspection_api_router,
             console_router]

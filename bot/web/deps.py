@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from sqlmodel import Session
 
 from bot.context import Context
 from bot.models import User
-from bot.users import user_for_token
+from bot.web.access import identify, refuse_anonymous
 
 
 def get_ctx(request: Request) -> Context:
@@ -21,17 +21,11 @@ def get_session(ctx: Context = Depends(get_ctx)) -> Iterator[Session]:
         yield session
 
 
-def current_user(request: Request, session: Session = Depends(get_session)) -> User:
-    """The user behind `Authorization: Bearer <token>` (API) or the console's session cookie."""
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        user = user_for_token(session=session, token=auth[7:].strip())
-        if user is None:
-            raise HTTPException(401, "invalid API token")
-        return user
-    user_id = request.session.get("user_id") if "session" in request.scope else None
-    if user_id is not None:
-        user = session.get(User, user_id)
-        if user is not None and user.active:
-            return user
-    raise HTTPException(401, "login required")
+def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
+    """The user behind `Authorization: Bearer <token>` (API) or the console's session cookie, as found by
+    the access check (bot.web.access) that already ran for this request."""
+    with ctx.session() as s:
+        user = identify(request, s)
+    if user is None:
+        raise refuse_anonymous(request)
+    return user

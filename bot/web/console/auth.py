@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from bot.errors import GovbotError
+from bot.clock import utcnow
+from bot.login_throttle import Limits
 from bot.users import authenticate
 from bot.web.console.common import STATIC_DIR, check_csrf, csrf_token, ctx_of, redirect, render, safe_next
+from bot.web.security import client_address
 
 router = APIRouter()
 
@@ -30,14 +34,23 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:
 
 @router.post("/login", dependencies=[Depends(check_csrf)])
 def login(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/")) -> Response:
-    try:
-        with ctx_of(request).session() as s:
-            user = authenticate(session=s, username=username.strip(), password=password)
-    except GovbotError:
-        return render(request, "login.html", None, status_code=401, next=safe_next(next), username=username,
-                      error={"title": "用户名或密码错误", "detail": "", "problems": []})
-    request.session.clear()  # a fresh session (and CSRF token) for the logged-in user
-    request.session["user_id"] = user.id
+    ctx = ctx_of(request)
+    web = ctx.config.web
+    limits = Limits(web.login_max_failures, timedelta(minutes=web.login_lockout_max_minutes))
+    with ctx.session() as s:  # commits the failure count too
+        result = authenticate(session=s, username=username.strip(), password=password,
+                              address=client_address(request, ctx.config), limits=limits)
+    if result.user is None:
+        error = {"title": "用户名或密码错误", "detail": "", "problems": []}
+        status = 401
+        if result.locked_until is not None:
+            wait = max(1, int((result.locked_until - utcnow()).total_seconds()))
+            error = {"title": "登录失败次数过多", "detail": f"请 {wait} 秒后再试。", "problems": []}
+            status = 429
+        return render(request, "login.html", None, status_code=status, next=safe_next(next), username=username,
+                      error=error)
+    request.session.clear()  # a fresh session (new token and CSRF token) for the logged-in user
+    request.session["user_id"] = result.user.id
     csrf_token(request)
     return redirect(safe_next(next))
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -160,7 +160,9 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, csrf: str = Form("", alias="csrf_token")) -> None:
-    """Dependency for every console POST: the hidden field must match this session's token."""
+    """Dependency for every console POST: the hidden field (or the X-CSRF-Token header that the console's
+    scripts send) must match this session's token."""
+    csrf = csrf or request.headers.get("x-csrf-token", "")
     expected = request.session.get("csrf")
     if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
         raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")
@@ -179,16 +181,14 @@ def safe_next(target: str | None) -> str:
 
 
 def console_user(request: Request) -> User:
-    """The logged-in user, or a redirect to the login page."""
-    user_id = request.session.get("user_id")
-    if user_id is not None:
-        with ctx_of(request).session() as s:
-            user = s.get(User, user_id)
-        if user is not None and user.active:
-            return user
-        request.session.pop("user_id", None)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    raise HTTPException(303, "login required", headers={"Location": f"/login?next={quote(target)}"})
+    """The logged-in user (found by the access check, bot.web.access), or a redirect to the login page."""
+    from bot.web.access import identify, refuse_anonymous
+
+    with ctx_of(request).session() as s:
+        user = identify(request, s)
+    if user is None:
+        raise refuse_anonymous(request)
+    return user
 
 
 def render(request: Request, template: str, user: User | None, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -36,9 +36,14 @@ MESSAGES_PER_PAGE = 50
 def messages_page(request: Request, account: str = "", intent: str = "", department: str = "", before: str = "",
                   user: User = Depends(console_user)) -> HTMLResponse:
     """Every recent message and comment with its triage result, auto-reply and ticket."""
+    from bot.permissions import visible_departments
+
     account, department, before = as_int(account), as_int(department), as_int(before)
+    visible = visible_departments(user, "messages.read")
     with ctx_of(request).session() as s:
         q = select(Message).order_by(Message.id.desc()).limit(MESSAGES_PER_PAGE)
+        if visible is not None:
+            q = q.where(Message.department_id.in_(visible))
         if account:
             q = q.where(Message.account_id == account)
         if intent:
