@@ -53,7 +53,7 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except GovbotError as e:
-            fail(str(e))
+            fail(e.message_zh)
 
     return wrapper
 

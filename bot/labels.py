@@ -19,6 +19,9 @@ LABELS: dict[str, dict[str, str]] = {
     "channel": {"wechat_passive": "公众号被动回复", "wechat_comment": "公众号留言回复",
                 "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复"},
     "kind": {"wechat_message": "公众号消息", "wechat_comment": "公众号留言", "weibo_comment": "微博评论"},
+    # What a refused action was about to do (the `doing`/`action` of an error), as the error text says it.
+    "verb": {"edited": "修改", "unscheduled": "撤销排期", "signed": "签署", "rejected": "退回", "acknowledge it": "签收",
+             "reassign it": "转办", "close it again": "再次关闭", "record an answer": "登记答复"},
     "decision": {"approve": "通过", "reject": "退回"},
     "gap": {"ok": "正常", "warn": "预警", "limit": "超限"},
     "priority": {"1": "高", "2": "普通", "3": "低"},

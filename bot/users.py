@@ -9,6 +9,7 @@ import secrets
 from sqlmodel import Session, select
 
 from bot.errors import GovbotError, NotFound, PermissionDenied
+from bot.labels import label
 from bot.models import ROLES, User
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -35,16 +36,16 @@ def hash_token(token: str) -> str:
 def check_roles(roles: list[str] | set[str] | tuple[str, ...]) -> str:
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
-        raise GovbotError(f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
+        raise GovbotError("user.unknown_roles", roles=", ".join(unknown), known=", ".join(ROLES))
     if not roles:
-        raise GovbotError("a user needs at least one role")
+        raise GovbotError("user.no_roles")
     return ",".join(sorted(set(roles)))
 
 
 def get_user(*, session: Session, username: str) -> User:
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        raise NotFound(f"no user named {username!r}")
+        raise NotFound("user.not_found", username=username)
     return user
 
 
@@ -66,11 +67,12 @@ def user_for_token(*, session: Session, token: str) -> User | None:
 def authenticate(*, session: Session, username: str, password: str) -> User:
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None or not user.active or not verify_password(password, user.password_hash):
-        raise PermissionDenied("wrong user name or password")
+        raise PermissionDenied("user.bad_login")
     return user
 
 
 def require_role(user: User, *roles: str) -> None:
     if user.has_role("admin") or any(user.has_role(r) for r in roles):
         return
-    raise PermissionDenied(f"{user.username} needs the role {' or '.join(roles)}")
+    raise PermissionDenied("user.needs_role", user=user.username, roles=" or ".join(roles),
+                           roles_zh="或".join(label(r, "role") for r in roles))

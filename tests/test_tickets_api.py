@@ -78,7 +78,7 @@ def test_answer_closed_window_then_offline_and_checks(ctx):
     tid = make_ticket(ctx, days_ago=3)
     gongkai = api(ctx, "gongkai")
     blocked = gongkai.post(f"/api/tickets/{tid}/answer", json={"text": "此为内部资料"})
-    assert blocked.status_code == 422 and blocked.json()["problems"]
+    assert blocked.status_code == 422 and blocked.json()["detail"]["problems"]
     res = gongkai.post(f"/api/tickets/{tid}/answer", json={"text": "您好，已修复。"}).json()
     assert res["reply"]["state"] == "failed" and "48-hour window" in res["reply"]["last_error"]
     assert res["channel"]["open"] is False and res["channel"]["options"]

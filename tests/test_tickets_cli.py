@@ -66,7 +66,7 @@ def test_list_show_and_the_closed_channel(setup):
     assert "no tickets" in govbot(config, "tickets", "list", "--department", "住建局").output
     assert "OVERDUE" in govbot(config, "tickets", "list", "--overdue", "--department", "政务公开办").output
     bad = govbot(config, "tickets", "list", "--department", "nope")
-    assert bad.exit_code == 1 and "no department 'nope'" in bad.output
+    assert bad.exit_code == 1 and "部门“nope”不存在" in bad.output
 
     shown = govbot(config, "tickets", "show", str(ticket_id))
     assert shown.exit_code == 0
@@ -91,9 +91,9 @@ def test_acknowledge_note_reassign_close(setup):
     noted = govbot(config, "tickets", "note", str(ticket_id), "已联系", "物业", "--as", "gongkai")
     assert noted.exit_code == 0
     denied = govbot(config, "tickets", "note", str(ticket_id), "x", "--as", "zhujian")
-    assert denied.exit_code == 1 and "may not handle" in denied.output
+    assert denied.exit_code == 1 and "不能处理工单" in denied.output
     unknown = govbot(config, "tickets", "note", str(ticket_id), "x", "--as", "nobody")
-    assert unknown.exit_code == 1 and "no user named 'nobody'" in unknown.output
+    assert unknown.exit_code == 1 and "没有用户名为“nobody”的用户" in unknown.output
     moved = govbot(config, "tickets", "reassign", str(ticket_id), "--to", "住建局", "--reason", "路灯归住建", "--as", "gongkai")
     assert moved.exit_code == 0
     closed = govbot(config, "tickets", "close", str(ticket_id), "--reason", "duplicate", "--note", "同12号",

@@ -38,7 +38,7 @@ def _build(ctx: Context, account: Account) -> Connector:
     if account.platform == "weibo":
         return WeiboConnector(uid=creds.get("uid") or account.remote_id, access_token=creds.get("access_token", ""),
                               api_base=cfg.weibo_api_base, timeout=cfg.platforms.weibo.timeout_s)
-    raise GovbotError(f"account {account.name!r}: unknown platform {account.platform!r}")
+    raise GovbotError("platform.unknown", account=account.name, platform=account.platform)
 
 
 def connector_for(ctx: Context, account: Account) -> Connector:

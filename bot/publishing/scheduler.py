@@ -293,7 +293,7 @@ class Publisher:
                                          Publication.lease_owner, Publication.lease_until)
                                   .join(Post, Post.id == Publication.post_id).where(Publication.id == pub.id)).first()
         if row is None or row.lease_owner != self.owner:
-            raise LeaseLost(f"lease taken over by another worker while waiting; {self.owner} stops")
+            raise LeaseLost("lease.lost", owner=self.owner)
         if row.lease_until - utcnow() < self.lease / 2:
             # The tick renews leases; after a stall, renew before the call rather than risk a lapse during it.
             with self._writing() as session:
@@ -378,7 +378,7 @@ class Publisher:
                                  .where(Publication.id == pub_id, Publication.lease_owner == self.owner)
                                  .values(**values).execution_options(synchronize_session=False))
         if result.rowcount != 1:
-            raise LeaseLost(f"lease taken over by another worker; {self.owner} stops")
+            raise LeaseLost("lease.lost", owner=self.owner)
 
     def _progress_of(self, attempt: Attempt) -> ProgressFn:
         """The connector's `progress`: store the step and ids before its next call, and keep them for a retry."""

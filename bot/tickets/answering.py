@@ -34,11 +34,12 @@ from bot.clock import to_local, utcnow
 from bot.connectors.base import PlatformError
 from bot.context import Context
 from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied
+from bot.labels import label
 from bot.models import AuditEvent, Department, Message, Reply, Ticket, TicketNote, User
-from bot.publishing.checks import Problem, check_sensitive, check_typos, rules_for
+from bot.publishing.checks import Problem, check_sensitive, check_typos, problem, rules_for
 from bot.replies import reply_target
 from bot.tickets import service
-from bot.tickets.service import OPEN_STATES, SYSTEM, TicketError
+from bot.tickets.service import CLOSE_REASONS, OPEN_STATES, SYSTEM, TicketError
 
 # Message.kind -> Reply.channel of a responder's answer.
 CHANNELS = {"wechat_comment": "wechat_comment", "wechat_message": "wechat_custom", "weibo_comment": "weibo_comment"}
@@ -99,9 +100,9 @@ def inbox(*, session: Session, user: User, state: str = "open", now: datetime | 
     department see every department's)."""
     now = now or utcnow()
     if state not in INBOX_STATES:
-        raise TicketError(f"unknown inbox filter {state!r}; one of {', '.join(INBOX_STATES)}")
+        raise TicketError("ticket.unknown_inbox", state=state, known=", ".join(INBOX_STATES))
     if user.department_id is None and not user.has_role("admin"):
-        raise PermissionDenied(f"{user.username} belongs to no department, so has no tickets to answer")
+        raise PermissionDenied("user.no_department", user=user.username)
     tickets = service.list_tickets(session=session, department_id=user.department_id, states=INBOX_STATES[state],
                                    now=now)
     if not tickets:
@@ -237,12 +238,11 @@ def check_answer(*, ctx: Context, text: str, channel: str) -> list[Problem]:
     rules = rules_for(ctx.config)
     problems = check_sensitive("answer", text, rules) + check_typos("answer", text, rules)
     if channel == "weibo_comment" and len(text) > ctx.config.platforms.weibo.max_chars:
-        problems.append(Problem("answer_too_long", f"a Weibo comment may have {ctx.config.platforms.weibo.max_chars} "
-                                f"characters; this answer has {len(text)}", "answer"))
+        problems.append(problem("answer_too_long", "answer", what="a Weibo comment", limit=ctx.config.platforms.weibo.max_chars,
+                                length=len(text), unit="字", unit_en="characters"))
     if channel == "wechat_custom" and len(text.encode("utf-8")) > WECHAT_CUSTOM_MAX_BYTES:
-        problems.append(Problem("answer_too_long", f"a WeChat customer-service message may have "
-                                f"{WECHAT_CUSTOM_MAX_BYTES} bytes; this answer has {len(text.encode('utf-8'))}",
-                                "answer"))
+        problems.append(problem("answer_too_long", "answer", what="a WeChat customer-service message",
+                                limit=WECHAT_CUSTOM_MAX_BYTES, length=len(text.encode("utf-8")), unit=" 字节", unit_en="bytes"))
     return problems
 
 
@@ -262,11 +262,11 @@ def answer(*, session: Session, ctx: Context, ticket_id: int, user: User, text: 
     ticket = service.get_ticket(session=session, ticket_id=ticket_id)
     service.require_handler(session=session, user=user, ticket=ticket)
     if ticket.state == "closed":
-        raise InvalidState(f"ticket #{ticket.id} is closed ({ticket.close_reason}); reopen is not possible, "
-                           "answer the citizen's next message instead")
+        raise InvalidState("ticket.closed_answer", ticket_id=ticket.id, reason=ticket.close_reason,
+                           reason_zh=CLOSE_REASONS.get(ticket.close_reason, ticket.close_reason))
     text = text.strip()
     if not text:
-        raise TicketError("the answer is empty")
+        raise TicketError("ticket.answer_empty")
     message = session.get(Message, ticket.message_id)
     channel = CHANNELS[message.kind]
     problems = check_answer(ctx=ctx, text=text, channel=channel)
@@ -295,21 +295,22 @@ def record_offline_answer(*, session: Session, ticket_id: int, user: User, text:
     ticket = service.get_ticket(session=session, ticket_id=ticket_id)
     service.require_handler(session=session, user=user, ticket=ticket)
     if ticket.state == "closed":
-        raise InvalidState(f"ticket #{ticket.id} is closed ({ticket.close_reason})")
+        raise InvalidState("ticket.closed", ticket_id=ticket.id, reason=ticket.close_reason, action="record an answer",
+                           reason_zh=CLOSE_REASONS.get(ticket.close_reason, ticket.close_reason), action_zh="登记答复")
     if how not in OFFLINE_HOW:
-        raise TicketError(f"unknown way of answering {how!r}; one of {', '.join(OFFLINE_HOW)}")
+        raise TicketError("ticket.unknown_how", how=how, known=", ".join(OFFLINE_HOW))
     text = text.strip()
     if not text:
-        raise TicketError("say what the citizen was told")
+        raise TicketError("ticket.offline_text")
     now = utcnow()
     at = answered_at or now
     if at.utcoffset() is None:
-        raise TicketError("answered_at needs a time zone")
+        raise TicketError("ticket.answered_at_tz")
     if at > now + timedelta(minutes=5):
-        raise TicketError("an answer cannot be recorded for a time in the future")
+        raise TicketError("ticket.answered_future")
     message = session.get(Message, ticket.message_id)
     if at < message.received_at:
-        raise TicketError("the answer cannot predate the citizen's message")
+        raise TicketError("ticket.answered_before")
     reply = Reply(message_id=message.id, ticket_id=ticket.id, account_id=message.account_id,
                   sender_id=message.sender_id, author_id=user.id, channel=OFFLINE, text=text, state="sent",
                   attempts=0, created_at=now, sent_at=at)
@@ -325,18 +326,17 @@ def retry_reply(*, session: Session, reply_id: int, user: User) -> Reply:
     """Put a failed reply back in line (or bring a waiting retry forward); the caller commits and sends."""
     reply = session.get(Reply, reply_id)
     if reply is None:
-        raise NotFound(f"no reply #{reply_id}")
+        raise NotFound("reply.not_found", reply_id=reply_id)
     if reply.ticket_id is not None:
         service.require_handler(session=session, user=user,
                                 ticket=service.get_ticket(session=session, ticket_id=reply.ticket_id))
     elif not user.has_role("admin"):
-        raise PermissionDenied(f"{user.username} may not retry reply #{reply.id}: only admins retry automatic replies")
+        raise PermissionDenied("reply.retry_admin_only", user=user.username, reply_id=reply.id)
     if reply.state not in ("failed", "pending"):
-        raise InvalidState(f"reply #{reply.id} is {reply.state}; only failed or waiting replies are retried")
+        raise InvalidState("reply.not_retryable", reply_id=reply.id, state=reply.state, state_zh=label(reply.state, "reply"))
     message = session.get(Message, reply.message_id)
     if reply.channel == "wechat_comment" and _refused_with(session, message, ALREADY_REPLIED) is not None:
-        raise InvalidState(f"WeChat refuses a second reply to this comment (88005); reply #{reply.id} cannot be "
-                           "sent. Record the answer given on the platform instead")
+        raise InvalidState("reply.already_replied", reply_id=reply.id)
     reply.state, reply.attempts, reply.lease_owner, reply.lease_until = "pending", 0, None, None
     session.add(reply)
     audit.record(session=session, actor=user.username, action="reply.retry_requested", subject_type="reply",
@@ -427,5 +427,5 @@ def retry_and_send(ctx: Context, *, reply_id: int, username: str) -> Reply:
 def _user(session: Session, username: str) -> User:
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        raise NotFound(f"no user named {username!r}")
+        raise NotFound("user.not_found", username=username)
     return user

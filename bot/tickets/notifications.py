@@ -231,7 +231,7 @@ def _send(config: Config, work: _Work) -> None:
     elif work.channel == "wecom":
         send_wecom(wecom=config.delivery.wecom, content=work.body)
     else:
-        raise DeliveryError(f"unknown notification channel {work.channel!r}; one of {', '.join(CHANNELS)}")
+        raise DeliveryError("notification.unknown_channel", channel=work.channel, known=", ".join(CHANNELS))
 
 
 def _record(ctx: Context, work: _Work, error: str | None, now: datetime) -> str:

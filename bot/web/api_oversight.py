@@ -23,7 +23,7 @@ def _day(text: str | None, ctx: Context) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise GovbotError(f"date {text!r}: expected YYYY-MM-DD") from None
+        raise GovbotError("date.invalid", value=text) from None
 
 
 @router.get("/digest")
@@ -78,7 +78,7 @@ def get_report(
     elif start and end and not month:
         first, stop = day_period(_day(start, ctx), _day(end, ctx), ctx.tz)
     else:
-        raise GovbotError("give month=YYYY-MM, or start and end (YYYY-MM-DD)")
+        raise GovbotError("period.required")
     with ctx.session() as session:
         scope = resolve_scope(session=session, account=account, department=department, organisation=organisation)
         report = compute_report(session=session, config=ctx.config, calendar=ctx.calendar, scope=scope,

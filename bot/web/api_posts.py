@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
 from bot.clock import to_local
 from bot.context import Context
-from bot.errors import CheckFailed, GovbotError
+from bot.errors import GovbotError
 from bot.models import Account, Department, Media, User
 from bot.publishing import service
 from bot.publishing.gap import AccountGap, account_gaps
@@ -91,18 +90,8 @@ def _decode_cover(cover: CoverIn | None) -> service.CoverUpload | None:
     try:
         data = base64.b64decode(cover.data_base64, validate=True)
     except (binascii.Error, ValueError):
-        raise GovbotError(f"cover {cover.filename!r}: data_base64 is not valid base64") from None
+        raise GovbotError("cover.bad_base64", name=cover.filename) from None
     return cover.filename, data, None
-
-
-def _checked(fn: Callable[[], Any]) -> Any:
-    """Failed checks as 422 with both the one-line problems and their structured details."""
-    try:
-        return fn()
-    except CheckFailed as e:
-        return JSONResponse({"error": "CheckFailed", "detail": f"{len(e.problems)} check(s) failed",
-                             "problems": [str(p) for p in e.problems],
-                             "problem_details": [p.as_dict() for p in e.problems]}, status_code=422)
 
 
 def _view(ctx: Context, post_id: int) -> dict[str, Any]:
@@ -200,12 +189,12 @@ def submit_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = De
                                 user=user, platforms=body.platforms if body else None)
         return _view(ctx, post_id)
 
-    return _checked(run)
+    return run()
 
 
 def _require_version(body: SignIn) -> None:
     if body.version is None and not body.content_hash:
-        raise GovbotError("say which version you reviewed: give version or content_hash")
+        raise GovbotError("post.version_required")
 
 
 @router.post("/posts/{post_id}/sign")
@@ -235,7 +224,7 @@ def schedule_post(post_id: int, body: ScheduleIn, ctx: Context = Depends(get_ctx
     """Publish a fully signed post on the accounts at `at` (or `now`); answers with the publications
     and each account's update-gap verdict."""
     if (body.at is None) == (not body.now):
-        raise GovbotError("give either at (a time) or now = true")
+        raise GovbotError("post.when_required")
 
     def run() -> dict[str, Any]:
         with ctx.session() as s:
@@ -253,7 +242,7 @@ def schedule_post(post_id: int, body: ScheduleIn, ctx: Context = Depends(get_ctx
             v["gap"] = _gap_json(gaps.get(accounts.get(v["account"])), ctx.tz)
         return {"post": _view(ctx, post_id), "publications": views}
 
-    return _checked(run)
+    return run()
 
 
 @router.post("/posts/{post_id}/unschedule")

@@ -110,7 +110,7 @@ def template_json(t: ReplyTemplate) -> dict[str, Any]:
 def _department_of(user: User, department_id: int | None) -> int:
     dept = department_id if department_id is not None else user.department_id
     if dept is None:
-        raise PermissionDenied(f"{user.username} belongs to no department; give department_id")
+        raise PermissionDenied("user.no_department_give", user=user.username)
     return dept
 
 
@@ -152,7 +152,7 @@ def delete_template(template_id: int, ctx: Context = Depends(get_ctx), user: Use
 def failed_replies(ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
     """Replies of the user's department that did not go out (admins without a department: all)."""
     if user.department_id is None and not user.has_role("admin"):
-        raise PermissionDenied(f"{user.username} belongs to no department")
+        raise PermissionDenied("user.no_department", user=user.username)
     with ctx.session() as s:
         return [reply_json(r) for r in answering.failed_replies(session=s, department_id=user.department_id)]
 

@@ -3,13 +3,73 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot.context import Context
-from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
+from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied, text_zh
 
 _STATUS = {NotFound: 404, PermissionDenied: 403, InvalidState: 409, CheckFailed: 422}
+# HTTP errors raised by the framework or by dependencies, by status: the catalogue code they show as.
+_HTTP_CODES = {401: "request.unauthenticated", 404: "request.not_found", 405: "request.method"}
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def error_body(code: str, message: str, detail: object = None) -> dict:
+    """The one error shape of the JSON API: a catalogue code, its Chinese text, and details for programs."""
+    return {"code": code, "message": message, "detail": detail}
+
+
+def domain_error_response(exc: GovbotError) -> JSONResponse:
+    status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+    detail: dict = {**{k: v for k, v in exc.params.items() if not k.endswith("_zh")}, "text": str(exc)}
+    if isinstance(exc, CheckFailed):
+        detail["problems"] = [p.as_dict() if hasattr(p, "as_dict") else {"text": str(p)} for p in exc.problems]
+    if getattr(exc, "platform", None):
+        detail["platform"] = exc.platform
+    return JSONResponse(error_body(exc.error_code, exc.message_zh, _jsonable(detail)), status_code=status)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every API error in one shape; console pages keep their own handling (redirects, HTML pages)."""
+
+    @app.exception_handler(GovbotError)
+    async def _domain_error(_request: Request, exc: GovbotError) -> JSONResponse:
+        return domain_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        if not is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        errors = [{"field": ".".join(str(x) for x in e.get("loc", ()) if x != "body"), "type": e.get("type"),
+                   "message": e.get("msg")} for e in exc.errors()]
+        fields = "、".join(e["field"] for e in errors if e["field"]) or "请求内容"
+        return JSONResponse(error_body("request.invalid", text_zh("request.invalid", fields=fields),
+                                       _jsonable(errors)), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException):
+        if not is_api(request):
+            return await http_exception_handler(request, exc)
+        code = _HTTP_CODES.get(exc.status_code, "request.http")
+        message = text_zh(code, path=request.url.path, method=request.method, status=exc.status_code,
+                          reason=exc.detail)
+        return JSONResponse(error_body(code, message, {"status": exc.status_code, "reason": exc.detail}),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -19,13 +79,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(SessionMiddleware, secret_key=ctx.config.web.secret_key, session_cookie="govbot_session",
                        same_site="lax", https_only=False)
 
-    @app.exception_handler(GovbotError)
-    async def _domain_error(_request: Request, exc: GovbotError) -> JSONResponse:
-        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
-        body: dict = {"error": type(exc).__name__, "detail": str(exc)}
-        if isinstance(exc, CheckFailed):
-            body["problems"] = [str(p) for p in exc.problems]
-        return JSONResponse(body, status_code=status)
+    install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
