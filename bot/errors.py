@@ -120,7 +120,7 @@ class CheckFailed(GovbotError):
 
     @property
     def message_zh(self) -> str:
-        return "；".join(getattr(p, "message_zh", str(p)) for p in self.problems)
+        return "；".join(getattr(p, "located_zh", str(p)) for p in self.problems)
 
 
 def platform_zh(platform: str, code: str | int | None, message: str) -> str:

@@ -56,7 +56,7 @@ def test_inbox_show_and_handling(ctx):
 
     shown = gongkai.get(f"/api/tickets/{late}").json()
     assert shown["department"] == "政务公开办"
-    assert shown["channel"]["open"] is False and "48-hour window" in shown["channel"]["reason"]
+    assert shown["channel"]["open"] is False and shown["channel"]["reason_code"] == "channel.window_closed"
     assert [e["action"] for e in shown["history"]] == ["ticket.opened"]
     assert api(ctx, "zhujian").get(f"/api/tickets/{late}").status_code == 403
     assert gongkai.get("/api/tickets/9999").status_code == 404
@@ -80,7 +80,7 @@ def test_answer_closed_window_then_offline_and_checks(ctx):
     blocked = gongkai.post(f"/api/tickets/{tid}/answer", json={"text": "此为内部资料"})
     assert blocked.status_code == 422 and blocked.json()["detail"]["problems"]
     res = gongkai.post(f"/api/tickets/{tid}/answer", json={"text": "您好，已修复。"}).json()
-    assert res["reply"]["state"] == "failed" and "48-hour window" in res["reply"]["last_error"]
+    assert res["reply"]["state"] == "failed" and "48 小时时限" in res["reply"]["last_error"]
     assert res["channel"]["open"] is False and res["channel"]["options"]
     assert [r["id"] for r in gongkai.get("/api/tickets/replies/failed").json()] == [res["reply"]["id"]]
     offline = gongkai.post(f"/api/tickets/{tid}/offline-answer", json={"text": "电话告知已修复", "how": "phone"})

@@ -70,11 +70,11 @@ def test_list_show_and_the_closed_channel(setup):
 
     shown = govbot(config, "tickets", "show", str(ticket_id))
     assert shown.exit_code == 0
-    assert "channel wechat_custom: CLOSED" in shown.output and "48-hour window" in shown.output
+    assert "channel wechat_custom: CLOSED" in shown.output and "48 小时时限" in shown.output
     assert "still possible:" in shown.output and "ticket.opened" in shown.output
 
     answered = govbot(config, "tickets", "answer", str(ticket_id), "--as", "gongkai", "--text", "您好，已修复。")
-    assert answered.exit_code == 1 and "FAILED" in answered.output and "48-hour window" in answered.output
+    assert answered.exit_code == 1 and "FAILED" in answered.output and "48 小时时限" in answered.output
 
     offline = govbot(config, "tickets", "record-offline", str(ticket_id), "--as", "gongkai", "--how", "phone",
                      "--text", "电话告知已修复")

@@ -32,6 +32,7 @@ from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.errors import GovbotError, text_en, text_zh
+from bot.labels import label
 
 SENSITIVE_FILE = "sensitive.txt"
 TYPOS_FILE = "typos.toml"
@@ -89,6 +90,12 @@ class Problem:
         values = dict(self.params)
         text = text_zh(self.text_code or f"check.{self.code}", **values)
         return text_zh("check.more_hits", text=text, more=values["more"]) if values.get("more") else text
+
+    @property
+    def located_zh(self) -> str:
+        """The message with where it is: "正文第 2 行第 5 列：敏感词“机密”（涉密标识）"."""
+        place = label(self.where, "field") + (f"第 {self.line} 行第 {self.column} 列" if self.line is not None else "")
+        return f"{place}：{self.message_zh}"
 
     def __str__(self) -> str:
         loc = self.where if self.line is None else f"{self.where} line {self.line} col {self.column}"

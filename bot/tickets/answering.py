@@ -33,7 +33,7 @@ from bot import audit, replies
 from bot.clock import to_local, utcnow
 from bot.connectors.base import PlatformError
 from bot.context import Context
-from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied
+from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied, text_en, text_zh
 from bot.labels import label
 from bot.models import AuditEvent, Department, Message, Reply, Ticket, TicketNote, User
 from bot.publishing.checks import Problem, check_sensitive, check_typos, problem, rules_for
@@ -54,7 +54,7 @@ ALREADY_REPLIED = 88005
 WINDOW_CLOSED = 45015
 INBOX_STATES = {"open": OPEN_STATES, "new": ("new",), "acknowledged": ("acknowledged",), "answered": ("answered",),
                 "closed": ("closed",), "all": None}
-_OFFLINE_OPTION = "answer by phone or in person and record it (record_offline_answer, `govbot tickets record-offline`)"
+OFFLINE_OPTION = "option.offline"
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,27 @@ class ChannelStatus:
 
     channel: str
     open: bool
-    reason: str = ""
+    code: str = ""  # catalogue code of the reason ("channel.window_closed")
+    params: tuple[tuple[str, Any], ...] = ()
     closes_at: datetime | None = None  # wechat_custom: the end of the 48-hour window
-    options: tuple[str, ...] = ()
+    option_codes: tuple[str, ...] = ()  # catalogue codes of what else is possible ("option.offline")
+
+    @property
+    def reason(self) -> str:
+        return text_zh(self.code, **dict(self.params)) if self.code else ""
+
+    @property
+    def reason_en(self) -> str:
+        return text_en(self.code, **dict(self.params)) if self.code else ""
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(text_zh(o) for o in self.option_codes)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "open": self.open, "reason": self.reason,
-                "closes_at": self.closes_at.isoformat() if self.closes_at else None, "options": list(self.options)}
+        return {"channel": self.channel, "open": self.open, "reason": self.reason, "reason_code": self.code or None,
+                "closes_at": self.closes_at.isoformat() if self.closes_at else None, "options": list(self.options),
+                "option_codes": list(self.option_codes)}
 
 
 @dataclass(frozen=True)
@@ -188,24 +202,20 @@ def channel_status(*, session: Session, ctx: Context, message: Message, now: dat
     if channel == "wechat_custom":
         return _custom_window(session=session, ctx=ctx, message=message, now=now)
     if not reply_target(message):
-        return ChannelStatus(channel, False, "the comment carries no ids to reply to", options=(_OFFLINE_OPTION,))
+        return ChannelStatus(channel, False, "channel.no_target", option_codes=(OFFLINE_OPTION,))
     if channel == "wechat_comment":
         sent = session.exec(select(Reply).where(Reply.message_id == message.id, Reply.channel == "wechat_comment",
                                                 Reply.state == "sent").limit(1)).first()
         if sent is not None:
-            return ChannelStatus(channel, False, (
-                f"this comment already has a reply (reply #{sent.id}, "
-                f"{to_local(sent.sent_at, ctx.tz):%Y-%m-%d %H:%M}); WeChat allows one reply per comment (88005)"),
-                options=(_OFFLINE_OPTION, "close the ticket as resolved if the reply answered it"))
+            return ChannelStatus(channel, False, "channel.already_replied", (
+                ("reply_id", sent.id), ("sent_at", f"{to_local(sent.sent_at, ctx.tz):%Y-%m-%d %H:%M}")),
+                option_codes=(OFFLINE_OPTION, "option.close_if_answered"))
         # Polling marks a comment replied when the platform shows a reply nobody gave through govbot.
         outside = message.replied_at is not None and session.exec(select(Reply.id).where(
             Reply.message_id == message.id, Reply.state == "sent").limit(1)).first() is None
         if outside or _refused_with(session, message, ALREADY_REPLIED) is not None:
-            return ChannelStatus(channel, False, (
-                "this comment was already answered on the platform (outside govbot); WeChat allows one reply "
-                "per comment (88005)"),
-                options=("record what was answered there (record_offline_answer, how=platform)",
-                         _OFFLINE_OPTION, "close the ticket as resolved"))
+            return ChannelStatus(channel, False, "channel.answered_outside",
+                                 option_codes=("option.record_platform", OFFLINE_OPTION, "option.close_resolved"))
     return ChannelStatus(channel, True)
 
 
@@ -213,21 +223,18 @@ def _custom_window(*, session: Session, ctx: Context, message: Message, now: dat
     channel = "wechat_custom"
     last = last_citizen_message(session=session, message=message)
     if last is None:
-        return ChannelStatus(channel, False, "the message has no sender to write to", options=(_OFFLINE_OPTION,))
+        return ChannelStatus(channel, False, "channel.no_sender", option_codes=(OFFLINE_OPTION,))
     if last.msg_type == "event" and last.dedupe_key.endswith(":unsubscribe"):
-        return ChannelStatus(channel, False, (
-            f"the citizen unfollowed the account ({to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}); "
-            "WeChat delivers customer-service messages only to followers"),
-            options=(_OFFLINE_OPTION, "close the ticket if no answer is possible"))
+        return ChannelStatus(channel, False, "channel.unfollowed",
+                             (("at", f"{to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}"),),
+                             option_codes=(OFFLINE_OPTION, "option.close_impossible"))
     closes_at = last.received_at + WECHAT_CUSTOM_WINDOW
     if now < closes_at:
         return ChannelStatus(channel, True, closes_at=closes_at)
-    return ChannelStatus(channel, False, (
-        f"the 48-hour window for customer-service messages (客服消息) closed at "
-        f"{to_local(closes_at, ctx.tz):%Y-%m-%d %H:%M}: the citizen's last message was at "
-        f"{to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}"), closes_at=closes_at,
-        options=(_OFFLINE_OPTION, "answer through WeChat once the citizen writes again (the window reopens)",
-                 "close the ticket if no answer is needed"))
+    return ChannelStatus(channel, False, "channel.window_closed", (
+        ("closed_at", f"{to_local(closes_at, ctx.tz):%Y-%m-%d %H:%M}"),
+        ("last_at", f"{to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}")), closes_at=closes_at,
+        option_codes=(OFFLINE_OPTION, "option.wait_for_citizen", "option.close_not_needed"))
 
 
 # -- answering -----------------------------------------------------------------------------------
@@ -350,14 +357,14 @@ def retry_reply(*, session: Session, reply_id: int, user: User) -> Reply:
 def _not_sent(session: Session, reply: Reply, status: ChannelStatus, *, actor: str) -> None:
     """The channel is closed: the reply fails without calling the platform, and the ticket says what else works."""
     reply.state, reply.lease_owner, reply.lease_until = "failed", None, None
-    reply.last_error = f"not sent: {status.reason}"
+    reply.last_error = text_zh("reply.not_sent", reason=status.reason)
     session.add(reply)
     session.flush()
     audit.record(session=session, actor=actor, action="reply.channel_closed", subject_type="reply",
                  subject_id=reply.id, ticket_id=reply.ticket_id, channel=reply.channel, reason=status.reason,
-                 options=list(status.options))
-    _note(session, reply.ticket_id, f"Answer #{reply.id} not sent: {status.reason}. Still possible: "
-          + "; ".join(status.options))
+                 reason_code=status.code, options=list(status.options))
+    _note(session, reply.ticket_id, text_zh("note.not_sent", reply_id=reply.id, reason=status.reason,
+                                            options="；".join(status.options)))
 
 
 def _may_send(session: Session, ctx: Context, reply: Reply, message: Message, now: datetime) -> bool:
@@ -369,16 +376,12 @@ def _may_send(session: Session, ctx: Context, reply: Reply, message: Message, no
     return True
 
 
-def _refusal_note(exc: PlatformError) -> str:
+def _refusal_note(reply_id: int, exc: PlatformError) -> str:
     if exc.code == ALREADY_REPLIED:
-        return ("WeChat refused the answer: this comment was already answered on the platform, and WeChat allows "
-                f"one reply per comment (88005). Still possible: record what was answered there; {_OFFLINE_OPTION}; "
-                "close the ticket as resolved")
+        return text_zh("note.refused_replied", reply_id=reply_id)
     if exc.code == WINDOW_CLOSED:
-        return ("WeChat refused the customer-service message: the 48-hour window is closed or the citizen "
-                f"unfollowed the account (45015). Still possible: {_OFFLINE_OPTION}; answer once the citizen "
-                "writes again")
-    return f"{exc.platform} refused the answer: {exc}. Still possible: {_OFFLINE_OPTION}"
+        return text_zh("note.refused_window", reply_id=reply_id)
+    return text_zh("note.refused", reply_id=reply_id, error=exc.message_zh)
 
 
 _ACTIONS = {"sent": "reply.sent", "retry": "reply.retry_scheduled", "failed": "reply.failed",
@@ -395,9 +398,9 @@ def _settled(session: Session, ctx: Context, reply: Reply, message: Message, res
     audit.record(session=session, actor=SYSTEM, action=_ACTIONS[result.outcome], subject_type="reply",
                  subject_id=reply.id, **detail)
     if result.outcome == "refused":
-        _note(session, reply.ticket_id, f"Answer #{reply.id}: " + _refusal_note(result.exc))
+        _note(session, reply.ticket_id, _refusal_note(reply.id, result.exc))
     elif result.outcome == "interrupted":
-        _note(session, reply.ticket_id, f"Answer #{reply.id}: {reply.last_error}")
+        _note(session, reply.ticket_id, text_zh("note.reply_error", reply_id=reply.id, error=reply.last_error))
 
 
 RESPONDERS = replies.Policy(settled=_settled, may_send=_may_send)

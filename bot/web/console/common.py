@@ -91,14 +91,11 @@ def error_view(exc: GovbotError) -> dict[str, Any]:
     return {"title": title, "detail": "" if problems else exc.message_zh, "problems": problems, "code": exc.error_code}
 
 
-FIELDS_ZH = {"title": "标题", "body": "正文", "digest": "摘要", "weibo_text": "微博文案", "cover": "封面",
-             "post": "稿件", "account": "账号", "text": "答复内容", "answer": "答复内容"}
-
 def problem_view(problem: Any) -> dict[str, Any]:
     """A check problem for the page: where it is (field, line, column), what, and the fix if known."""
     where = getattr(problem, "where", None)
     line, column = getattr(problem, "line", None), getattr(problem, "column", None)
-    place = FIELDS_ZH.get(where, where or "")
+    place = label(where, "field")
     if line is not None:
         place += f" 第 {line} 行第 {column} 列"
     message = getattr(problem, "message_zh", None) or str(problem)
