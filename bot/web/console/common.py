@@ -21,6 +21,7 @@ from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
 from bot.labels import LABELS, label
 from bot.models import User
+from bot.triage.names import names_for, rule_name
 
 HERE = Path(__file__).resolve().parent.parent
 STATIC_DIR = HERE / "static"
@@ -74,6 +75,13 @@ def deadline(context: Any, value: datetime | None) -> str:
 WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
+@pass_context
+def rule_zh(context: Any, rule_id: str | None) -> str:
+    """A triage or FAQ rule by its Chinese name (rules/names.toml of the configured rules directory)."""
+    config = ctx_of(context["request"]).config
+    return rule_name(rule_id, names_for(config.path(config.triage.rules_dir)))
+
+
 def roles_zh(user: User) -> str:
     return "、".join(label(r, "role") for r in sorted(user.role_set()))
 
@@ -81,6 +89,7 @@ def roles_zh(user: User) -> str:
 templates.env.filters["dt"] = local_dt
 templates.env.filters["deadline"] = deadline
 templates.env.filters["zh"] = label
+templates.env.filters["rule_zh"] = rule_zh
 templates.env.globals["LABELS"] = LABELS
 
 
