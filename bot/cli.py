@@ -1,22 +1,29 @@
 """`govbot`: the command line for admins and scripts.
 
-Every command exits non-zero with a one-line reason on failure. Command groups that belong to one
-part of the product live beside it (bot/*/cli.py) and are registered at the bottom of this file.
+Every failure ends in ONE line `error: …` (Chinese from the error catalogue, bot/errors.py) and a
+non-zero exit: domain errors, bad files, an unreachable database, bugs (`-v` adds the traceback).
+Command groups that belong to one part of the product live beside it (bot/*/cli.py); they are
+registered in `LAZY_GROUPS` and imported only when used, so light commands start fast.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
+import importlib
+import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from loguru import logger
 
-from bot.config import Config, load_config
-from bot.context import Context
-from bot.errors import GovbotError
+from bot.errors import GovbotError, text_zh
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.context import Context
 
 
 class CliState:
@@ -30,12 +37,16 @@ class CliState:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from bot.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 
     @property
     def ctx(self) -> Context:
         if self._ctx is None:
+            from bot.context import Context
+
             self._ctx = Context.open(self.config)
         return self._ctx
 
@@ -45,8 +56,40 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+_OS_REASONS = {errno.ENOENT: "文件或目录不存在", errno.EACCES: "没有权限", errno.EPERM: "没有权限",
+               errno.EISDIR: "这是一个目录，不是文件", errno.ENOTDIR: "路径中有一段不是目录", errno.ENOSPC: "磁盘已满",
+               errno.EROFS: "只读的文件系统", errno.EEXIST: "已存在"}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line in Chinese for any failure; never a secret, never a Python message of an unexpected error."""
+    if isinstance(exc, GovbotError):
+        return exc.message_zh
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        state = _current_state()
+        url = "（未知）"
+        if state is not None and state._config is not None:
+            from bot.db import _redact
+
+            url = _redact(state._config.database_url)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        return text_zh("cli.database_unreachable", url=url, reason=reason)
+    if isinstance(exc, UnicodeDecodeError):
+        return text_zh("cli.not_text", encoding=exc.encoding, position=exc.start)
+    if isinstance(exc, OSError):
+        reason = _OS_REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        return text_zh("cli.os_error", path=exc.filename or "", reason=reason)
+    return text_zh("cli.internal", kind=type(exc).__name__)
+
+
+def _current_state() -> CliState | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_object(CliState) if ctx is not None else None
+
+
 def handle_errors(fn: Callable) -> Callable:
-    """Turn domain errors into `error: ...` and exit code 1 instead of a traceback."""
+    """Domain errors as `error: …` and exit code 1 (the root group catches everything else the same way)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -58,20 +101,85 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+# Command groups by name: (module:attribute, one-line help for `govbot --help`). A test checks the
+# help here is the group's own, so it cannot drift.
+LAZY_GROUPS: dict[str, tuple[str, str]] = {
+    "user": ("bot.users_cli:user", "Users and roles (editor, reviewer, approver, responder, admin)."),
+    "accounts": ("bot.users_cli:accounts", "Official accounts (from the config's [[accounts]])."),
+    "rules": ("bot.triage.cli:rules", "Triage rules: classify messages by intent and topic."),
+    "tickets": ("bot.tickets.cli:tickets", "Citizen tickets (工单): list, show, answer, reassign, close, notes, retry failed replies."),
+    "templates": ("bot.tickets.cli:templates", "Reply templates (答复模板) per department."),
+    "post": ("bot.publishing.cli:post", "Posts: draft, sign-off chain (三审), schedule."),
+    "publication": ("bot.publishing.cli:publication", "Publications: one post on one account, as the scheduler publishes it."),
+    "digest": ("bot.oversight.cli:digest", "Print the digest of unanswered citizen messages (Markdown), per organisation."),
+    "report": ("bot.oversight.cli:report", "The inspection report (月度检查记录表): prints the summary, writes HTML with charts and CSV."),
+}
+
+
+class GovbotGroup(click.Group):
+    """The root: groups imported on first use, and every failure as one `error:` line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_GROUPS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_GROUPS and name not in self.commands:
+            module, attr = LAZY_GROUPS[name][0].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, LAZY_GROUPS[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            if e.ctx is not None:
+                click.echo(e.ctx.get_usage(), err=True)
+            fail(e.format_message(), e.exit_code)
+        except click.ClickException as e:
+            fail(e.format_message(), e.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            fail(text_zh("cli.interrupted"), 130)
+        except BrokenPipeError:
+            # `govbot tickets list | head`: the reader left; nothing more to say.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        except Exception as e:  # noqa: BLE001 - the one place every failure becomes `error: …`
+            logger.opt(exception=e).debug("command failed")
+            fail(describe_error(e))
+        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+
+
 pass_state = click.make_pass_decorator(CliState)
 # The acting user of a command that changes something: recorded in the audit trail.
 as_option = click.option("--as", "as_user", required=True, metavar="USERNAME", help="Act as this user.")
 
 
-@click.group()
+@click.group(cls=GovbotGroup)
 @click.option("--config", "config_path", envvar="GOVBOT_CONFIG", type=click.Path(dir_okay=False),
               help="Config file (default: $GOVBOT_CONFIG, ./config.toml, or the embedded default).")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages (and the traceback of a failure).")
+@click.version_option(package_name="govbot", prog_name="govbot", message="%(prog)s %(version)s",
+                      help="Show the version and exit.")
 @click.pass_context
 def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """govbot: publishing and moderation for government WeChat and Weibo accounts."""
     logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING", diagnose=False)
     # An embedding program (or a test) may hand in its own state, as click's `obj=` allows.
     if not isinstance(click_ctx.obj, CliState):
         click_ctx.obj = CliState(config_path)
@@ -128,27 +236,6 @@ def check_config(state: CliState) -> None:
     cfg = state.config
     mode = "real platforms" if cfg.uses_real_platforms else f"emulator at {cfg.emulator_url}"
     click.echo(f"config OK: {cfg.source} ({mode}, database {cfg.database_url})")
-
-
-def _register_groups() -> None:
-    from bot.oversight.cli import digest, report
-    from bot.publishing.cli import post, publication
-    from bot.tickets.cli import templates, tickets
-    from bot.triage.cli import rules
-    from bot.users_cli import accounts, user
-
-    main.add_command(user)
-    main.add_command(accounts)
-    main.add_command(rules)
-    main.add_command(tickets)
-    main.add_command(templates)
-    main.add_command(post)
-    main.add_command(publication)
-    main.add_command(digest)
-    main.add_command(report)
-
-
-_register_groups()
 
 
 @main.command()

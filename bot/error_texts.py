@@ -263,6 +263,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                            "(or set database.auto_migrate = true)"),
     "cli.database_unreachable": ("无法连接数据库 {url}：{reason}", "cannot reach the database {url}: {reason}"),
     "cli.interrupted": ("已中断", "interrupted"),
+    "cli.not_text": ("文件不是 {encoding} 编码的文本（第 {position} 字节）", "not {encoding} text (byte {position})"),
+    "cli.os_error": ("{path}：{reason}", "{path}: {reason}"),
+    "cli.internal": ("系统内部错误（{kind}），操作未完成；加 -v 可查看详细信息，或联系信息化管理员",
+                     "internal error ({kind}); run with -v for the traceback"),
 }
 
 # Platform error codes people meet, explained: (platform, code) -> (what it means, what to do).

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import csv
-import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
-import jieba
 
 from bot.config import Config, load_config
-from bot.triage.classifier import Classifier
 from bot.triage.faq import FaqMatcher
 from bot.triage.rules import RuleError, load_rules
+
+if TYPE_CHECKING:
+    from bot.triage.classifier import Classifier
 
 DEFAULT_RULES_DIR = Path(__file__).parents[2] / "rules"
 OUTPUT_COLUMNS = ("key", "intent", "topic", "department", "rules")
@@ -64,6 +64,11 @@ def _config() -> Config:
 
 
 def _classifier(rules_dir: Path) -> Classifier:
+    from bot.triage.classifier import Classifier  # jieba: loaded only by the commands that classify
+    from bot.triage.jieba_cache import use_cache_dir
+
+    config = _config()
+    use_cache_dir(config.path(config.data_dir))
     try:
         return Classifier.from_dir(rules_dir)
     except RuleError as exc:
@@ -79,7 +84,6 @@ rules_option = click.option(
 @click.group("rules")
 def rules() -> None:
     """Triage rules: classify messages by intent and topic."""
-    jieba.setLogLevel(logging.WARNING)  # keep jieba's dictionary-loading chatter out of the output
 
 
 @rules.command("test")
