@@ -8,7 +8,6 @@ registered in `LAZY_GROUPS` and imported only when used, so light commands start
 
 from __future__ import annotations
 
-import errno
 import functools
 import importlib
 import os
@@ -56,11 +55,6 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-_OS_REASONS = {errno.ENOENT: "文件或目录不存在", errno.EACCES: "没有权限", errno.EPERM: "没有权限",
-               errno.EISDIR: "这是一个目录，不是文件", errno.ENOTDIR: "路径中有一段不是目录", errno.ENOSPC: "磁盘已满",
-               errno.EROFS: "只读的文件系统", errno.EEXIST: "已存在"}
-
-
 def describe_error(exc: BaseException) -> str:
     """One line in Chinese for any failure; never a secret, never a Python message of an unexpected error."""
     if isinstance(exc, GovbotError):
@@ -78,8 +72,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return text_zh("cli.not_text", encoding=exc.encoding, position=exc.start)
     if isinstance(exc, OSError):
-        reason = _OS_REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
-        return text_zh("cli.os_error", path=exc.filename or "", reason=reason)
+        from bot.cli_io import os_reason
+
+        return text_zh("cli.os_error", path=exc.filename or "", reason=os_reason(exc))
     return text_zh("cli.internal", kind=type(exc).__name__)
 
 
@@ -230,12 +225,17 @@ def db_current(state: CliState) -> None:
 
 @main.command("check-config")
 @pass_state
-@handle_errors
 def check_config(state: CliState) -> None:
-    """Validate the config file and say where it came from."""
-    cfg = state.config
-    mode = "real platforms" if cfg.uses_real_platforms else f"emulator at {cfg.emulator_url}"
-    click.echo(f"config OK: {cfg.source} ({mode}, database {cfg.database_url})")
+    """Check the config file, rules and holiday files, data directory, database and accounts; list every problem."""
+    from bot.config_check import check_installation, summary
+
+    config, findings = check_installation(state.config_path)
+    for f in findings:
+        click.echo(f"  {'问题' if f.level == 'error' else '提醒'}：{f.message}", err=True)
+    errors = sum(f.level == "error" for f in findings)
+    if errors:
+        fail(text_zh("setup.problems", errors=errors, warnings=len(findings) - errors))
+    click.echo(summary(config))
 
 
 @main.command()

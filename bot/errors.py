@@ -84,7 +84,19 @@ class ConfigError(GovbotError):
 
     def __init__(self, file: str, key: str, reason: str):
         self.file, self.key, self.reason = str(file), key, reason
+        self.others: list[ConfigError] = []  # further problems found in the same check (`govbot check-config`)
         super().__init__("config.invalid", file=self.file, key=key, reason=reason)
+
+    @classmethod
+    def of(cls, problems: list[ConfigError]) -> ConfigError:
+        """The first problem, carrying the rest, so one check reports every problem."""
+        first = problems[0]
+        first.others = list(problems[1:])
+        return first
+
+    @property
+    def problems(self) -> list[ConfigError]:
+        return [self, *self.others]
 
 
 class NotFound(GovbotError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from bot.cli_io import open_output, progress, read_text
 from bot.config import Config, load_config
+from bot.errors import GovbotError
 from bot.triage.faq import FaqMatcher
-from bot.triage.rules import RuleError, load_rules
+from bot.triage.rules import load_rules
 
 if TYPE_CHECKING:
     from bot.triage.classifier import Classifier
@@ -38,18 +41,22 @@ def classify_rows(rows: Iterable[dict], classifier: Classifier,
 
 
 def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier,
-                 route: Callable[[str | None], str] | None = None) -> int:
-    """Classify a CSV (columns key, text, optional subject) into dst, one row at a time. Returns the row count."""
+                 route: Callable[[str | None], str] | None = None,
+                 progress: Callable[[Iterable[dict]], Iterable[dict]] | None = None) -> int:
+    """Classify a CSV (columns key, text, optional subject) into dst, one row at a time. Returns the row count.
+
+    `progress` wraps the input rows (a progress bar)."""
     csv.field_size_limit(sys.maxsize)  # long letters (留言) can exceed the default 128 KiB field limit
     reader = csv.DictReader(src)
     missing = {"key", "text"} - set(reader.fieldnames or ())
     if missing:
-        raise click.ClickException(f"input CSV lacks column(s) {', '.join(sorted(missing))}; "
-                                   f"it has: {', '.join(reader.fieldnames or ()) or 'no header'}")
+        raise GovbotError("cli.csv_columns", missing=", ".join(sorted(missing)),
+                          columns=", ".join(reader.fieldnames or ()) or "—")
     writer = csv.DictWriter(dst, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0
-    for out in classify_rows(reader, classifier, route or load_config().triage.department_for):
+    rows = reader if progress is None else progress(reader)
+    for out in classify_rows(rows, classifier, route or load_config().triage.department_for):
         writer.writerow(out)
         count += 1
     return count
@@ -69,10 +76,7 @@ def _classifier(rules_dir: Path) -> Classifier:
 
     config = _config()
     use_cache_dir(config.path(config.data_dir))
-    try:
-        return Classifier.from_dir(rules_dir)
-    except RuleError as exc:
-        raise click.ClickException(str(exc)) from None
+    return Classifier.from_dir(rules_dir)
 
 
 rules_option = click.option(
@@ -96,13 +100,23 @@ def test_cmd(text: str, subject: str | None, rules_dir: Path) -> None:
 
 
 @rules.command("classify")
-@click.argument("in_csv", type=click.File("r", encoding="utf-8-sig"))
-@click.option("-o", "--output", "out_csv", type=click.File("w", encoding="utf-8"), default="-",
-              help="Output CSV (default: stdout).")
+@click.argument("in_csv", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              default="-", help="Output CSV (default: stdout).")
 @rules_option
-def classify_cmd(in_csv: TextIO, out_csv: TextIO, rules_dir: Path) -> None:
-    """Classify IN_CSV (key, text[, subject]) into key,intent,topic,department,rules."""
-    count = classify_csv(in_csv, out_csv, _classifier(rules_dir), _config().triage.department_for)
+def classify_cmd(in_csv: Path, out_path: Path, rules_dir: Path) -> None:
+    """Classify IN_CSV (key, text[, subject]; UTF-8 or GBK) into key,intent,topic,department,rules."""
+    text = read_text(in_csv)
+    csv.field_size_limit(sys.maxsize)
+    total = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
+    classifier = _classifier(rules_dir)
+    with open_output(out_path) as out, progress([], length=total, label="classifying") as bar:
+        def advance(rows: Iterable[dict]) -> Iterator[dict]:
+            for row in rows:
+                yield row
+                bar.update(1)
+
+        count = classify_csv(io.StringIO(text), out, classifier, _config().triage.department_for, advance)
     click.echo(f"classified {count} messages", err=True)
 
 
@@ -110,11 +124,16 @@ def classify_cmd(in_csv: TextIO, out_csv: TextIO, rules_dir: Path) -> None:
 @rules_option
 def check_cmd(rules_dir: Path) -> None:
     """Validate the rules directory; exit 1 naming the file and rule on an error."""
-    try:
-        ruleset = load_rules(rules_dir)
-        faq = FaqMatcher.from_dir(rules_dir)
-    except RuleError as exc:
-        raise click.ClickException(str(exc)) from None
+    from bot.triage.names import load_names, missing_names
+
+    ruleset = load_rules(rules_dir)
+    faq = FaqMatcher.from_dir(rules_dir)
+    rule_ids = [r.id for r in (*ruleset.intent_rules, *ruleset.spam_rules, *ruleset.topic_rules, *faq.rules)]
+    lacking, stale = missing_names(rule_ids, load_names(rules_dir))
+    for rule_id in lacking:
+        click.echo(f"warning: rule {rule_id} has no Chinese name in names.toml", err=True)
+    for rule_id in stale:
+        click.echo(f"warning: names.toml names {rule_id}, which no rule file has", err=True)
     click.echo(f"ok: {len(ruleset.intent_rules)} intent, {len(ruleset.spam_rules)} spam, "
                f"{len(ruleset.topic_rules)} topic, {len(faq.rules)} FAQ rules, "
                f"{len(ruleset.userdict)} userdict words in {rules_dir}")
