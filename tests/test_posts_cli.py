@@ -98,7 +98,7 @@ def test_story_through_the_cli(govbot, config_file: Path):
     assert shown.count("pending  due " + at) == 2
 
     listed = govbot("publication", "list", "--state", "pending").output
-    assert len(listed.strip().splitlines()) == 2 and "示例县发布微博 (weibo)" in listed
+    assert len(listed.strip().splitlines()) == 3 and "示例县发布微博 (weibo)" in listed
 
     ctx = Context.open(load_config(config_file))
     with ctx.session() as s:

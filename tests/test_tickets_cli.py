@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_list_show_and_the_closed_channel(setup):
     ticket_id = new_ticket(ctx, kind="wechat_message", account_name="示例县发布", received_ago=timedelta(days=10))
     listed = govbot(config, "tickets", "list")
     assert listed.exit_code == 0
-    assert f"{ticket_id:>6}" in listed.output and "OVERDUE" in listed.output and "路灯坏了" in listed.output
+    assert re.search(rf"^ *{ticket_id}  ", listed.output, re.M) and "OVERDUE" in listed.output and "路灯坏了" in listed.output
     assert "no tickets" in govbot(config, "tickets", "list", "--department", "住建局").output
     assert "OVERDUE" in govbot(config, "tickets", "list", "--overdue", "--department", "政务公开办").output
     bad = govbot(config, "tickets", "list", "--department", "nope")

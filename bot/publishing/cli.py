@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from bot.cli import CliState, as_option, fail, handle_errors, pass_state
+from bot.cli_io import echo_table, json_option
 from bot.errors import CheckFailed
 from bot.models import Post
 from bot.publishing import service
@@ -264,7 +265,7 @@ def post_unschedule(state: CliState, post_id: int, as_user: str, accounts: tuple
 @post.command("list")
 @click.option("--status", help="draft, in_review, rejected, approved, scheduled, published")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_state
 @post_errors
 def post_list(state: CliState, status: str | None, limit: int, as_json: bool) -> None:
@@ -278,10 +279,9 @@ def post_list(state: CliState, status: str | None, limit: int, as_json: bool) ->
     if not rows:
         click.echo("no posts")
         return
-    click.echo(f"{'id':>4}  {'status':<10} {'ver':>3}  {'author':<12} {'updated':<16}  {'scheduled':<16}  title")
-    for r in rows:
-        click.echo(f"{r['id']:>4}  {r['status']:<10} {r['version']:>3}  {r['author'] or '-':<12} {_when(r['updated_at']):<16}  "
-                   f"{_when(r['scheduled_at']):<16}  {r['title']}")
+    echo_table([(r["id"], r["status"], r["version"], r["author"] or "-", _when(r["updated_at"]),
+                 _when(r["scheduled_at"]), r["title"]) for r in rows],
+               ("id", "status", "ver", "author", "updated", "scheduled", "title"), align=">>>")
 
 
 def _echo_publication(v: dict, indent: str = "  ") -> None:
@@ -304,7 +304,7 @@ def _echo_publication(v: dict, indent: str = "  ") -> None:
 @post.command("show")
 @click.argument("post_id", type=int)
 @click.option("--full", is_flag=True, help="Print the whole body.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_state
 @post_errors
 def post_show(state: CliState, post_id: int, full: bool, as_json: bool) -> None:
@@ -360,7 +360,7 @@ def publication() -> None:
 @click.option("--state", "state_filter", help="pending, publishing, published, failed, missed, cancelled")
 @click.option("--post", "post_id", type=int, help="Only this post's publications.")
 @click.option("--limit", default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_state
 @post_errors
 def publication_list(state: CliState, state_filter: str | None, post_id: int | None, limit: int,
@@ -376,15 +376,14 @@ def publication_list(state: CliState, state_filter: str | None, post_id: int | N
     if not rows:
         click.echo("no publications")
         return
-    for v in rows:
-        click.echo(f"{v['id']:>4}  post {v['post_id']:<4} {v['state']:<10} {_when(v['due_at']):<16}  "
-                   f"{v['account']} ({v['platform']})  attempts {v['attempts']}"
-                   + (f"  error: {v['last_error']}" if v["last_error"] else ""))
+    echo_table([(v["id"], v["post_id"], v["state"], _when(v["due_at"]), f"{v['account']} ({v['platform']})",
+                 v["attempts"], v["last_error"] or "") for v in rows],
+               ("id", "post", "state", "due", "account", "attempts", "last error"), align=">><<<>")
 
 
 @publication.command("show")
 @click.argument("publication_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_state
 @post_errors
 def publication_show(state: CliState, publication_id: int, as_json: bool) -> None:

@@ -13,6 +13,7 @@ import click
 from sqlmodel import Session, select
 
 from bot.cli import CliState, as_option, fail, handle_errors, pass_state
+from bot.cli_io import echo_json, echo_table, json_option
 from bot.clock import to_local, utcnow
 from bot.models import Account, Department, Message, Reply, ReplyTemplate, User
 from bot.tickets import answering, service
@@ -52,9 +53,10 @@ def tickets() -> None:
 @click.option("--overdue", is_flag=True, help="Only tickets past the deadline they work towards.")
 @click.option("--state", "state_filter", default="open", show_default=True,
               type=click.Choice(list(answering.INBOX_STATES)), help="Which tickets.")
+@json_option
 @pass_state
 @handle_errors
-def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str) -> None:
+def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str, as_json: bool) -> None:
     """Tickets in deadline order, the most overdue first."""
     now = utcnow()
     with state.ctx.session() as session:
@@ -65,17 +67,20 @@ def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str)
         messages = {m.id: m for m in session.exec(select(Message).where(Message.id.in_([t.message_id for t in rows])))}
         failed = {r.ticket_id for r in session.exec(select(Reply).where(
             Reply.ticket_id.in_([t.id for t in rows]), Reply.state == "failed"))}
+    if as_json:
+        echo_json([{"id": t.id, "state": t.state, "priority": t.priority, "intent": t.intent, "topic": t.topic,
+                    "department": depts.get(t.department_id), "due": service.ticket_next_due(t),
+                    "overdue": service.is_overdue(t, now), "failed_reply": t.id in failed,
+                    "text": messages[t.message_id].text} for t in rows])
+        return
     if not rows:
         click.echo("no tickets")
         return
-    click.echo(f"{'id':>6}  {'due (local)':<21}  {'':<7}  {'state':<12} {'p':<1} {'intent':<10} "
-               f"{'department':<10} text")
-    for t in rows:
-        flag = "OVERDUE" if service.is_overdue(t, now) else ""
-        mark = " [failed reply]" if t.id in failed else ""
-        click.echo(f"{t.id:>6}  {_due(state, service.ticket_next_due(t)):<21}  {flag:<7}  {t.state:<12} "
-                   f"{t.priority:<1} {t.intent:<10} {depts.get(t.department_id, '-'):<10} "
-                   f"{_one_line(messages[t.message_id].text)}{mark}")
+    echo_table([(t.id, _due(state, service.ticket_next_due(t)), "OVERDUE" if service.is_overdue(t, now) else "",
+                 t.state, t.priority, t.intent, depts.get(t.department_id, "-"),
+                 _one_line(messages[t.message_id].text) + (" [failed reply]" if t.id in failed else ""))
+                for t in rows],
+               ("id", "due (local)", "", "state", "p", "intent", "department", "text"), align=">")
 
 
 @tickets.command("show")
@@ -239,10 +244,12 @@ def retry_cmd(state: CliState, reply_id: int, as_user: str) -> None:
 
 
 @tickets.command("notifications")
-@click.option("--state", "state_filter", type=click.Choice(["pending", "sent", "failed"]), default=None)
+@click.option("--state", "state_filter", type=click.Choice(["pending", "sent", "failed"]), default=None,
+              help="Only notifications in this state (default: all).")
+@json_option
 @pass_state
 @handle_errors
-def notifications_cmd(state: CliState, state_filter: str | None) -> None:
+def notifications_cmd(state: CliState, state_filter: str | None, as_json: bool) -> None:
     """Warnings and escalations sent (or not) by e-mail and 企业微信, newest first."""
     from bot.models import Notification
 
@@ -250,11 +257,14 @@ def notifications_cmd(state: CliState, state_filter: str | None) -> None:
         query = select(Notification).order_by(Notification.id.desc()).limit(200)
         if state_filter:
             query = query.where(Notification.state == state_filter)
-        for n in session.exec(query):
-            to = n.address or "企业微信群"
-            error = f"  ({n.last_error})" if n.last_error and n.state != "sent" else ""
-            click.echo(f"{n.id:>6}  {_when(state, n.created_at)}  {n.kind:<10} {n.channel:<5} {n.state:<7} "
-                       f"ticket {n.ticket_id}  {to}{error}")
+        rows = list(session.exec(query))
+    if as_json:
+        echo_json([{"id": n.id, "created_at": n.created_at, "kind": n.kind, "channel": n.channel, "state": n.state,
+                    "ticket_id": n.ticket_id, "address": n.address, "last_error": n.last_error} for n in rows])
+        return
+    echo_table([(n.id, _when(state, n.created_at), n.kind, n.channel, n.state, f"ticket {n.ticket_id}",
+                 (n.address or "企业微信群") + (f"  ({n.last_error})" if n.last_error and n.state != "sent" else ""))
+                for n in rows], ("id", "created", "kind", "channel", "state", "ticket", "to"), align=">")
 
 
 @tickets.command("retry-notifications")
@@ -296,13 +306,18 @@ def templates() -> None:
 
 
 @templates.command("list")
-@click.option("--department", required=True)
+@click.option("--department", required=True, help="Department name or id.")
+@json_option
 @pass_state
 @handle_errors
-def templates_list(state: CliState, department: str) -> None:
+def templates_list(state: CliState, department: str, as_json: bool) -> None:
+    """A department's reply templates."""
     with state.ctx.session() as session:
         dept = service.get_department(session=session, name_or_id=department)
         rows = service.list_templates(session=session, department_id=dept.id)
+    if as_json:
+        echo_json([{"id": t.id, "name": t.name, "text": t.text} for t in rows])
+        return
     if not rows:
         click.echo(f"{dept.name} has no reply templates")
     for t in rows:
