@@ -7,6 +7,7 @@ from sqlmodel import select
 
 from bot.cli import CliState, fail, handle_errors, pass_state
 from bot.cli_io import echo_json, echo_table, json_option
+from bot.errors import text_zh
 from bot.models import Account, Department, User
 from bot.users import check_roles, get_user, hash_password, issue_api_token
 
@@ -19,9 +20,9 @@ def user() -> None:
 @user.command("add")
 @click.argument("username")
 @click.option("--role", "roles", multiple=True, required=True, help="Repeat for several roles.")
-@click.option("--name", "display_name", default="")
-@click.option("--department", default="")
-@click.option("--email", default="")
+@click.option("--name", "display_name", default="", help="Display name (default: the user name).")
+@click.option("--department", default="", help="Department name (responders answer its tickets).")
+@click.option("--email", default="", help="E-mail for warnings and escalations.")
 @click.option("--password", default="", help="Console password (prompted for if omitted and a TTY).")
 @click.option("--lead", is_flag=True, help="Department lead: receives escalations.")
 @pass_state
@@ -31,12 +32,12 @@ def user_add(state: CliState, username: str, roles: tuple[str, ...], display_nam
     """Add a user."""
     with state.ctx.session() as session:
         if session.exec(select(User).where(User.username == username)).first():
-            fail(f"user {username!r} exists")
+            fail(text_zh("cli.user_exists", username=username))
         dept_id = None
         if department:
             dept = session.exec(select(Department).where(Department.name == department)).first()
             if dept is None:
-                fail(f"no department named {department!r}")
+                fail(text_zh("department.name_not_found", name=department))
             dept_id = dept.id
         u = User(username=username, display_name=display_name or username, roles=check_roles(list(roles)),
                  department_id=dept_id, email=email or None, department_lead=lead,
@@ -66,7 +67,7 @@ def user_list(state: CliState, as_json: bool) -> None:
 
 @user.command("passwd")
 @click.argument("username")
-@click.password_option()
+@click.password_option(help="The new password (prompted for, twice).")
 @pass_state
 @handle_errors
 def user_passwd(state: CliState, username: str, password: str) -> None:

@@ -117,11 +117,11 @@ def test_failed_checks_are_listed_one_per_line(govbot, config_file: Path):
     govbot("post", "create", "--as", "xuanchuan", "--title", "关于召开坐谈会的通知", "--body", "<p>本通知为内部资料。</p>")
     out = govbot("post", "submit", "1", "--as", "xuanchuan", ok=False).stderr
     lines = out.strip().splitlines()
-    assert lines[0] == "error: 3 check(s) failed:"
-    assert any("body line 1 col 8: sensitive word “内部资料”" in x for x in lines)
-    assert any("title line 1 col 5: “坐谈会” should be “座谈会”" in x for x in lines)
-    assert any("cover: a WeChat article needs a cover image" in x for x in lines)
-    assert "3 check(s) failed" in govbot("post", "check", "1", ok=False).stderr
+    assert lines[-1] == "error: 发布前检查未通过（3 个问题）" and len(lines) == 4
+    assert any("正文第 1 行第 8 列：敏感词“内部资料”" in x for x in lines)
+    assert any("标题第 1 行第 5 列：“坐谈会”应为“座谈会”" in x for x in lines)
+    assert any("封面：公众号图文必须有封面图片" in x for x in lines)
+    assert "发布前检查未通过（3 个问题）" in govbot("post", "check", "1", ok=False).stderr
 
 
 def test_reject_and_usage_errors(govbot, config_file: Path):
@@ -132,7 +132,7 @@ def test_reject_and_usage_errors(govbot, config_file: Path):
     assert "rejected    报名时间有误" in govbot("post", "show", str(post_id)).output
     assert "只有完成全部审签的稿件可以排期" in govbot("post", "schedule", str(post_id), "--as", "xuanchuan",
                                                 "--account", "示例县发布", "--now", ok=False).stderr
-    assert "expected local time" in govbot("post", "schedule", str(post_id), "--as", "xuanchuan",
+    assert "格式不正确" in govbot("post", "schedule", str(post_id), "--as", "xuanchuan",
                                            "--account", "示例县发布", "--at", "明天", ok=False).stderr
     assert "稿件 99 不存在" in govbot("post", "show", "99", ok=False).stderr
     assert "没有用户名为“nobody”的用户" in govbot("post", "sign", str(post_id), "--as", "nobody", ok=False).stderr

@@ -93,7 +93,7 @@ def test_cli_report_writes_html_and_csv(tmp_path: Path, open_ctx) -> None:
     table = list(csv.reader(io.StringIO((out / f"inspection-{month}-示例县人民政府.csv").read_text("utf-8-sig"))))
     assert table[0][0] == "账号名称" and [r[0] for r in table[1:4]] == ["示例县住建", "示例县发布", "示例县发布微博"]
     result = govbot(path, "report", "--month", month, "--from", "2026-01-01")
-    assert result.exit_code == 1 and "not both" in result.output
+    assert result.exit_code == 1 and "二者选一" in result.output
     result = govbot(path, "report", "--month", "2026/11")
     assert result.exit_code == 1 and "格式不正确，应为 年-月" in result.output
 

@@ -75,7 +75,7 @@ def test_list_show_and_the_closed_channel(setup):
     assert "still possible:" in shown.output and "ticket.opened" in shown.output
 
     answered = govbot(config, "tickets", "answer", str(ticket_id), "--as", "gongkai", "--text", "您好，已修复。")
-    assert answered.exit_code == 1 and "FAILED" in answered.output and "48 小时时限" in answered.output
+    assert answered.exit_code == 1 and "未能发送" in answered.output and "48 小时时限" in answered.output
 
     offline = govbot(config, "tickets", "record-offline", str(ticket_id), "--as", "gongkai", "--how", "phone",
                      "--text", "电话告知已修复")
@@ -142,9 +142,9 @@ def test_templates_and_answering_with_one(tmp_path, make_config, open_ctx, emula
                            key=str(c["id"]), remote_ref=str(status["id"]),
                            raw=json.dumps({"reply_target": {"cid": str(c["id"]), "id": str(status["id"])}}))
     missing = govbot(config, "tickets", "answer", str(ticket_id), "--as", "gongkai", "--template", "没有")
-    assert missing.exit_code == 1 and "no reply template named '没有'" in missing.output
+    assert missing.exit_code == 1 and "没有名为“没有”的答复模板" in missing.output
     failed = govbot(config, "tickets", "answer", str(ticket_id), "--as", "gongkai", "--template", "已转办")
-    assert failed.exit_code == 1 and "FAILED" in failed.output
+    assert failed.exit_code == 1 and "未能发送" in failed.output
     with ctx.session() as s:
         reply = s.exec(select(Reply)).one()
         assert reply.text == "您好，已转城管部门处理。" and reply.state == "failed"

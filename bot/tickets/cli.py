@@ -6,7 +6,6 @@ Times are shown in local time (config `timezone`).
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 
 import click
@@ -15,6 +14,7 @@ from sqlmodel import Session, select
 from bot.cli import CliState, as_option, fail, handle_errors, pass_state
 from bot.cli_io import echo_json, echo_table, json_option
 from bot.clock import to_local, utcnow
+from bot.errors import text_zh
 from bot.models import Account, Department, Message, Reply, ReplyTemplate, User
 from bot.tickets import answering, service
 from bot.users import get_user
@@ -134,10 +134,7 @@ def _report_reply(reply: Reply) -> None:
     elif reply.state == "sending":
         click.echo(f"reply #{reply.id} is being sent by a worker; `govbot tickets show {reply.ticket_id}` shows how it ends")
     else:
-        click.echo(f"reply #{reply.id} FAILED: {reply.last_error}", err=True)
-        click.echo(f"see `govbot tickets show {reply.ticket_id}` for what is still possible; "
-                   f"`govbot tickets retry {reply.id} --as USER` sends it again", err=True)
-        sys.exit(1)
+        fail(text_zh("cli.reply_failed", reply_id=reply.id, error=reply.last_error, ticket_id=reply.ticket_id))
 
 
 @tickets.command("answer")
@@ -150,14 +147,14 @@ def _report_reply(reply: Reply) -> None:
 def answer_cmd(state: CliState, ticket_id: int, as_user: str, text: str, template: str) -> None:
     """Answer the citizen through the ticket's channel (checked like posts first)."""
     if bool(text) == bool(template):
-        fail("give either --text or --template")
+        fail(text_zh("cli.text_or_template"))
     if template:
         with state.ctx.session() as session:
             ticket = service.get_ticket(session=session, ticket_id=ticket_id)
             tpl = session.exec(select(ReplyTemplate).where(ReplyTemplate.department_id == ticket.department_id,
                                                            ReplyTemplate.name == template)).first()
             if tpl is None:
-                fail(f"the ticket's department has no reply template named {template!r}")
+                fail(text_zh("cli.no_template", name=template))
             text = tpl.text
     _report_reply(answering.answer_and_send(state.ctx, ticket_id=ticket_id, username=as_user, text=text))
 
@@ -166,7 +163,8 @@ def answer_cmd(state: CliState, ticket_id: int, as_user: str, text: str, templat
 @click.argument("ticket_id", type=int)
 @as_option
 @click.option("--text", required=True, help="What the citizen was told.")
-@click.option("--how", type=click.Choice(answering.OFFLINE_HOW), default="phone", show_default=True)
+@click.option("--how", type=click.Choice(answering.OFFLINE_HOW), default="phone", show_default=True,
+              help="How the citizen was answered.")
 @pass_state
 @handle_errors
 def record_offline(state: CliState, ticket_id: int, as_user: str, text: str, how: str) -> None:
@@ -192,7 +190,7 @@ def acknowledge_cmd(state: CliState, ticket_id: int, as_user: str) -> None:
 @tickets.command("reassign")
 @click.argument("ticket_id", type=int)
 @click.option("--to", "department", required=True, help="Department name.")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why it goes to the other department (转办理由).")
 @as_option
 @pass_state
 @handle_errors
@@ -206,7 +204,7 @@ def reassign_cmd(state: CliState, ticket_id: int, department: str, reason: str, 
 
 @tickets.command("close")
 @click.argument("ticket_id", type=int)
-@click.option("--reason", required=True, type=click.Choice(list(service.CLOSE_REASONS)))
+@click.option("--reason", required=True, type=click.Choice(list(service.CLOSE_REASONS)), help="Why it is closed.")
 @click.option("--note", default="", help="Optional internal note.")
 @as_option
 @pass_state
@@ -325,13 +323,14 @@ def templates_list(state: CliState, department: str, as_json: bool) -> None:
 
 
 @templates.command("add")
-@click.option("--department", required=True)
-@click.option("--name", required=True)
-@click.option("--text", required=True)
+@click.option("--department", required=True, help="Department name or id.")
+@click.option("--name", required=True, help="Template name (1 to 100 characters).")
+@click.option("--text", required=True, help="Template text.")
 @as_option
 @pass_state
 @handle_errors
 def templates_add(state: CliState, department: str, name: str, text: str, as_user: str) -> None:
+    """Add a reply template to a department."""
     with state.ctx.session() as session:
         dept = service.get_department(session=session, name_or_id=department)
         tpl = service.create_template(session=session, department_id=dept.id, name=name, text=text,
@@ -341,12 +340,13 @@ def templates_add(state: CliState, department: str, name: str, text: str, as_use
 
 @templates.command("edit")
 @click.argument("template_id", type=int)
-@click.option("--name", default=None)
-@click.option("--text", default=None)
+@click.option("--name", default=None, help="New name.")
+@click.option("--text", default=None, help="New text.")
 @as_option
 @pass_state
 @handle_errors
 def templates_edit(state: CliState, template_id: int, name: str | None, text: str | None, as_user: str) -> None:
+    """Change a reply template's name or text."""
     with state.ctx.session() as session:
         service.update_template(session=session, template_id=template_id, name=name, text=text,
                                 user=get_user(session=session, username=as_user))
@@ -359,6 +359,7 @@ def templates_edit(state: CliState, template_id: int, name: str | None, text: st
 @pass_state
 @handle_errors
 def templates_delete(state: CliState, template_id: int, as_user: str) -> None:
+    """Delete a reply template."""
     with state.ctx.session() as session:
         service.delete_template(session=session, template_id=template_id,
                                 user=get_user(session=session, username=as_user))

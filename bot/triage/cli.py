@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from bot.cli import CliState, handle_errors
 from bot.cli_io import open_output, progress, read_text
 from bot.config import Config, load_config
 from bot.errors import GovbotError
@@ -64,8 +65,6 @@ def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier,
 
 def _config() -> Config:
     """The config of `govbot --config ...` when run under it, else the default one."""
-    from bot.cli import CliState
-
     state = click.get_current_context().find_object(CliState)
     return state.config if state is not None else load_config()
 
@@ -94,6 +93,7 @@ def rules() -> None:
 @click.argument("text")
 @click.option("--subject", default=None, help="Message subject (标题), if any.")
 @rules_option
+@handle_errors
 def test_cmd(text: str, subject: str | None, rules_dir: Path) -> None:
     """Classify one TEXT and explain why."""
     click.echo(_classifier(rules_dir).classify(text, subject).explain())
@@ -104,6 +104,7 @@ def test_cmd(text: str, subject: str | None, rules_dir: Path) -> None:
 @click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               default="-", help="Output CSV (default: stdout).")
 @rules_option
+@handle_errors
 def classify_cmd(in_csv: Path, out_path: Path, rules_dir: Path) -> None:
     """Classify IN_CSV (key, text[, subject]; UTF-8 or GBK) into key,intent,topic,department,rules."""
     text = read_text(in_csv)
@@ -122,6 +123,7 @@ def classify_cmd(in_csv: Path, out_path: Path, rules_dir: Path) -> None:
 
 @rules.command("check")
 @rules_option
+@handle_errors
 def check_cmd(rules_dir: Path) -> None:
     """Validate the rules directory; exit 1 naming the file and rule on an error."""
     from bot.triage.names import load_names, missing_names
