@@ -55,13 +55,12 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, state: CliState | None = None) -> str:
     """One line in Chinese for any failure; never a secret, never a Python message of an unexpected error."""
     if isinstance(exc, GovbotError):
         return exc.message_zh
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-        state = _current_state()
         url = "（未知）"
         if state is not None and state._config is not None:
             from bot.db import _redact
@@ -76,11 +75,6 @@ def describe_error(exc: BaseException) -> str:
 
         return text_zh("cli.os_error", path=exc.filename or "", reason=os_reason(exc))
     return text_zh("cli.internal", kind=type(exc).__name__)
-
-
-def _current_state() -> CliState | None:
-    ctx = click.get_current_context(silent=True)
-    return ctx.find_object(CliState) if ctx is not None else None
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -136,6 +130,16 @@ class GovbotGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:  # noqa: BLE001 - the one place every failure becomes `error: …`
+            logger.opt(exception=e).debug("command failed")
+            state = ctx.obj if isinstance(ctx.obj, CliState) else None
+            raise click.ClickException(describe_error(e, state)) from e
+
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -153,8 +157,7 @@ class GovbotGroup(click.Group):
             # `govbot tickets list | head`: the reader left; nothing more to say.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
-        except Exception as e:  # noqa: BLE001 - the one place every failure becomes `error: …`
-            logger.opt(exception=e).debug("command failed")
+        except Exception as e:  # noqa: BLE001 - failures outside a command (parsing, completion)
             fail(describe_error(e))
         sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
