@@ -75,6 +75,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "post.nothing_to_cancel": ("稿件 {post_id} 没有可撤销的待发布任务", "post {post_id} has no pending publication to cancel"),
     "publication.not_found": ("发布任务 {publication_id} 不存在", "no publication with id {publication_id}"),
     "publication.unknown_state": ("未知的发布状态“{state}”；可用状态：{known}", "unknown state {state!r}; states are {known}"),
+    "post.no_cover": ("稿件 {post_id} 没有封面图片", "post {post_id} has no cover"),
     "post.version_required": ("请说明审阅的是哪一版：提供 version 或 content_hash",
                               "say which version you reviewed: give version or content_hash"),
     "post.when_required": ("请给出发布时间（at），或选择立即发布（now = true），二者选一",

@@ -67,12 +67,12 @@ def test_story_draft_three_signoffs_schedule_to_two_accounts(api):
     assert all(p["gap"]["scheduled"] == [at.isoformat() + "+08:00"] for p in pubs)
     assert out["post"]["status"] == "scheduled"
 
-    listed = api("GET", "/api/publications?state=pending", "admin")
+    listed = api("GET", "/api/publications?state=pending", "admin")["items"]
     assert sorted(p["account"] for p in listed) == ["示例县发布", "示例县发布微博"]
     assert api("GET", f"/api/publications/{pubs[0]['id']}", "admin")["post_title"] == POST["title"]
-    accounts = {a["name"]: a for a in api("GET", "/api/accounts", "admin")}
+    accounts = {a["name"]: a for a in api("GET", "/api/accounts", "admin")["items"]}
     assert accounts["示例县发布"]["gap"]["scheduled"] and accounts["示例县住建"]["gap"]["level"] == "limit"
-    assert [p["id"] for p in api("GET", "/api/posts?status=scheduled", "admin")] == [pid]
+    assert [p["id"] for p in api("GET", "/api/posts?status=scheduled", "admin")["items"]] == [pid]
     history = [e["action"] for e in api("GET", f"/api/posts/{pid}", "admin")["history"]]
     assert history == ["post.created", "post.submitted", "post.signed", "post.signed", "post.signed",
                        "post.approved", "post.scheduled"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from bot.context import Context
@@ -21,11 +22,15 @@ def get_session(ctx: Context = Depends(get_ctx)) -> Iterator[Session]:
         yield session
 
 
-def current_user(request: Request, session: Session = Depends(get_session)) -> User:
+# The API's security scheme in OpenAPI (Swagger's Authorize button takes a `govbot user token`).
+bearer = HTTPBearer(auto_error=False, scheme_name="token", description="An API token from `govbot user token USER`.")
+
+
+def current_user(request: Request, session: Session = Depends(get_session),
+                 credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> User:
     """The user behind `Authorization: Bearer <token>` (API) or the console's session cookie."""
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        user = user_for_token(session=session, token=auth[7:].strip())
+    if credentials is not None:
+        user = user_for_token(session=session, token=credentials.credentials.strip())
         if user is None:
             raise HTTPException(401, "invalid API token")
         return user
