@@ -179,7 +179,7 @@ def deliver(
         else:
             raise DeliveryError("delivery.unknown_channel", channel=channel)
     except DeliveryError as e:
-        record.update(state="failed", error=str(e), next_attempt_at=(now + retry_after(attempts)).isoformat())
+        record.update(state="failed", error=e.message_zh, next_attempt_at=(now + retry_after(attempts)).isoformat())
         return record
     record.update(state="sent", error=None, next_attempt_at=None)
     return record
