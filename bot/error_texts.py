@@ -289,7 +289,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "cli.delivery_failed": ("以下渠道发送失败：{failures}（已记录，日报任务会重试）",
                             "delivery failed for {failures} (recorded; the digest job retries)"),
     "cli.not_text": ("文件不是 {encoding} 编码的文本（第 {position} 字节）", "not {encoding} text (byte {position})"),
-    "cli.os_error": ("{path}：{reason}", "{path}: {reason}"),
+    "cli.os_error": ("文件操作失败：{path}：{reason}", "{path}: {reason}"),
     "cli.internal": ("系统内部错误（{kind}），操作未完成；加 -v 可查看详细信息，或联系信息化管理员",
                      "internal error ({kind}); run with -v for the traceback"),
 }

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(p for p in (ROOT / "bot").rglob("*.py") if "emulator" not in p.parts)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # Errors whose constructor takes (file, where, reason) rather than a code.
-STRUCTURED = {"ConfigError", "CalendarError", "RuleError", "CheckRulesError", "CheckFailed", "PlatformError",
+STRUCTURED = {"ConfigError", "ConfigError.of", "CalendarError", "RuleError", "CheckRulesError", "CheckFailed", "PlatformError",
               "TransientError", "PermanentError", "ReplyRefused"}
 NOT_OURS = {"ValueError", "TypeError", "RuntimeError", "KeyError", "HTTPException", "Refused", "SystemExit",
             "click.ClickException", "ClickException", "click.UsageError", "click.BadParameter", "AssertionError"}
@@ -157,3 +157,19 @@ def test_every_rule_has_a_chinese_name(rule_ids):
     assert all(CJK.search(n) for n in names.values())
     assert rule_name("faq.social_security_card", names) == "社保卡办理"
     assert rule_name("complaint.brand_new", names) == "投诉（complaint.brand_new）"
+
+
+def test_every_status_role_and_channel_the_code_knows_has_a_label():
+    from bot.inbound import autoreply, store
+    from bot.models import ROLES
+    from bot.publishing.service import POST_STATUSES, PUBLICATION_STATES
+    from bot.tickets import answering, notifications, service
+    from bot.triage.rules import INTENTS
+
+    tables = {"post": POST_STATUSES, "publication": PUBLICATION_STATES, "ticket": service.STATES,
+              "close_reason": service.CLOSE_REASONS, "how": answering.OFFLINE_HOW, "inbox": answering.INBOX_STATES,
+              "role": ROLES, "intent": INTENTS, "kind": store.KINDS, "notice": notifications.KINDS,
+              "delivery": notifications.CHANNELS,
+              "channel": {*answering.CHANNELS.values(), *autoreply.CHANNELS.values()}}
+    missing = [f"{kind}.{code}" for kind, codes in tables.items() for code in codes if code not in LABELS[kind]]
+    assert not missing

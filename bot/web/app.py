@@ -1,4 +1,9 @@
-"""The web service: WeChat callback, JSON API and the console, in one FastAPI app."""
+"""The web service: WeChat callback, JSON API and the console, in one FastAPI app.
+
+API errors have one shape, `error_body(code, message, detail)`: a catalogue code (bot/errors.py), its
+Chinese text and details for programs; `domain_error_response(exc)` turns a GovbotError into it with
+its HTTP status. Console pages (not /api/) keep their own handling: redirects and HTML pages.
+"""
 
 from __future__ import annotations
 
