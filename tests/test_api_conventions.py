@@ -82,3 +82,15 @@ def test_lists_come_in_pages_with_total_and_next(ctx):
     second = gongkai.get(first["next"]).json()
     assert [t["id"] for t in second["items"]] == ids[2:] and second["next"] is None
     error_of(gongkai.get("/api/tickets?limit=0"), 422, "request.invalid")
+
+
+def test_errors_outside_the_api_are_chinese_pages(ctx):
+    from tests.test_console import login
+
+    client = TestClient(create_app(ctx))
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and "页面不存在" in missing.text and "Not Found" not in missing.text
+    login(client, "gongkai")
+    bad = client.get("/tickets/abc")
+    assert bad.status_code == 422 and "地址或表单内容有误" in bad.text and "int_parsing" not in bad.text
+    assert client.get("/", follow_redirects=False).status_code == 200

@@ -7,10 +7,13 @@ its HTTP status. Console pages (not /api/) keep their own handling: redirects an
 
 from __future__ import annotations
 
+import html
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -24,6 +27,25 @@ _HTTP_CODES = {401: "request.unauthenticated", 404: "request.not_found", 405: "r
 
 def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+def is_page(request: Request) -> bool:
+    """A console page (a person in a browser), not the API or a platform's callback."""
+    return not request.url.path.startswith(("/api/", "/wechat/", "/healthz"))
+
+
+_PAGE_TITLES = {403: "无权进行此操作", 404: "页面不存在", 409: "当前状态不允许此操作", 422: "地址或表单内容有误"}
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def error_page(status: int, message: str) -> HTMLResponse:
+    """A plain Chinese page for an error outside the console's own pages (a mistyped address, a bad id)."""
+    title = _PAGE_TITLES.get(status, "操作未完成")
+    body = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width, initial-scale=1"><title>{title}</title></head><body>'
+            f'<main style="max-width:40rem;margin:3rem auto;padding:0 1rem;font-family:sans-serif">'
+            f"<h1>{title}</h1><p>{html.escape(message)}</p><p><a href=\"/\">返回首页</a></p></main></body></html>")
+    return HTMLResponse(body, status_code=status)
 
 
 def error_body(code: str, message: str, detail: object = None) -> dict:
@@ -53,26 +75,32 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every API error in one shape; console pages keep their own handling (redirects, HTML pages)."""
 
     @app.exception_handler(GovbotError)
-    async def _domain_error(_request: Request, exc: GovbotError) -> JSONResponse:
-        return domain_error_response(exc)
+    async def _domain_error(request: Request, exc: GovbotError):
+        response = domain_error_response(exc)
+        return error_page(response.status_code, exc.message_zh) if is_page(request) else response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
-        if not is_api(request):
-            return await request_validation_exception_handler(request, exc)
         errors = [{"field": ".".join(str(x) for x in e.get("loc", ()) if x != "body"), "type": e.get("type"),
                    "message": e.get("msg")} for e in exc.errors()]
         fields = "、".join(e["field"] for e in errors if e["field"]) or "请求内容"
-        return JSONResponse(error_body("request.invalid", text_zh("request.invalid", fields=fields),
-                                       _jsonable(errors)), status_code=422)
+        message = text_zh("request.invalid", fields=fields)
+        if is_page(request):
+            return error_page(422, message)
+        if not is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        return JSONResponse(error_body("request.invalid", message, _jsonable(errors)), status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
-        if not is_api(request):
-            return await http_exception_handler(request, exc)
         code = _HTTP_CODES.get(exc.status_code, "request.http")
         message = text_zh(code, path=request.url.path, method=request.method, status=exc.status_code,
                           reason=exc.detail)
+        if is_page(request) and exc.status_code >= 400:
+            detail = str(exc.detail or "")
+            return error_page(exc.status_code, detail if _CJK.search(detail) else message)
+        if not is_api(request):
+            return await http_exception_handler(request, exc)
         return JSONResponse(error_body(code, message, {"status": exc.status_code, "reason": exc.detail}),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
