@@ -250,7 +250,7 @@ def serve(state: CliState, no_worker: bool) -> None:
     from bot.service import serve as run
 
     logger.remove()
-    logger.add(sys.stderr, level="INFO")
+    logger.add(sys.stderr, level="INFO", diagnose=False)
     run(state.ctx, worker=not no_worker)
 
 
@@ -262,5 +262,5 @@ def worker(state: CliState) -> None:
     from bot.service import run_worker
 
     logger.remove()
-    logger.add(sys.stderr, level="INFO")
+    logger.add(sys.stderr, level="INFO", diagnose=False)
     run_worker(state.ctx)
