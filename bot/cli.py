@@ -133,7 +133,7 @@ class GovbotGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise
         except Exception as e:  # noqa: BLE001 - the one place every failure becomes `error: …`
             logger.opt(exception=e).debug("command failed")
