@@ -173,3 +173,18 @@ def test_every_status_role_and_channel_the_code_knows_has_a_label():
               "channel": {*answering.CHANNELS.values(), *autoreply.CHANNELS.values()}}
     missing = [f"{kind}.{code}" for kind, codes in tables.items() for code in codes if code not in LABELS[kind]]
     assert not missing
+
+
+def test_every_code_the_code_names_is_in_the_catalogue():
+    """text_zh("…"), text_en("…"), ChannelStatus(…, "channel.…") and option codes: a typo would show a raw code."""
+    named: dict[str, str] = {}
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and name_of(node.func) in ("text_zh", "text_en") and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                named[node.args[0].value] = f"{path.relative_to(ROOT)}:{node.lineno}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and re.fullmatch(r"(channel|option|note|setup|cli)\.[a-z_]+", node.value):
+                named[node.value] = f"{path.relative_to(ROOT)}:{node.lineno}"
+    assert len(named) > 30
+    assert not {code: where for code, where in named.items() if code not in CATALOGUE}
