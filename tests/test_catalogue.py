@@ -188,3 +188,15 @@ def test_every_code_the_code_names_is_in_the_catalogue():
                 named[node.value] = f"{path.relative_to(ROOT)}:{node.lineno}"
     assert len(named) > 30
     assert not {code: where for code, where in named.items() if code not in CATALOGUE}
+
+
+def test_a_bad_names_file_is_refused_at_load_and_never_breaks_a_page(tmp_path):
+    from bot.triage.names import names_for
+    from bot.triage.rules import RuleError
+
+    (tmp_path / "names.toml").write_text('[names]\n"faq.x" = ""\n', encoding="utf-8")
+    with pytest.raises(RuleError, match="faq.x"):
+        load_names(tmp_path)
+    assert names_for(tmp_path) == {}
+    (tmp_path / "names.toml").write_text('[names]\n"faq.x" = "办事指南"\n', encoding="utf-8")
+    assert names_for(tmp_path) == {"faq.x": "办事指南"}

@@ -10,6 +10,8 @@ import threading
 import tomllib
 from pathlib import Path
 
+from loguru import logger
+
 from bot.labels import label
 from bot.triage.rules import RuleError
 
@@ -43,7 +45,8 @@ def load_names(rules_dir: Path) -> dict[str, str]:
 
 
 def names_for(rules_dir: Path) -> dict[str, str]:
-    """The names of a rules directory, read again only when the file changes."""
+    """The names of a rules directory, read again only when the file changes. A bad file is logged and
+    gives no names (pages show the ids with their intent) until it is fixed: it never breaks a page."""
     path = Path(rules_dir) / NAMES_FILE
     try:
         st = path.stat()
@@ -54,7 +57,11 @@ def names_for(rules_dir: Path) -> dict[str, str]:
         cached = _cache.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-    names = load_names(rules_dir)
+    try:
+        names = load_names(rules_dir)
+    except RuleError as exc:
+        logger.error("rule names not loaded: {}", exc)
+        names = {}
     with _lock:
         _cache[path] = (stamp, names)
     return names
