@@ -82,6 +82,8 @@ def test_lists_come_in_pages_with_total_and_next(ctx):
     second = gongkai.get(first["next"]).json()
     assert [t["id"] for t in second["items"]] == ids[2:] and second["next"] is None
     error_of(gongkai.get("/api/tickets?limit=0"), 422, "request.invalid")
+    late = gongkai.get("/api/tickets?overdue=true").json()
+    assert late["total"] == len(late["items"]) and all(t["overdue"] for t in late["items"]) and late["total"] >= 1
 
 
 def test_errors_outside_the_api_are_chinese_pages(ctx):

@@ -179,12 +179,13 @@ def retry_reply(reply_id: int, ctx: Context = Depends(get_ctx), user: User = Dep
 
 
 @router.get("", response_model=Page[InboxItemOut])
-def inbox(request: Request, state: str = "open", params: PageParams = Depends(), ctx: Context = Depends(get_ctx),
-          user: User = Depends(current_user)) -> dict[str, Any]:
-    """The user's department's tickets in deadline order, the most overdue first."""
+def inbox(request: Request, state: str = "open", overdue: bool = False, params: PageParams = Depends(),
+          ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
+    """The user's department's tickets in deadline order, the most overdue first (`overdue`: only those past
+    their deadline, as `govbot tickets list --overdue`)."""
     now = utcnow()
     with ctx.session() as s:
-        entries = answering.inbox(session=s, user=user, state=state, now=now)
+        entries = [e for e in answering.inbox(session=s, user=user, state=state, now=now) if e.overdue or not overdue]
         chosen = entries[params.offset:params.offset + params.limit]
         return page(request, params, [{**ticket_json(e.ticket, now), "message": message_json(e.message),
                                        "failed_replies": e.failed_replies} for e in chosen], total=len(entries))
