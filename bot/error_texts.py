@@ -101,7 +101,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "check.sensitive_word": ("敏感词“{word}”（{category}）", "sensitive word “{word}” ({category})"),
     "check.sensitive_pattern": ("疑似敏感信息“{masked}”（{category}）",
                                 "{category}: “{masked}” matches the pattern on line {rule_line} of {file}"),
-    "check.typo": ("“{wrong}”应为“{right}”（{category}{note}）", "“{wrong}” should be “{right}” ({category}{note})"),
+    "check.typo": ("“{wrong}”应为“{right}”（{category}{note_zh}）", "“{wrong}” should be “{right}” ({category}{note})"),
     "check.more_hits": ("{text}（另有 {more} 处未列出）", "{text} ({more} more not shown)"),
     "check.empty_title": ("标题为空", "the title is empty"),
     "check.empty_body": ("正文为空", "the body is empty"),

@@ -402,7 +402,7 @@ def check_typos(field: str, text: str, rules: CheckRules) -> list[Problem]:
             end = i + len(typo.wrong)
             note = f"; {typo.note}" if typo.note else ""
             hits.append(_at("typo", field, text, i, end, suggestion=typo.right, wrong=text[i:end], right=typo.right,
-                            category=typo.category, note=note))
+                            category=typo.category, note=note, note_zh=f"；{typo.note}" if typo.note else ""))
         problems += _capped(hits)
     return problems
 
