@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/triage_quality.py
 	$(BIN)/python bench/triage_throughput.py
 	$(BIN)/python bench/report_scale.py
+	$(BIN)/python bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) $(VENV)-3.* data .pytest_cache dist

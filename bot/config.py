@@ -429,22 +429,25 @@ def parse_config(data: dict[str, Any], *, file: str = "<defaults>") -> Config:
     try:
         cfg = Config.model_validate({**data, "source": file})
     except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(file, _loc(err["loc"], data), err["msg"].removeprefix("Value error, ")) from None
-    _check_references(cfg, file)
-    _check_secret_key(cfg, file)
+        raise ConfigError.of([ConfigError(file, _loc(err["loc"], data), err["msg"].removeprefix("Value error, "))
+                              for err in e.errors()]) from None
+    problems: list[ConfigError] = []
+    _check_references(cfg, file, problems)
+    _check_secret_key(cfg, file, problems)
     if cfg.uses_real_platforms:
-        _refuse_placeholders(cfg, file)
+        _refuse_placeholders(cfg, file, problems)
+    if problems:
+        raise ConfigError.of(problems)
     return cfg
 
 
-def _check_references(cfg: Config, file: str) -> None:
+def _check_references(cfg: Config, file: str, problems: list[ConfigError]) -> None:
     def dupes(items: list, attr: str, key: str) -> None:
         seen: set[str] = set()
         for i, it in enumerate(items):
             v = getattr(it, attr)
             if v in seen:
-                raise ConfigError(file, f"{key}[{i}].{attr}", f"duplicate {attr} {v!r}")
+                problems.append(ConfigError(file, f"{key}[{i}].{attr}", f"duplicate {attr} {v!r}"))
             seen.add(v)
 
     dupes(cfg.organisations, "name", "organisations")
@@ -456,26 +459,26 @@ def _check_references(cfg: Config, file: str) -> None:
     users = {u.username for u in cfg.users}
     for i, d in enumerate(cfg.departments):
         if d.organisation and d.organisation not in orgs:
-            raise ConfigError(file, f"departments[{i}].organisation", f"no organisation named {d.organisation!r}")
+            problems.append(ConfigError(file, f"departments[{i}].organisation", f"no organisation named {d.organisation!r}"))
         if d.lead and d.lead not in users:
-            raise ConfigError(file, f"departments[{i}].lead", f"no user named {d.lead!r}")
+            problems.append(ConfigError(file, f"departments[{i}].lead", f"no user named {d.lead!r}"))
     for i, a in enumerate(cfg.accounts):
         if a.department and a.department not in depts:
-            raise ConfigError(file, f"accounts[{i}].department", f"no department named {a.department!r}")
+            problems.append(ConfigError(file, f"accounts[{i}].department", f"no department named {a.department!r}"))
     for i, u in enumerate(cfg.users):
         if u.department and u.department not in depts:
-            raise ConfigError(file, f"users[{i}].department", f"no department named {u.department!r}")
+            problems.append(ConfigError(file, f"users[{i}].department", f"no department named {u.department!r}"))
     if depts:
         for topic, dept in cfg.triage.topic_departments.items():
             if dept not in depts:
-                raise ConfigError(file, f"triage.topic_departments.{topic}", f"no department named {dept!r}")
+                problems.append(ConfigError(file, f"triage.topic_departments.{topic}", f"no department named {dept!r}"))
         if cfg.triage.default_department not in depts:
-            raise ConfigError(file, "triage.default_department", f"no department named {cfg.triage.default_department!r}")
+            problems.append(ConfigError(file, "triage.default_department", f"no department named {cfg.triage.default_department!r}"))
     for i, o in enumerate(cfg.organisations):
         if "email" in o.digest_channels and not (o.digest_to and cfg.delivery.smtp.host):
-            raise ConfigError(file, f"organisations[{i}].digest_channels", "email needs digest_to and delivery.smtp.host")
+            problems.append(ConfigError(file, f"organisations[{i}].digest_channels", "email needs digest_to and delivery.smtp.host"))
         if "wecom" in o.digest_channels and not cfg.delivery.wecom.webhook_url:
-            raise ConfigError(file, f"organisations[{i}].digest_channels", "wecom needs delivery.wecom.webhook_url")
+            problems.append(ConfigError(file, f"organisations[{i}].digest_channels", "wecom needs delivery.wecom.webhook_url"))
 
 
 # Secret keys published somewhere (examples, tutorials): refused like placeholders, in every mode.
@@ -484,26 +487,26 @@ KNOWN_SECRET_KEYS = {"dev", "development", "change-me", "changeme", "secret", "s
 MIN_SECRET_KEY_LENGTH = 32
 
 
-def _check_secret_key(cfg: Config, file: str) -> None:
+def _check_secret_key(cfg: Config, file: str, problems: list[ConfigError]) -> None:
     key = cfg.web.secret_key
     if not key:
         return  # generated into the data directory (bot.web.secret_key)
     if key.lower() in KNOWN_SECRET_KEYS or PLACEHOLDER.match(key):
-        raise ConfigError(file, "web.secret_key", "a published or placeholder key is refused; leave it unset "
-                                                  "(a random one is generated) or set a random one")
-    if len(key) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigError(file, "web.secret_key", f"too short: at least {MIN_SECRET_KEY_LENGTH} random characters "
-                                                  "(or leave it unset and a random one is generated)")
+        problems.append(ConfigError(file, "web.secret_key", "a published or placeholder key is refused; leave it "
+                                                            "unset (a random one is generated) or set a random one"))
+    elif len(key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(ConfigError(file, "web.secret_key", f"too short: at least {MIN_SECRET_KEY_LENGTH} random "
+                                                            "characters (or leave it unset and a random one is generated)"))
 
 
-def _refuse_placeholders(cfg: Config, file: str) -> None:
+def _refuse_placeholders(cfg: Config, file: str, problems: list[ConfigError]) -> None:
     for i, a in enumerate(cfg.accounts):
         if not a.enabled:
             continue
         needed = ("secret", "token") if a.platform == "wechat" else ("access_token",)
         for name in needed:
             if PLACEHOLDER.match(getattr(a, name)):
-                raise ConfigError(file, f"accounts[{i}].{name}", "placeholder or empty secret refused for a real platform account")
+                problems.append(ConfigError(file, f"accounts[{i}].{name}", "placeholder or empty secret refused for a real platform account"))
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -45,8 +45,10 @@ class Context:
 
     @cached_property
     def rules(self) -> RuleStore:
+        from bot.triage.jieba_cache import use_cache_dir
         from bot.triage.rules import RuleStore
 
+        use_cache_dir(self.config.path(self.config.data_dir))
         return RuleStore(self.config.rules_dir)
 
     @cached_property

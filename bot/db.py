@@ -97,10 +97,7 @@ def ensure_schema(engine: Engine, url: str, *, auto_migrate: bool) -> None:
     if auto_migrate:
         upgrade(url)
         return
-    raise DatabaseNotReady(
-        f"database {_redact(url)} is at revision {current or 'none (empty)'}, code needs {head}: "
-        "run `govbot db upgrade` (or set database.auto_migrate = true)"
-    )
+    raise DatabaseNotReady("database.not_ready", url=_redact(url), current=current or "none (empty)", head=head)
 
 
 def _redact(url: str) -> str:

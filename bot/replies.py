@@ -30,13 +30,13 @@ from bot.connectors.base import PlatformError, ReplyRefused
 from bot.connectors.registry import connector_for
 from bot.context import Context
 from bot.db import claim
+from bot.errors import text_zh
 from bot.models import Account, Message, Reply, Ticket
 from bot.retry import backoff_delay
 
 # The channels a platform call answers on (the others are answered at once or outside govbot).
 PLATFORM_CHANNELS = ("wechat_comment", "weibo_comment", "wechat_custom")
-INTERRUPTED = ("interrupted while sending (the worker stopped): it may or may not have reached the citizen; "
-               "check the platform, then retry or record the answer")
+INTERRUPTED = text_zh("reply.interrupted")
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def _deliver(ctx: Context, work: _Work, now: datetime | None) -> str:
     """Call the platform and record the outcome; returns it."""
     s = ctx.config.scheduler
     if work.channel != "wechat_custom" and not work.target:
-        return _finish(ctx, work, Result("failed", work.attempts), error="the comment carries no reply target",
+        return _finish(ctx, work, Result("failed", work.attempts), error=text_zh("reply.no_target"),
                        now=now)
     try:
         connector = connector_for(ctx, work.account)
@@ -176,21 +176,21 @@ def _deliver(ctx: Context, work: _Work, now: datetime | None) -> str:
             remote_id = connector.reply_comment(work.target, work.text)
     except ReplyRefused as exc:
         logger.warning("reply {} refused by {}: {}", work.reply_id, exc.platform, exc)
-        return _finish(ctx, work, Result("refused", work.attempts, exc), error=f"refused: {exc}", now=now)
+        return _finish(ctx, work, Result("refused", work.attempts, exc), error=exc.message_zh, now=now)
     except PlatformError as exc:
         if exc.transient and work.attempts < s.max_attempts:
             delay = backoff_delay(s, work.attempts, getattr(exc, "retry_after", None))
             logger.info("reply {} will be retried in {:.0f} s: {}", work.reply_id, delay, exc)
-            return _finish(ctx, work, Result("retry", work.attempts, exc, delay), error=str(exc), now=now)
+            return _finish(ctx, work, Result("retry", work.attempts, exc, delay), error=exc.message_zh, now=now)
         logger.error("reply {} failed after {} attempt(s): {}", work.reply_id, work.attempts, exc)
-        return _finish(ctx, work, Result("failed", work.attempts, exc), error=str(exc), now=now)
+        return _finish(ctx, work, Result("failed", work.attempts, exc), error=exc.message_zh, now=now)
     except Exception as exc:  # a connector bug must not lose the reply; bounded by max_attempts like the rest
         logger.exception("reply {} raised", work.reply_id)
         if work.attempts < s.max_attempts:
             result = Result("retry", work.attempts, exc, backoff_delay(s, work.attempts))
         else:
             result = Result("failed", work.attempts, exc)
-        return _finish(ctx, work, result, error=repr(exc), now=now)
+        return _finish(ctx, work, result, error=text_zh("reply.system_error", error=repr(exc)), now=now)
     return _finish(ctx, work, Result("sent", work.attempts), remote_id=remote_id or None, now=now)
 
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, delete, select
 from bot import login_throttle
 from bot.clock import utcnow
 from bot.errors import GovbotError, NotFound, PermissionDenied
+from bot.labels import label
 from bot.models import ROLES, User, WebSession
 
 # argon2id with OWASP's minimum (19 MiB, 2 passes, 1 lane); the parameters travel in each hash, so
@@ -105,16 +106,16 @@ def hash_token(token: str) -> str:
 def check_roles(roles: list[str] | set[str] | tuple[str, ...]) -> str:
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
-        raise GovbotError(f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
+        raise GovbotError("user.unknown_roles", roles=", ".join(unknown), known=", ".join(ROLES))
     if not roles:
-        raise GovbotError("a user needs at least one role")
+        raise GovbotError("user.no_roles")
     return ",".join(sorted(set(roles)))
 
 
 def get_user(*, session: Session, username: str) -> User:
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        raise NotFound(f"no user named {username!r}")
+        raise NotFound("user.not_found", username=username)
     return user
 
 
@@ -164,4 +165,5 @@ def authenticate(*, session: Session, username: str, password: str, address: str
 def require_role(user: User, *roles: str) -> None:
     if user.has_role("admin") or any(user.has_role(r) for r in roles):
         return
-    raise PermissionDenied(f"{user.username} needs the role {' or '.join(roles)}")
+    raise PermissionDenied("user.needs_role", user=user.username, roles=" or ".join(roles),
+                           roles_zh="或".join(label(r, "role") for r in roles))

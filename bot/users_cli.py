@@ -8,6 +8,8 @@ import click
 from sqlmodel import select
 
 from bot.cli import CliState, fail, handle_errors, pass_state
+from bot.cli_io import echo_json, echo_table, json_option
+from bot.errors import text_zh
 from bot.models import Account, Department, User
 from bot.users import check_roles, end_sessions, get_user, issue_api_token
 from bot.users import set_password as apply_password
@@ -29,9 +31,9 @@ def read_password(from_stdin: bool) -> str:
 @user.command("add")
 @click.argument("username")
 @click.option("--role", "roles", multiple=True, required=True, help="Repeat for several roles.")
-@click.option("--name", "display_name", default="")
-@click.option("--department", default="")
-@click.option("--email", default="")
+@click.option("--name", "display_name", default="", help="Display name (default: the user name).")
+@click.option("--department", default="", help="Department name (responders answer its tickets).")
+@click.option("--email", default="", help="E-mail for warnings and escalations.")
 @click.option("--set-password", is_flag=True, help="Prompt for a console password (typed twice).")
 @click.option("--password-stdin", is_flag=True, help="Read the console password from the first line of stdin.")
 @click.option("--lead", is_flag=True, help="Department lead: receives escalations.")
@@ -43,12 +45,12 @@ def user_add(state: CliState, username: str, roles: tuple[str, ...], display_nam
     password = read_password(password_stdin) if set_password or password_stdin else None
     with state.ctx.session() as session:
         if session.exec(select(User).where(User.username == username)).first():
-            fail(f"user {username!r} exists")
+            fail(text_zh("cli.user_exists", username=username))
         dept_id = None
         if department:
             dept = session.exec(select(Department).where(Department.name == department)).first()
             if dept is None:
-                fail(f"no department named {department!r}")
+                fail(text_zh("department.name_not_found", name=department))
             dept_id = dept.id
         u = User(username=username, display_name=display_name or username, roles=check_roles(list(roles)),
                  department_id=dept_id, email=email or None, department_lead=lead)
@@ -60,16 +62,22 @@ def user_add(state: CliState, username: str, roles: tuple[str, ...], display_nam
 
 
 @user.command("list")
+@json_option
 @pass_state
 @handle_errors
-def user_list(state: CliState) -> None:
+def user_list(state: CliState, as_json: bool) -> None:
     """List users."""
     with state.ctx.session() as session:
         depts = {d.id: d.name for d in session.exec(select(Department))}
-        for u in session.exec(select(User).order_by(User.username)):
-            lead = " lead" if u.department_lead else ""
-            click.echo(f"{u.username:<16} {u.roles:<32} {depts.get(u.department_id, '-')}{lead}"
-                       f"{'' if u.active else ' (disabled)'}")
+        rows = [{"username": u.username, "display_name": u.display_name, "roles": u.roles.split(","),
+                 "department": depts.get(u.department_id), "lead": u.department_lead, "active": u.active}
+                for u in session.exec(select(User).order_by(User.username))]
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table([(r["username"], r["display_name"], ",".join(r["roles"]), r["department"] or "-",
+                 "lead" if r["lead"] else "", "" if r["active"] else "disabled") for r in rows],
+               ("username", "name", "roles", "department", "lead", "state"))
 
 
 @user.command("passwd")
@@ -113,9 +121,10 @@ def accounts() -> None:
 
 
 @accounts.command("list")
+@json_option
 @pass_state
 @handle_errors
-def accounts_list(state: CliState) -> None:
+def accounts_list(state: CliState, as_json: bool) -> None:
     """List accounts with platform, department and days since the last post."""
     from bot.publishing.gap import account_gaps
 
@@ -123,9 +132,16 @@ def accounts_list(state: CliState) -> None:
     with ctx.session() as session:
         depts = {d.id: d.name for d in session.exec(select(Department))}
         gaps = {g.account_id: g for g in account_gaps(session=session, config=ctx.config)}
+        rows = []
         for a in session.exec(select(Account).order_by(Account.name)):
             g = gaps.get(a.id)
-            since = "never posted" if g is None or g.days_since_last is None else f"{g.days_since_last:.1f} days since last post"
-            warn = f"  [{g.level}]" if g is not None and g.level != "ok" else ""
-            click.echo(f"{a.name:<20} {a.platform:<7} {depts.get(a.department_id, '-'):<12} "
-                       f"{'enabled' if a.enabled else 'disabled':<9} {since}{warn}")
+            rows.append({"name": a.name, "platform": a.platform, "department": depts.get(a.department_id),
+                         "enabled": a.enabled, "days_since_last_post": None if g is None else g.days_since_last,
+                         "gap_level": None if g is None else g.level})
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table([(r["name"], r["platform"], r["department"] or "-", "enabled" if r["enabled"] else "disabled",
+                 "never" if r["days_since_last_post"] is None else f"{r['days_since_last_post']:.1f}",
+                 "" if r["gap_level"] in (None, "ok") else r["gap_level"]) for r in rows],
+               ("account", "platform", "department", "state", "days since post", "gap"), align="<<<<>")

@@ -151,9 +151,9 @@ def test_wechat_comment_answered_once_and_a_second_answer_is_not_sent(ectx, admi
     assert listed[0]["reply"]["content"] == "您好，已安排维修，三日内修复。"
 
     second = answer_and_send(ectx, ticket_id=ticket_id, username="gongkai", text="补充：已修好。")
-    assert second.state == "failed" and "one reply per comment" in second.last_error
+    assert second.state == "failed" and "每条留言只能回复一次" in second.last_error
     assert audit_actions(ectx, second.id) == ["reply.channel_closed"]
-    assert f"Answer #{second.id} not sent" in notes_text(ectx, ticket_id)
+    assert f"答复 #{second.id} 未发送" in notes_text(ectx, ticket_id)
     # The platform kept the first reply only.
     assert admin.state()["wechat"]["comments"][f"{comment['msg_data_id']}:0"][0]["reply"]["content"] == \
         "您好，已安排维修，三日内修复。"
@@ -173,9 +173,9 @@ def test_comment_already_answered_on_the_platform_is_refused(ectx, admin, emulat
         ticket = s.get(Ticket, ticket_id)
         assert ticket.state == "new" and ticket.first_response_at is None
         status = answering.channel_status(session=s, ctx=ectx, message=s.get(Message, ticket.message_id))
-        assert not status.open and "already answered on the platform" in status.reason
-        assert any("record_offline_answer" in o for o in status.options)
-    assert "already answered on the platform" in notes_text(ectx, ticket_id)
+        assert not status.open and "已在平台上（不经本系统）回复过" in status.reason
+        assert "option.record_platform" in status.option_codes
+    assert "已在平台上回复过" in notes_text(ectx, ticket_id)
     with ectx.session() as s, pytest.raises(InvalidState, match="88005"):
         answering.retry_reply(session=s, reply_id=reply.id, user=user(s, "gongkai"))
     # What is still possible: record the answer given on the platform.
@@ -204,14 +204,14 @@ def test_wechat_message_answered_within_the_48_hour_window(ectx, admin, callback
 def test_wechat_message_outside_the_window_is_not_sent(ectx, admin, callback_receiver):
     ticket_id = citizen_writes(ectx, admin, received_at=utcnow() - timedelta(hours=49))
     reply = answer_and_send(ectx, ticket_id=ticket_id, username="gongkai", text="您好，已修复。")
-    assert reply.state == "failed" and "48-hour window" in reply.last_error
+    assert reply.state == "failed" and "48 小时时限已于" in reply.last_error
     assert admin.state()["wechat"]["custom_messages"] == []  # the platform was not called
     assert audit_actions(ectx, reply.id) == ["reply.channel_closed"]
     with ectx.session() as s:
         [event] = s.exec(select(AuditEvent).where(AuditEvent.action == "reply.channel_closed")).all()
-        assert any("record_offline_answer" in o for o in event.detail["options"])
+        assert event.detail["reason_code"] == "channel.window_closed" and event.detail["options"]
         assert s.get(Ticket, ticket_id).state == "new"
-    assert "closed at" in notes_text(ectx, ticket_id)
+    assert "时限已于" in notes_text(ectx, ticket_id)
 
     # A later message from the same citizen reopens the window for the old ticket too.
     citizen_writes(ectx, admin, key="msg:2")
@@ -245,7 +245,7 @@ def test_platform_closing_the_window_is_a_clear_refusal(ectx, admin, callback_re
     reply = answer_and_send(ectx, ticket_id=ticket_id, username="gongkai", text="您好，已修复。")
     assert reply.state == "failed" and "45015" in reply.last_error
     assert audit_actions(ectx, reply.id) == ["reply.queued", "reply.refused"]
-    assert "48-hour window is closed" in notes_text(ectx, ticket_id)
+    assert "48 小时时限已过" in notes_text(ectx, ticket_id)
 
 
 # -- Weibo comments ------------------------------------------------------------------------------
@@ -326,7 +326,7 @@ def test_reply_interrupted_while_sending_is_not_resent_blindly(ctx):
         reply.state, reply.lease_owner, reply.lease_until = "sending", "dead-host:1", utcnow() - timedelta(seconds=1)
     assert send_pending_replies(ctx) == 0
     failed = load(ctx, Reply, reply.id)
-    assert failed.state == "failed" and "interrupted" in failed.last_error
+    assert failed.state == "failed" and "发送过程中工作进程停止" in failed.last_error
     assert audit_actions(ctx, reply.id) == ["reply.queued", "reply.interrupted"]
 
 
@@ -455,4 +455,4 @@ def test_comment_polled_with_a_reply_from_outside_is_a_closed_channel(ectx, admi
         message = s.get(Message, s.get(Ticket, ticket_id).message_id)
         message.replied_at = utcnow()  # what polling records when the platform shows a reply already
         status = answering.channel_status(session=s, ctx=ectx, message=message)
-        assert not status.open and "already answered on the platform" in status.reason
+        assert not status.open and "已在平台上（不经本系统）回复过" in status.reason

@@ -187,6 +187,6 @@ def test_reply_interrupted_while_sending_goes_to_a_person_not_resent(ctx, fake):
     assert send_pending_replies(ctx) == 0
     assert connector.calls == []  # a second comment reply would be refused (88005) or double the answer
     (rep,) = replies(ctx)
-    assert rep.state == "failed" and "interrupted" in rep.last_error
+    assert rep.state == "failed" and "发送过程中工作进程停止" in rep.last_error
     with ctx.session() as s:
         assert s.execute(select(Ticket).where(Ticket.message_id == rep.message_id)).scalar_one()

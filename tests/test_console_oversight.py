@@ -29,7 +29,7 @@ def test_digest_page_shows_overdue_tickets(ctx: Context, client: TestClient) -> 
     embedded = client.get("/digest/html").text
     assert f"#{tid}" in embedded and "住建局" in embedded
     future = (date.today() + timedelta(days=3)).isoformat()
-    assert "future" in client.get(f"/digest?day={future}").text
+    assert "尚未到来，不能生成日报" in client.get(f"/digest?day={future}").text
 
 
 def test_digest_send_is_for_admins(ctx: Context, client: TestClient) -> None:
@@ -88,5 +88,5 @@ def test_reports_page_and_csv(ctx: Context, client: TestClient) -> None:
     r = client.get(f"/reports/csv?month={month}&kind=account&name=示例县住建")
     assert r.status_code == 200 and r.content.startswith(b"\xef\xbb\xbf")
     assert "账号名称" in r.content.decode("utf-8-sig")
-    assert "YYYY-MM" in client.get("/reports?month=2026-13").text
-    assert "no account named" in client.get(f"/reports?month={month}&kind=account&name=nope").text
+    assert "格式不正确，应为 年-月" in client.get("/reports?month=2026-13").text
+    assert "没有名为“nope”的账号" in client.get(f"/reports?month={month}&kind=account&name=nope").text

@@ -223,7 +223,7 @@ def test_failed_channel_is_recorded_and_retried_alone(
     (first,) = digest_job(delivering_ctx, now=NOW)
     assert first.sent_now == [] and first.failed_now == ["email", "wecom"]
     rec = deliveries(delivering_ctx)
-    assert rec["wecom"]["state"] == "failed" and "errcode 45009" in rec["wecom"]["error"]
+    assert rec["wecom"]["state"] == "failed" and "错误码 45009" in rec["wecom"]["error"]
     assert rec["email"]["state"] == "failed" and "lead@gov.example.cn (550" in rec["email"]["error"]
     assert rec["email"]["delivered_to"] == ["office@gov.example.cn"]
     assert rec["wecom"]["next_attempt_at"] == (NOW + timedelta(minutes=5)).isoformat()

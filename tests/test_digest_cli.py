@@ -44,7 +44,7 @@ def test_api_digest(ctx: Context) -> None:
     assert client.get("/api/digest?date=2026-02-30", headers=auth).status_code == 400
     assert client.get("/api/digest?organisation=无此单位", headers=auth).status_code == 404
     future = (to_local(utcnow(), ctx.tz).date() + timedelta(days=2)).isoformat()
-    assert "future" in client.get(f"/api/digest?date={future}", headers=auth).json()["detail"]
+    assert "future" in client.get(f"/api/digest?date={future}", headers=auth).json()["detail"]["text"]
 
 
 def test_cli_digest_prints_writes_and_stores(tmp_path: Path, open_ctx) -> None:
@@ -64,4 +64,4 @@ def test_cli_digest_prints_writes_and_stores(tmp_path: Path, open_ctx) -> None:
         (run,) = s.exec(select(DigestRun)).all()
     assert run.day == today and f"#{tid}" in run.markdown
     result = govbot(path, "digest", "--organisation", "无此单位")
-    assert result.exit_code == 1 and "no organisation named '无此单位'" in result.output
+    assert result.exit_code == 1 and "没有名为“无此单位”的单位" in result.output

@@ -262,7 +262,7 @@ def test_gives_up_after_max_attempts_and_keeps_the_row(
     assert send_due(ctx, now=at + timedelta(days=1)).attempted == 0
     (row,) = rows(ctx)
     assert (row.state, row.attempts) == ("failed", 3)
-    assert "errcode 93000: invalid webhook url" in row.last_error
+    assert "错误码 93000：invalid webhook url" in row.last_error
     assert len(state.posts) == 3
 
 

@@ -147,7 +147,7 @@ def test_reply_refused_by_platform_fails_and_goes_to_a_person(ectx, emulator):
     assert send_pending_replies(ectx) == 0
     with ectx.session() as s:
         rep = s.execute(select(Reply)).scalars().one()
-        assert rep.state == "failed" and "refused" in rep.last_error
+        assert rep.state == "failed" and "88005" in rep.last_error
         msg = s.get(Message, rep.message_id)
         assert msg.replied_at is None
     assert count(ectx, Ticket, Ticket.message_id == rep.message_id) == 1

@@ -67,12 +67,12 @@ def test_story_draft_three_signoffs_schedule_to_two_accounts(api):
     assert all(p["gap"]["scheduled"] == [at.isoformat() + "+08:00"] for p in pubs)
     assert out["post"]["status"] == "scheduled"
 
-    listed = api("GET", "/api/publications?state=pending", "admin")
+    listed = api("GET", "/api/publications?state=pending", "admin")["items"]
     assert sorted(p["account"] for p in listed) == ["示例县发布", "示例县发布微博"]
     assert api("GET", f"/api/publications/{pubs[0]['id']}", "admin")["post_title"] == POST["title"]
-    accounts = {a["name"]: a for a in api("GET", "/api/accounts", "admin")}
+    accounts = {a["name"]: a for a in api("GET", "/api/accounts", "admin")["items"]}
     assert accounts["示例县发布"]["gap"]["scheduled"] and accounts["示例县住建"]["gap"]["level"] == "limit"
-    assert [p["id"] for p in api("GET", "/api/posts?status=scheduled", "admin")] == [pid]
+    assert [p["id"] for p in api("GET", "/api/posts?status=scheduled", "admin")["items"]] == [pid]
     history = [e["action"] for e in api("GET", f"/api/posts/{pid}", "admin")["history"]]
     assert history == ["post.created", "post.submitted", "post.signed", "post.signed", "post.signed",
                        "post.approved", "post.scheduled"]
@@ -93,17 +93,17 @@ def test_edit_after_signoff_restarts_the_chain(api):
 
     api("POST", f"/api/posts/{pid}/submit", "xuanchuan")
     stale = api("POST", f"/api/posts/{pid}/sign", "bianji", 409, json={"version": 1})
-    assert "stale" in stale["detail"]
+    assert "stale" in stale["detail"]["text"]
 
 
 def test_signing_rules(api):
     pid = create(api)["id"]
     api("POST", f"/api/posts/{pid}/submit", "xuanchuan")
     own = api("POST", f"/api/posts/{pid}/sign", "xuanchuan", 403, json={"version": 1})
-    assert "nobody signs their own draft" in own["detail"]
-    assert "needs the role editor" in api("POST", f"/api/posts/{pid}/sign", "fenguan", 403, json={"version": 1})["detail"]
-    assert "needs the role editor" in api("POST", f"/api/posts/{pid}/sign", "admin", 403, json={"version": 1})["detail"]
-    assert "which version" in api("POST", f"/api/posts/{pid}/sign", "bianji", 400, json={})["detail"]
+    assert "nobody signs their own draft" in own["detail"]["text"]
+    assert "needs the role editor" in api("POST", f"/api/posts/{pid}/sign", "fenguan", 403, json={"version": 1})["detail"]["text"]
+    assert "needs the role editor" in api("POST", f"/api/posts/{pid}/sign", "admin", 403, json={"version": 1})["detail"]["text"]
+    assert "which version" in api("POST", f"/api/posts/{pid}/sign", "bianji", 400, json={})["detail"]["text"]
     api("POST", f"/api/posts/{pid}/sign", "bianji", json={"version": 1})
 
 
@@ -119,12 +119,12 @@ def test_reject_returns_to_the_editor(api):
 def test_schedule_refused_until_fully_signed(api):
     pid = create(api)["id"]
     out = api("POST", f"/api/posts/{pid}/schedule", "xuanchuan", 409, json={"accounts": ["示例县发布"], "now": True})
-    assert "only a fully signed post" in out["detail"]
+    assert "only a fully signed post" in out["detail"]["text"]
     post = signed(api)
     assert api("POST", f"/api/posts/{post['id']}/schedule", "fenguan", 403,
-               json={"accounts": ["示例县发布"], "now": True})["error"] == "PermissionDenied"
+               json={"accounts": ["示例县发布"], "now": True})["code"] == "user.needs_role"
     assert "no account named" in api("POST", f"/api/posts/{post['id']}/schedule", "xuanchuan", 404,
-                                     json={"accounts": ["不存在"], "now": True})["detail"]
+                                     json={"accounts": ["不存在"], "now": True})["detail"]["text"]
     api("POST", f"/api/posts/{post['id']}/schedule", "xuanchuan", 400, json={"accounts": ["示例县发布"]})
     out = api("POST", f"/api/posts/{post['id']}/schedule", "admin", json={"accounts": ["示例县发布"], "now": True})
     assert out["publications"][0]["state"] == "pending"
@@ -135,9 +135,10 @@ def test_schedule_refused_until_fully_signed(api):
 def test_failed_checks_are_422_with_details(api):
     pid = create(api, body="<p>本通知为内部资料，县人民政付印发。</p>", cover=None, weibo_text="")["id"]
     out = api("POST", f"/api/posts/{pid}/submit", "xuanchuan", 422)
-    assert out["error"] == "CheckFailed"
-    assert any("sensitive word “内部资料”" in p for p in out["problems"])
-    details = {d["code"]: d for d in out["problem_details"]}
+    assert out["code"] == "check.failed"
+    assert any("sensitive word “内部资料”" in p["text"] for p in out["detail"]["problems"])
+    details = {d["code"]: d for d in out["detail"]["problems"]}
+    assert details["sensitive_word"]["message_zh"].startswith("敏感词“内部资料”（")
     assert details["typo"]["suggestion"] == "人民政府" and details["typo"]["where"] == "body"
     assert details["sensitive_word"]["offset"] == 7 and details["sensitive_word"]["line"] == 1
     assert "wechat_cover_missing" in details
@@ -154,14 +155,14 @@ def test_cover_upload_multipart_and_download(api):
     got = api("GET", f"/api/posts/{pid}/cover", "fenguan")
     assert got.content == gif and got.headers["content-type"] == "image/gif"
     bad = api("PUT", f"/api/posts/{pid}/cover", "xuanchuan", 400, files={"cover": ("a.txt", b"hello", "text/plain")})
-    assert "not a JPEG, PNG, GIF or BMP" in bad["detail"]
+    assert "not a JPEG, PNG, GIF or BMP" in bad["detail"]["text"]
     assert "not valid base64" in api("PATCH", f"/api/posts/{pid}", "xuanchuan", 400,
-                                     json={"cover": {"filename": "x.png", "data_base64": "***"}})["detail"]
+                                     json={"cover": {"filename": "x.png", "data_base64": "***"}})["detail"]["text"]
 
 
 def test_auth_and_not_found(api):
     assert api.client.get("/api/posts").status_code == 401
     assert api.client.get("/api/posts", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert api("GET", "/api/posts/999", "admin", 404)["error"] == "NotFound"
-    assert api("POST", "/api/posts", "fenguan", 403, json=POST)["error"] == "PermissionDenied"
-    assert "unknown state" in api("GET", "/api/publications?state=lost", "admin", 400)["detail"]
+    assert api("GET", "/api/posts/999", "admin", 404)["code"] == "post.not_found"
+    assert api("POST", "/api/posts", "fenguan", 403, json=POST)["code"] == "user.needs_role"
+    assert "unknown state" in api("GET", "/api/publications?state=lost", "admin", 400)["detail"]["text"]

@@ -71,16 +71,16 @@ def test_story_through_the_cli(govbot, config_file: Path):
     assert "submitted; checks passed" in govbot("post", "submit", str(post_id), "--as", "xuanchuan").output
 
     refused = govbot("post", "sign", str(post_id), "--as", "xuanchuan", ok=False)
-    assert refused.stderr.startswith("error: ") and "nobody signs their own draft" in refused.stderr
+    assert refused.stderr.startswith("error: ") and "不能审核自己的稿件" in refused.stderr
 
     assert "初审 signed by bianji" in govbot("post", "sign", str(post_id), "--as", "bianji", "--version", "1").output
     # An edit after a sign-off restarts the chain.
     edited = govbot("post", "edit", str(post_id), "--as", "xuanchuan", "--digest", "秋季公开招聘20名").output
     assert "now version 2" in edited and "1 sign-off(s) voided" in edited
     stale = govbot("post", "sign", str(post_id), "--as", "bianji", "--version", "1", ok=False)
-    assert "only a submitted post" in stale.stderr
+    assert "只有送审中的稿件可以签署" in stale.stderr
     govbot("post", "submit", str(post_id), "--as", "xuanchuan")
-    assert "stale" in govbot("post", "sign", str(post_id), "--as", "bianji", "--version", "1", ok=False).stderr
+    assert "请重新阅读并签署当前版本" in govbot("post", "sign", str(post_id), "--as", "bianji", "--version", "1", ok=False).stderr
     for name in ("bianji", "fenguan", "zhuyao"):
         govbot("post", "sign", str(post_id), "--as", name, "--version", "2")
 
@@ -96,7 +96,7 @@ def test_story_through_the_cli(govbot, config_file: Path):
     assert shown.count("pending  due " + at) == 2
 
     listed = govbot("publication", "list", "--state", "pending").output
-    assert len(listed.strip().splitlines()) == 2 and "示例县发布微博 (weibo)" in listed
+    assert len(listed.strip().splitlines()) == 3 and "示例县发布微博 (weibo)" in listed
 
     ctx = Context.open(load_config(config_file))
     with ctx.session() as s:
@@ -115,11 +115,11 @@ def test_failed_checks_are_listed_one_per_line(govbot, config_file: Path):
     govbot("post", "create", "--as", "xuanchuan", "--title", "关于召开坐谈会的通知", "--body", "<p>本通知为内部资料。</p>")
     out = govbot("post", "submit", "1", "--as", "xuanchuan", ok=False).stderr
     lines = out.strip().splitlines()
-    assert lines[0] == "error: 3 check(s) failed:"
-    assert any("body line 1 col 8: sensitive word “内部资料”" in x for x in lines)
-    assert any("title line 1 col 5: “坐谈会” should be “座谈会”" in x for x in lines)
-    assert any("cover: a WeChat article needs a cover image" in x for x in lines)
-    assert "3 check(s) failed" in govbot("post", "check", "1", ok=False).stderr
+    assert lines[-1] == "error: 发布前检查未通过（3 个问题）" and len(lines) == 4
+    assert any("正文第 1 行第 8 列：敏感词“内部资料”" in x for x in lines)
+    assert any("标题第 1 行第 5 列：“坐谈会”应为“座谈会”" in x for x in lines)
+    assert any("封面：公众号图文必须有封面图片" in x for x in lines)
+    assert "发布前检查未通过（3 个问题）" in govbot("post", "check", "1", ok=False).stderr
 
 
 def test_reject_and_usage_errors(govbot, config_file: Path):
@@ -128,12 +128,12 @@ def test_reject_and_usage_errors(govbot, config_file: Path):
     out = govbot("post", "reject", str(post_id), "--as", "fenguan", "--reason", "报名时间有误").output
     assert "rejected at 初审 by fenguan: 报名时间有误" in out
     assert "rejected    报名时间有误" in govbot("post", "show", str(post_id)).output
-    assert "only a fully signed post" in govbot("post", "schedule", str(post_id), "--as", "xuanchuan",
+    assert "只有完成全部审签的稿件可以排期" in govbot("post", "schedule", str(post_id), "--as", "xuanchuan",
                                                 "--account", "示例县发布", "--now", ok=False).stderr
-    assert "expected local time" in govbot("post", "schedule", str(post_id), "--as", "xuanchuan",
+    assert "格式不正确" in govbot("post", "schedule", str(post_id), "--as", "xuanchuan",
                                            "--account", "示例县发布", "--at", "明天", ok=False).stderr
-    assert "no post with id 99" in govbot("post", "show", "99", ok=False).stderr
-    assert "no user named 'nobody'" in govbot("post", "sign", str(post_id), "--as", "nobody", ok=False).stderr
+    assert "稿件 99 不存在" in govbot("post", "show", "99", ok=False).stderr
+    assert "没有用户名为“nobody”的用户" in govbot("post", "sign", str(post_id), "--as", "nobody", ok=False).stderr
 
 
 @pytest.mark.slow  # several cold starts of the installed script
@@ -153,4 +153,4 @@ def test_the_installed_console_script(config_file: Path):
     assert "created post 1" in created.stdout
     refused = run("post", "schedule", "1", "--as", "xuanchuan", "--account", "示例县发布", "--now")
     assert refused.returncode == 1
-    assert refused.stderr.strip() == "error: post 1 is draft; only a fully signed post can be scheduled"
+    assert refused.stderr.strip() == "error: 稿件 1 当前为“草稿”，只有完成全部审签的稿件可以排期"

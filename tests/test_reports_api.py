@@ -75,7 +75,7 @@ def test_api_reports_json_csv_html(ctx: Context, client: TestClient) -> None:
     html = client.get(f"/api/reports?month={month}&department=住建局&format=html", headers=auth).text
     assert "月度检查记录表" in html and html.count("data:image/png;base64,") == 3
     bad = client.get("/api/reports?month=2026-13", headers=auth)
-    assert bad.status_code == 400 and "expected YYYY-MM" in bad.json()["detail"]
+    assert bad.status_code == 400 and "expected YYYY-MM" in bad.json()["detail"]["text"]
     assert client.get(f"/api/reports?month={month}&account=nope", headers=auth).status_code == 404
     assert client.get(f"/api/reports?month={month}&account=a&department=b", headers=auth).status_code == 400
 
@@ -93,9 +93,9 @@ def test_cli_report_writes_html_and_csv(tmp_path: Path, open_ctx) -> None:
     table = list(csv.reader(io.StringIO((out / f"inspection-{month}-示例县人民政府.csv").read_text("utf-8-sig"))))
     assert table[0][0] == "账号名称" and [r[0] for r in table[1:4]] == ["示例县住建", "示例县发布", "示例县发布微博"]
     result = govbot(path, "report", "--month", month, "--from", "2026-01-01")
-    assert result.exit_code == 1 and "not both" in result.output
+    assert result.exit_code == 1 and "二者选一" in result.output
     result = govbot(path, "report", "--month", "2026/11")
-    assert result.exit_code == 1 and "expected YYYY-MM" in result.output
+    assert result.exit_code == 1 and "格式不正确，应为 年-月" in result.output
 
 
 def test_charts_fall_back_to_ascii_labels(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -178,7 +178,7 @@ def test_transient_errors_give_up_after_max_attempts(sctx, publisher, emulator):
     post, ids = due(sctx, "停电检修通知", targets=(WEIBO,))
     pub = run(publisher, ids)[ids[0]]
     assert pub.state == "failed" and pub.attempts == 5
-    assert pub.last_error.startswith("gave up after 5 attempts: ")
+    assert pub.last_error.startswith("已尝试 5 次仍未成功")
     assert copies(emulator_state(emulator), weibo_text=post.weibo_text) == 0
 
 
@@ -190,7 +190,7 @@ def test_edit_after_scheduling_cancels(sctx, publisher, emulator):
         s.add(row)
     pubs = run(publisher, ids)
     assert {p.state for p in pubs.values()} == {"cancelled"}
-    assert "edited after it was scheduled" in pubs[ids[0]].last_error
+    assert "在排期后被修改" in pubs[ids[0]].last_error
     state = emulator_state(emulator)
     assert not state["wechat"]["drafts"] and not state["weibo"]["statuses"]
 
@@ -199,7 +199,7 @@ def test_failed_prepublish_check_blocks_publishing(sctx, publisher, emulator):
     _, ids = due(sctx, "内部机密文件摘要")
     pubs = run(publisher, ids)
     assert {p.state for p in pubs.values()} == {"failed"}
-    assert all(p.last_error.startswith("pre-publish checks failed: ") and "机密" in p.last_error
+    assert all(p.last_error.startswith("发布前复查未通过：") and "机密" in p.last_error
                for p in pubs.values())
     assert not emulator_state(emulator)["wechat"]["drafts"]
     assert len(events(sctx, "publication.check_failed")) == 2
@@ -258,7 +258,7 @@ def test_missed_posts_flagged_beyond_grace_and_sent_within(sctx, publisher, emul
     assert handle_missed(sctx) == 1
     assert handle_missed(sctx) == 0
     pubs = run(publisher, [old_id, recent_id])
-    assert pubs[old_id].state == "missed" and "while govbot was not running" in pubs[old_id].last_error
+    assert pubs[old_id].state == "missed" and "当时系统未运行" in pubs[old_id].last_error
     assert pubs[recent_id].state == "published"
     assert len(events(sctx, "publication.missed")) == 1
     with Session(sctx.engine) as s:
@@ -308,7 +308,7 @@ def test_edit_while_waiting_for_its_time_cancels(sctx, publisher, emulator):
         row.content_hash, row.version = "edited", 2
         s.add(row)
     pub = run(publisher, [pub_id])[pub_id]
-    assert pub.state == "cancelled" and "edited after it was scheduled (now version 2)" in pub.last_error
+    assert pub.state == "cancelled" and "在排期后被修改（现为第 2 版）" in pub.last_error
     assert not emulator_state(emulator)["wechat"]["publishes"]
     # The prepared draft does not stay behind in the account's draft box.
     assert not emulator_state(emulator)["wechat"]["drafts"] and pub.remote_draft_id is None

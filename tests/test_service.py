@@ -43,7 +43,8 @@ def test_cli_reports_a_wrong_config_with_file_key_and_reason(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bot", "--config", str(bad), "check-config"],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 1
-    assert proc.stderr.startswith(f"error: {bad}: web.port: ")
+    assert proc.stderr.startswith(f"  问题：配置文件 {bad} 中“web.port”有误：")
+    assert proc.stderr.splitlines()[-1] == "error: 发现 1 个问题、0 个提醒（见上）"
 
 
 @pytest.mark.slow  # the real service in its own process

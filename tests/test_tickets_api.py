@@ -48,7 +48,7 @@ def test_inbox_show_and_handling(ctx):
     late = make_ticket(ctx, key="b", days_ago=20)
     make_ticket(ctx, key="c", dept="住建局")
     gongkai = api(ctx, "gongkai")
-    inbox = gongkai.get("/api/tickets").json()
+    inbox = gongkai.get("/api/tickets").json()["items"]
     assert [t["id"] for t in inbox] == [late, fresh]
     assert [t["overdue"] for t in inbox] == [True, False]
     assert inbox[0]["message"]["text"] == "楼道灯不亮，没人管"
@@ -56,7 +56,7 @@ def test_inbox_show_and_handling(ctx):
 
     shown = gongkai.get(f"/api/tickets/{late}").json()
     assert shown["department"] == "政务公开办"
-    assert shown["channel"]["open"] is False and "48-hour window" in shown["channel"]["reason"]
+    assert shown["channel"]["open"] is False and shown["channel"]["reason_code"] == "channel.window_closed"
     assert [e["action"] for e in shown["history"]] == ["ticket.opened"]
     assert api(ctx, "zhujian").get(f"/api/tickets/{late}").status_code == 403
     assert gongkai.get("/api/tickets/9999").status_code == 404
@@ -65,7 +65,7 @@ def test_inbox_show_and_handling(ctx):
     assert gongkai.post(f"/api/tickets/{fresh}/acknowledge").status_code == 409
     note = gongkai.post(f"/api/tickets/{fresh}/notes", json={"text": "已派电工"})
     assert note.status_code == 201
-    assert [n["text"] for n in gongkai.get(f"/api/tickets/{fresh}/notes").json()] == ["已派电工"]
+    assert [n["text"] for n in gongkai.get(f"/api/tickets/{fresh}/notes").json()["items"]] == ["已派电工"]
     moved = gongkai.post(f"/api/tickets/{fresh}/reassign", json={"department": "住建局", "reason": "楼道照明归住建"})
     assert moved.status_code == 200 and moved.json()["state"] == "new"
     assert gongkai.get(f"/api/tickets/{fresh}").status_code == 403
@@ -78,11 +78,11 @@ def test_answer_closed_window_then_offline_and_checks(ctx):
     tid = make_ticket(ctx, days_ago=3)
     gongkai = api(ctx, "gongkai")
     blocked = gongkai.post(f"/api/tickets/{tid}/answer", json={"text": "此为内部资料"})
-    assert blocked.status_code == 422 and blocked.json()["problems"]
+    assert blocked.status_code == 422 and blocked.json()["detail"]["problems"]
     res = gongkai.post(f"/api/tickets/{tid}/answer", json={"text": "您好，已修复。"}).json()
-    assert res["reply"]["state"] == "failed" and "48-hour window" in res["reply"]["last_error"]
+    assert res["reply"]["state"] == "failed" and "48 小时时限" in res["reply"]["last_error"]
     assert res["channel"]["open"] is False and res["channel"]["options"]
-    assert [r["id"] for r in gongkai.get("/api/tickets/replies/failed").json()] == [res["reply"]["id"]]
+    assert [r["id"] for r in gongkai.get("/api/tickets/replies/failed").json()["items"]] == [res["reply"]["id"]]
     offline = gongkai.post(f"/api/tickets/{tid}/offline-answer", json={"text": "电话告知已修复", "how": "phone"})
     assert offline.status_code == 201 and offline.json()["ticket"]["state"] == "answered"
     assert gongkai.post(f"/api/tickets/{tid}/offline-answer", json={"text": "x", "how": "pigeon"}).status_code == 400
@@ -96,10 +96,10 @@ def test_templates(ctx):
     assert gongkai.post("/api/tickets/templates", json={"name": "已转办", "text": "x"}).status_code == 409
     edited = gongkai.put(f"/api/tickets/templates/{tid}", json={"text": "您好，已转城管部门。"})
     assert edited.json()["text"] == "您好，已转城管部门。"
-    assert [t["name"] for t in gongkai.get("/api/tickets/templates").json()] == ["已转办"]
+    assert [t["name"] for t in gongkai.get("/api/tickets/templates").json()["items"]] == ["已转办"]
     assert api(ctx, "zhujian").delete(f"/api/tickets/templates/{tid}").status_code == 403
     assert gongkai.delete(f"/api/tickets/templates/{tid}").status_code == 204
-    assert gongkai.get("/api/tickets/templates").json() == []
+    assert gongkai.get("/api/tickets/templates").json() == {"items": [], "total": 0, "next": None}
     assert api(ctx, "fenguan").get("/api/tickets/templates").status_code == 403
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.errors import GovbotError
+from bot.errors import GovbotError, platform_zh
 
 
 class PlatformError(GovbotError):
@@ -22,8 +22,23 @@ class PlatformError(GovbotError):
     transient = False
 
     def __init__(self, platform: str, code: str | int | None, message: str):
+        super().__init__("platform.error", platform=platform, platform_code=code, message=message)
+        # `code` stays the platform's own code (45009, 88005): connectors and callers compare it.
         self.platform, self.code, self.message = platform, code, message
-        super().__init__(f"{platform} error {code}: {message}" if code is not None else f"{platform}: {message}")
+
+    @property
+    def error_code(self) -> str:
+        return "platform.error"
+
+    @property
+    def message_en(self) -> str:
+        p = self.params
+        return f"{p['platform']} error {p['platform_code']}: {p['message']}" if p["platform_code"] is not None \
+            else f"{p['platform']}: {p['message']}"
+
+    @property
+    def message_zh(self) -> str:
+        return platform_zh(self.params["platform"], self.params["platform_code"], self.params["message"])
 
 
 class TransientError(PlatformError):

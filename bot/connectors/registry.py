@@ -11,8 +11,6 @@ import json
 import threading
 
 from bot.connectors.base import Connector
-from bot.connectors.wechat import WeChatConnector
-from bot.connectors.weibo import WeiboConnector
 from bot.context import Context
 from bot.errors import GovbotError
 from bot.models import Account
@@ -29,6 +27,10 @@ def _key(ctx: Context, account: Account) -> tuple:
 
 
 def _build(ctx: Context, account: Account) -> Connector:
+    # Imported here: wechatpy and its crypto stack cost a CLI command that never calls a platform.
+    from bot.connectors.wechat import WeChatConnector
+    from bot.connectors.weibo import WeiboConnector
+
     cfg, creds = ctx.config, account.credentials
     if account.platform == "wechat":
         return WeChatConnector(appid=creds.get("appid") or account.remote_id, secret=creds.get("secret", ""),
@@ -38,7 +40,7 @@ def _build(ctx: Context, account: Account) -> Connector:
     if account.platform == "weibo":
         return WeiboConnector(uid=creds.get("uid") or account.remote_id, access_token=creds.get("access_token", ""),
                               api_base=cfg.weibo_api_base, timeout=cfg.platforms.weibo.timeout_s)
-    raise GovbotError(f"account {account.name!r}: unknown platform {account.platform!r}")
+    raise GovbotError("platform.unknown", account=account.name, platform=account.platform)
 
 
 def connector_for(ctx: Context, account: Account) -> Connector:

@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from bot.cli import CliState, fail, handle_errors, pass_state
+from bot.cli_io import os_reason, progress
 from bot.clock import to_local, utcnow
+from bot.errors import GovbotError, text_zh
 
 
 @click.command("digest")
@@ -41,7 +43,7 @@ def digest(state: CliState, day: datetime | None, organisation: str | None, out:
         if send:
             outcome = produce_digest(ctx, scope=scope, day=the_day, send=True)
             if outcome is None:
-                fail(f"the digest of {scope.name} for {the_day} is being written by a worker right now; try again")
+                fail(text_zh("cli.digest_busy", scope=scope.name, day=the_day))
             md, html = outcome.markdown, outcome.html
             for channel, record in sorted(outcome.deliveries.items()):
                 click.echo(f"{scope.name} {the_day} {channel}: {record.get('state')} after {record.get('attempts')} "
@@ -64,13 +66,15 @@ def digest(state: CliState, day: datetime | None, organisation: str | None, out:
             stem.with_suffix(".html").write_text(html, encoding="utf-8")
             click.echo(f"wrote {stem}.md and {stem}.html", err=True)
     if failures:
-        fail(f"delivery failed for {', '.join(failures)} (recorded; the digest job retries)")
+        fail(text_zh("cli.delivery_failed", failures="、".join(failures)))
 
 
 @click.command("report")
 @click.option("--month", help="Calendar month YYYY-MM (local time), e.g. 2026-11.")
-@click.option("--from", "first", type=click.DateTime(formats=["%Y-%m-%d"]), help="First day (instead of --month).")
-@click.option("--to", "end", type=click.DateTime(formats=["%Y-%m-%d"]), help="Day after the last day (with --from).")
+@click.option("--start", "--from", "first", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="First day (instead of --month); the API's `start`. --from is the old spelling.")
+@click.option("--end", "--to", "end", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Day after the last day (with --start); the API's `end`. --to is the old spelling.")
 @click.option("--account", help="One account, by name.")
 @click.option("--department", help="The accounts a department runs.")
 @click.option("--organisation", help="The accounts of an organisation's departments.")
@@ -94,20 +98,31 @@ def report(state: CliState, month: str | None, first: datetime | None, end: date
     )
 
     ctx = state.ctx
-    if month and (first or end):
-        fail("give --month or --from/--to, not both")
-    if month:
+    if month and not (first or end):
         start, stop = month_period(month, ctx.tz)
         label = month
-    elif first and end:
+    elif first and end and not month:
         start, stop = day_period(first.date(), end.date(), ctx.tz)
         label = f"{first.date().isoformat()}_{end.date().isoformat()}"
     else:
-        fail("give --month YYYY-MM, or --from and --to")
-    with ctx.session() as session:
-        scope = resolve_scope(session=session, account=account, department=department, organisation=organisation)
-        r = compute_report(session=session, config=ctx.config, calendar=ctx.calendar, scope=scope, start=start,
-                           end=stop)
+        raise GovbotError("period.required")
+    folder = out or ctx.config.path(ctx.config.data_dir) / "reports"
+    # Three steps of a report over a long period: the figures, the CSV, the HTML with its charts.
+    with progress([], length=3, label="report") as bar:
+        with ctx.session() as session:
+            scope = resolve_scope(session=session, account=account, department=department, organisation=organisation)
+            r = compute_report(session=session, config=ctx.config, calendar=ctx.calendar, scope=scope, start=start,
+                               end=stop)
+        bar.update(1)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = folder / (f"inspection-{label}" if scope.kind == "all" else f"inspection-{label}-{_safe(scope.name)}")
+            Path(f"{stem}.csv").write_text(to_csv(r), encoding="utf-8-sig")
+            bar.update(1)
+            Path(f"{stem}.html").write_text(report_html(r, charts=not no_charts), encoding="utf-8")
+            bar.update(1)
+        except OSError as e:
+            raise GovbotError("cli.file_unwritable", path=str(e.filename or folder), reason=os_reason(e)) from None
     click.echo(f"{r.scope.title} {r.period_label}（截至 {r.as_of:%Y-%m-%d %H:%M}）")
     click.echo("\t".join(("账号", "平台", "发布", "距今天数", "最长未更新", "超限", "留言", "回复率", "按时回复", "按时办结",
                           "中位(小时)", "积压")))
@@ -119,11 +134,6 @@ def report(state: CliState, month: str | None, first: datetime | None, end: date
                               _num(f.response_hours_median), str(f.backlog))))
     for line in conclusions(r):
         click.echo(line)
-    folder = out or ctx.config.path(ctx.config.data_dir) / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"inspection-{label}" if scope.kind == "all" else folder / f"inspection-{label}-{_safe(scope.name)}"
-    Path(f"{stem}.csv").write_text(to_csv(r), encoding="utf-8-sig")
-    Path(f"{stem}.html").write_text(report_html(r, charts=not no_charts), encoding="utf-8")
     click.echo(f"wrote {stem}.html and {stem}.csv", err=True)
 
 

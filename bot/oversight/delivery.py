@@ -41,17 +41,17 @@ class DeliveryError(GovbotError):
 class PartialDelivery(DeliveryError):
     """Some recipients took the message; the others are retried."""
 
-    def __init__(self, message: str, delivered: list[str]):
-        super().__init__(message)
+    def __init__(self, code: str, delivered: list[str], **params: str):
+        super().__init__(code, **params)
         self.delivered = delivered
 
 
 def send_email(*, smtp: SmtpConfig, recipients: list[str], subject: str, text: str, html: str) -> list[str]:
     """Send one multipart/alternative message (plain text + HTML); returns the recipients that took it."""
     if not smtp.host:
-        raise DeliveryError("e-mail: delivery.smtp.host is not set")
+        raise DeliveryError("delivery.smtp_unset")
     if not recipients:
-        raise DeliveryError("e-mail: no recipients (organisations[].digest_to)")
+        raise DeliveryError("delivery.no_recipients")
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = smtp.from_addr
@@ -74,12 +74,12 @@ def send_email(*, smtp: SmtpConfig, recipients: list[str], subject: str, text: s
                 client.login(smtp.username, smtp.password)
             refused = client.send_message(msg, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as e:
-        raise DeliveryError(f"e-mail via {where}: every recipient refused: {_refusals(e.recipients)}") from e
+        raise DeliveryError("delivery.all_refused", where=where, refusals=_refusals(e.recipients)) from e
     except (smtplib.SMTPException, OSError) as e:
-        raise DeliveryError(f"e-mail via {where}: {type(e).__name__}: {e}") from e
+        raise DeliveryError("delivery.email_failed", where=where, reason=f"{type(e).__name__}: {e}") from e
     if refused:
         delivered = [r for r in recipients if r not in refused]
-        raise PartialDelivery(f"e-mail via {where}: refused {_refusals(refused)}", delivered)
+        raise PartialDelivery("delivery.partial", delivered, where=where, refusals=_refusals(refused))
     return list(recipients)
 
 
@@ -115,22 +115,22 @@ def fit_wecom_markdown(markdown: str, *, link: str, limit: int = WECOM_MAX_BYTES
 def send_wecom(*, wecom: WecomConfig, content: str) -> dict[str, Any]:
     """POST a markdown message to the group robot; the robot says errcode 0 when it took it."""
     if not wecom.webhook_url:
-        raise DeliveryError("WeCom robot: delivery.wecom.webhook_url is not set")
+        raise DeliveryError("delivery.wecom_unset")
     body = {"msgtype": "markdown", "markdown": {"content": content}}
     try:
         response = httpx.post(wecom.webhook_url, json=body, timeout=wecom.timeout_s)
     except httpx.HTTPError as e:
-        raise DeliveryError(f"WeCom robot: {type(e).__name__}: {e}") from e
+        raise DeliveryError("delivery.wecom_failed", reason=f"{type(e).__name__}: {e}") from e
     if response.status_code != 200:
-        raise DeliveryError(f"WeCom robot: HTTP {response.status_code}: {response.text[:200]}")
+        raise DeliveryError("delivery.wecom_failed", reason=f"HTTP {response.status_code}: {response.text[:200]}")
     try:
         answer = response.json()
     except ValueError as e:
-        raise DeliveryError(f"WeCom robot: not a JSON answer: {response.text[:200]!r}") from e
+        raise DeliveryError("delivery.wecom_failed", reason=f"not a JSON answer: {response.text[:200]!r}") from e
     if not isinstance(answer, dict) or answer.get("errcode") != 0:
         errcode = answer.get("errcode") if isinstance(answer, dict) else None
         errmsg = answer.get("errmsg", "") if isinstance(answer, dict) else answer
-        raise DeliveryError(f"WeCom robot refused the message: errcode {errcode}: {errmsg}")
+        raise DeliveryError("delivery.wecom_refused", errcode=errcode, errmsg=errmsg)
     return answer
 
 
@@ -177,9 +177,9 @@ def deliver(
             record["bytes"] = len(content.encode())
             record["truncated"] = content != markdown
         else:
-            raise DeliveryError(f"unknown delivery channel {channel!r}; expected email or wecom")
+            raise DeliveryError("delivery.unknown_channel", channel=channel)
     except DeliveryError as e:
-        record.update(state="failed", error=str(e), next_attempt_at=(now + retry_after(attempts)).isoformat())
+        record.update(state="failed", error=e.message_zh, next_attempt_at=(now + retry_after(attempts)).isoformat())
         return record
     record.update(state="sent", error=None, next_attempt_at=None)
     return record

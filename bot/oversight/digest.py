@@ -25,7 +25,7 @@ from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.clock import out_of_range, to_local, to_utc, utcnow
+from bot.clock import FIRST_DAY, LAST_DAY, out_of_range, to_local, to_utc, utcnow
 from bot.config import Config, OrganisationConfig
 from bot.context import Context
 from bot.errors import GovbotError, NotFound
@@ -84,13 +84,13 @@ def organisation_scopes(*, session: Session, config: Config, name: str | None = 
     """The configured organisations (or only `name`); with none configured, one scope over everything."""
     if not config.organisations:
         if name is not None:
-            raise NotFound(f"no organisation named {name!r}: {config.source} configures none")
+            raise NotFound("organisation.none_configured", name=name, source=config.source)
         ids = tuple(session.execute(select(Department.id).order_by(Department.id)).scalars())
         return [OrgScope(name="全部部门", organisation_id=None, department_ids=ids, include_unassigned=True)]
     wanted = [o for o in config.organisations if name is None or o.name == name]
     if not wanted:
         known = ", ".join(o.name for o in config.organisations)
-        raise NotFound(f"no organisation named {name!r} in {config.source} (configured: {known})")
+        raise NotFound("organisation.not_configured", name=name, source=config.source, known=known)
     first = config.organisations[0].name
     return [_scope(session, oc, first=oc.name == first) for oc in wanted]
 
@@ -98,7 +98,7 @@ def organisation_scopes(*, session: Session, config: Config, name: str | None = 
 def _scope(session: Session, oc: OrganisationConfig, *, first: bool) -> OrgScope:
     org_id = session.execute(select(Organisation.id).where(Organisation.name == oc.name)).scalar()
     if org_id is None:
-        raise NotFound(f"organisation {oc.name!r} is not in the database yet: run `govbot init`")
+        raise NotFound("organisation.not_in_db", name=oc.name)
     cond = Department.organisation_id == org_id
     if first:
         cond = or_(cond, Department.organisation_id.is_(None))
@@ -292,9 +292,9 @@ def collect_digest(
     now = now or utcnow()
     today = to_local(now, config.timezone).date()
     if day > today:
-        raise DigestError(f"no digest for {day}: it is a future day (today is {today} in {config.timezone})")
+        raise DigestError("digest.future_day", day=day, today=today, tz=config.timezone)
     if out_of_range(day):
-        raise DigestError(f"no digest for {day}: {out_of_range(day)}")
+        raise DigestError("date.out_of_range", day=day, first=FIRST_DAY, last=LAST_DAY)
     historic = day < today
     as_of = to_utc(datetime.combine(day, scope.digest_time), config.timezone) if historic else now
     next_wd = calendar.next_workday(day)

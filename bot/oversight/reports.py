@@ -59,7 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session
 
-from bot.clock import out_of_range, to_local, to_utc, utcnow
+from bot.clock import FIRST_DAY, LAST_DAY, out_of_range, to_local, to_utc, utcnow
 from bot.config import Config
 from bot.errors import GovbotError, NotFound
 from bot.models import Account, Department, Message, Organisation, Publication, Reply, Ticket
@@ -101,7 +101,7 @@ def resolve_scope(*, session: Session, account: str | None = None, department: s
     given = [(k, v) for k, v in (("account", account), ("department", department),
                                  ("organisation", organisation)) if v]
     if len(given) > 1:
-        raise ReportError("give one of account, department or organisation, not several")
+        raise ReportError("report.one_scope")
     if not given:
         ids = session.execute(select(Account.id).order_by(Account.id)).scalars()
         return Scope("all", "全部账号", tuple(ids))
@@ -109,17 +109,17 @@ def resolve_scope(*, session: Session, account: str | None = None, department: s
     if kind == "account":
         acc_id = session.execute(select(Account.id).where(Account.name == name)).scalar()
         if acc_id is None:
-            raise NotFound(f"no account named {name!r}")
+            raise NotFound("account.name_not_found", name=name)
         return Scope(kind, name, (acc_id,))
     if kind == "department":
         dept_id = session.execute(select(Department.id).where(Department.name == name)).scalar()
         if dept_id is None:
-            raise NotFound(f"no department named {name!r}")
+            raise NotFound("department.name_not_found", name=name)
         cond = Account.department_id == dept_id
     else:
         org_id = session.execute(select(Organisation.id).where(Organisation.name == name)).scalar()
         if org_id is None:
-            raise NotFound(f"no organisation named {name!r}")
+            raise NotFound("organisation.not_found", name=name)
         cond = Account.department_id.in_(select(Department.id).where(Department.organisation_id == org_id))
     ids = session.execute(select(Account.id).where(cond).order_by(Account.id)).scalars()
     return Scope(kind, name, tuple(ids))
@@ -132,11 +132,11 @@ def month_period(month: str, tz: str) -> tuple[datetime, datetime]:
     """"2026-11" -> [local 1 Nov 00:00, local 1 Dec 00:00) as aware UTC."""
     m = _MONTH.match(month.strip())
     if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ReportError(f"month {month!r}: expected YYYY-MM, e.g. 2026-11")
+        raise ReportError("report.bad_month", month=month)
     year, mon = int(m.group(1)), int(m.group(2))
     first = date(year, mon, 1)
     if out_of_range(first):
-        raise ReportError(f"month {month!r}: {out_of_range(first)}")
+        raise ReportError("date.out_of_range", day=first, first=FIRST_DAY, last=LAST_DAY)
     nxt = date(year + mon // 12, mon % 12 + 1, 1)
     return (to_utc(datetime.combine(first, time(0)), tz), to_utc(datetime.combine(nxt, time(0)), tz))
 
@@ -144,10 +144,10 @@ def month_period(month: str, tz: str) -> tuple[datetime, datetime]:
 def day_period(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
     """Local days [start, end) as aware UTC."""
     if end <= start:
-        raise ReportError(f"the period {start}..{end} is empty: the end day is not included, so it must come later")
+        raise ReportError("report.empty_period", start=start, end=end)
     for day in (start, end):
         if out_of_range(day):
-            raise ReportError(out_of_range(day))
+            raise ReportError("date.out_of_range", day=day, first=FIRST_DAY, last=LAST_DAY)
     return to_utc(datetime.combine(start, time(0)), tz), to_utc(datetime.combine(end, time(0)), tz)
 
 
@@ -382,8 +382,7 @@ def _fixed_offset_minutes(tz: str, start: datetime, end: datetime) -> int:
         offsets.add(probe.astimezone(zone).utcoffset())
         probe += timedelta(hours=12)
     if len(offsets) != 1:
-        raise ReportError(f"time zone {tz} changes its UTC offset in this period; on SQLite reports need a "
-                          "zone with a fixed offset (Asia/Shanghai has one) - use PostgreSQL for this zone")
+        raise ReportError("report.tz_offset", tz=tz)
     return int(offsets.pop().total_seconds() // 60)
 
 
@@ -604,9 +603,9 @@ def compute_report(
     """Every figure for the scope's accounts over [start, end) (aware datetimes), per account and in total."""
     now = now or utcnow()
     if end <= start:
-        raise ReportError("the period is empty: end must come after start")
+        raise ReportError("report.end_before_start")
     if now <= start:
-        raise ReportError(f"the period starting {to_local(start, config.timezone):%Y-%m-%d} has not begun yet")
+        raise ReportError("report.not_begun", start=f"{to_local(start, config.timezone):%Y-%m-%d}")
     as_of = min(now, end)
     dialect = session.get_bind().dialect.name
     offset = _fixed_offset_minutes(config.timezone, start, as_of) if dialect == "sqlite" else 0

@@ -23,6 +23,7 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from loguru import logger
@@ -30,7 +31,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.config import Config
-from bot.errors import GovbotError
+from bot.errors import GovbotError, text_en, text_zh
+from bot.labels import label
 from bot.resources import rule_file
 
 SENSITIVE_FILE = "sensitive.txt"
@@ -59,12 +61,19 @@ class CheckRulesError(GovbotError):
 
     def __init__(self, file: str | Path, where: str | None, reason: str):
         self.file, self.where, self.reason = str(file), where, reason
-        super().__init__(f"{self.file}: {where}: {reason}" if where else f"{self.file}: {reason}")
+        if where:
+            super().__init__("rules.invalid", file=self.file, where=where, reason=reason)
+        else:
+            super().__init__("rules.file_invalid", file=self.file, reason=reason)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One failed check. `offset` is 0-based in the field's text; line and column are 1-based."""
+    """One failed check. `offset` is 0-based in the field's text; line and column are 1-based.
+
+    `code` names the catalogue entry "check.<code>" (bot/error_texts.py); `params` are its values, so
+    `message_zh` is the catalogue's Chinese and `message` its English.
+    """
 
     code: str
     message: str
@@ -74,6 +83,20 @@ class Problem:
     column: int | None = None
     snippet: str = ""
     suggestion: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+    text_code: str = ""  # the catalogue entry when it is not "check.<code>" (one code, several wordings)
+
+    @property
+    def message_zh(self) -> str:
+        values = dict(self.params)
+        text = text_zh(self.text_code or f"check.{self.code}", **values)
+        return text_zh("check.more_hits", text=text, more=values["more"]) if values.get("more") else text
+
+    @property
+    def located_zh(self) -> str:
+        """The message with where it is: "正文第 2 行第 5 列：敏感词“机密”（涉密标识）"."""
+        place = label(self.where, "field") + (f"第 {self.line} 行第 {self.column} 列" if self.line is not None else "")
+        return f"{place}：{self.message_zh}"
 
     def __str__(self) -> str:
         loc = self.where if self.line is None else f"{self.where} line {self.line} col {self.column}"
@@ -81,7 +104,14 @@ class Problem:
         return f"{text} in “{self.snippet}”" if self.snippet else text
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "text": str(self)}
+        return {**asdict(self), "params": dict(self.params), "text": str(self), "message_zh": self.message_zh}
+
+
+def problem(code: str, where: str, *, offset: int | None = None, line: int | None = None, column: int | None = None,
+            snippet: str = "", suggestion: str | None = None, text_code: str = "", **params: Any) -> Problem:
+    """A problem whose message comes from the catalogue entry "check.<code>" (or `text_code`)."""
+    return Problem(code, text_en(text_code or f"check.{code}", **params), where, offset, line, column, snippet,
+                   suggestion, tuple(params.items()), text_code)
 
 
 @dataclass(frozen=True)
@@ -319,10 +349,11 @@ def _mask(s: str) -> str:
     return s[:keep] + "*" * max(1, len(s) - 2 * keep) + s[-keep:]
 
 
-def _at(code: str, message: str, field: str, text: str, start: int, end: int, *,
-        shown: str | None = None, suggestion: str | None = None) -> Problem:
+def _at(code: str, field: str, text: str, start: int, end: int, *,
+        shown: str | None = None, suggestion: str | None = None, **params: Any) -> Problem:
     line, column = _position(text, start)
-    return Problem(code, message, field, start, line, column, _snippet(text, start, end, shown), suggestion)
+    return problem(code, field, offset=start, line=line, column=column, snippet=_snippet(text, start, end, shown),
+                   suggestion=suggestion, **params)
 
 
 def _find_all(haystack: str, needle: str) -> Iterable[int]:
@@ -338,8 +369,8 @@ def _capped(problems: list[Problem]) -> list[Problem]:
     kept = problems[:MAX_HITS_PER_TERM]
     last = kept[-1]
     more = len(problems) - MAX_HITS_PER_TERM
-    kept[-1] = Problem(last.code, f"{last.message} ({more} more not shown)", last.where, last.offset, last.line,
-                       last.column, last.snippet, last.suggestion)
+    kept[-1] = Problem(last.code, text_en("check.more_hits", text=last.message, more=more), last.where, last.offset,
+                       last.line, last.column, last.snippet, last.suggestion, (*last.params, ("more", more)), last.text_code)
     return kept
 
 
@@ -354,13 +385,12 @@ def check_sensitive(field: str, text: str, rules: CheckRules) -> list[Problem]:
                 end = i + len(term.text)
                 if any(s <= i and end <= e for s, e in exempt_spans):
                     continue
-                hits.append(_at("sensitive_word", f"sensitive word “{text[i:end]}” ({term.category})", field, text, i, end))
+                hits.append(_at("sensitive_word", field, text, i, end, word=text[i:end], category=term.category))
         else:
             for m in term.pattern.finditer(folded):
                 masked = _mask(text[m.start():m.end()])
-                hits.append(_at("sensitive_pattern",
-                                f"{term.category}: “{masked}” matches the pattern on line {term.line} of {SENSITIVE_FILE}",
-                                field, text, m.start(), m.end(), shown=masked))
+                hits.append(_at("sensitive_pattern", field, text, m.start(), m.end(), shown=masked, masked=masked,
+                                category=term.category, rule_line=term.line, file=SENSITIVE_FILE))
         problems += _capped(hits)
     return problems
 
@@ -373,8 +403,8 @@ def check_typos(field: str, text: str, rules: CheckRules) -> list[Problem]:
         for i in _find_all(folded, typo.wrong):
             end = i + len(typo.wrong)
             note = f"; {typo.note}" if typo.note else ""
-            hits.append(_at("typo", f"“{text[i:end]}” should be “{typo.right}” ({typo.category}{note})", field, text,
-                            i, end, suggestion=typo.right))
+            hits.append(_at("typo", field, text, i, end, suggestion=typo.right, wrong=text[i:end], right=typo.right,
+                            category=typo.category, note=note, note_zh=f"；{typo.note}" if typo.note else ""))
         problems += _capped(hits)
     return problems
 
@@ -400,9 +430,9 @@ def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "",
     targets = set(platforms)
     problems: list[Problem] = []
     if not title.strip():
-        problems.append(Problem("empty_title", "the title is empty", "title"))
+        problems.append(problem("empty_title", "title"))
     if not _visible_text(body) and "<img" not in body.lower():
-        problems.append(Problem("empty_body", "the body is empty", "body"))
+        problems.append(problem("empty_body", "body"))
 
     fields = [("title", title), ("digest", digest), ("body", body), ("weibo_text", weibo_text)]
     for field, text in fields:
@@ -415,55 +445,46 @@ def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "",
     if "wechat" in targets:
         wechat = config.platforms.wechat
         if len(title) > wechat.title_max_chars:
-            problems.append(Problem("wechat_title_too_long",
-                                    f"WeChat titles may have {wechat.title_max_chars} characters; this one has {len(title)}",
-                                    "title", wechat.title_max_chars, 1, wechat.title_max_chars + 1,
-                                    _snippet(title, wechat.title_max_chars, min(len(title), wechat.title_max_chars + SNIPPET_CONTEXT))))
+            problems.append(problem("wechat_title_too_long", "title", offset=wechat.title_max_chars, line=1,
+                                    column=wechat.title_max_chars + 1,
+                                    snippet=_snippet(title, wechat.title_max_chars,
+                                                     min(len(title), wechat.title_max_chars + SNIPPET_CONTEXT)),
+                                    limit=wechat.title_max_chars, length=len(title)))
         if len(digest) > WECHAT_DIGEST_MAX_CHARS:
-            problems.append(Problem("wechat_digest_too_long",
-                                    f"the WeChat digest (摘要) may have {WECHAT_DIGEST_MAX_CHARS} characters; this one has {len(digest)}",
-                                    "digest"))
+            problems.append(problem("wechat_digest_too_long", "digest", limit=WECHAT_DIGEST_MAX_CHARS, length=len(digest)))
         if len(body) > WECHAT_CONTENT_MAX_CHARS:
-            problems.append(Problem("wechat_body_too_long",
-                                    f"WeChat articles may have {WECHAT_CONTENT_MAX_CHARS} characters; this body has {len(body)}",
-                                    "body"))
+            problems.append(problem("wechat_body_too_long", "body", limit=WECHAT_CONTENT_MAX_CHARS, length=len(body)))
         if cover is None:
-            problems.append(Problem("wechat_cover_missing", "a WeChat article needs a cover image (封面)", "cover"))
+            problems.append(problem("wechat_cover_missing", "cover"))
         elif cover.kind not in WECHAT_IMAGE_KINDS:
-            problems.append(Problem("wechat_cover_invalid",
-                                    f"cover {cover.filename!r} is not a JPEG, PNG, GIF or BMP image", "cover"))
+            problems.append(problem("wechat_cover_invalid", "cover", name=cover.filename))
         elif cover.size > WECHAT_IMAGE_MAX_BYTES:
-            problems.append(Problem("wechat_cover_invalid",
-                                    f"cover {cover.filename!r} has {cover.size} bytes; WeChat takes at most {WECHAT_IMAGE_MAX_BYTES}",
-                                    "cover"))
+            problems.append(problem("wechat_cover_invalid", "cover", text_code="check.wechat_cover_too_big", name=cover.filename, size=cover.size,
+                                    limit=WECHAT_IMAGE_MAX_BYTES))
 
     if "weibo" in targets:
         weibo = config.platforms.weibo
         if not weibo_text.strip():
-            problems.append(Problem("weibo_text_missing",
-                                    "a Weibo account is a target, so the post needs a Weibo text (weibo_text)", "weibo_text"))
+            problems.append(problem("weibo_text_missing", "weibo_text"))
         else:
             limit = weibo.long_post_max_chars if weibo.allow_long_posts else weibo.max_chars
             if len(weibo_text) > limit:
                 kind = "long posts" if weibo.allow_long_posts else "posts (long posts are switched off)"
-                problems.append(Problem("weibo_text_too_long",
-                                        f"Weibo {kind} may have {limit} characters; this text has {len(weibo_text)}",
-                                        "weibo_text", limit, *_position(weibo_text, limit),
-                                        _snippet(weibo_text, limit, min(len(weibo_text), limit + SNIPPET_CONTEXT))))
+                line, column = _position(weibo_text, limit)
+                problems.append(problem("weibo_text_too_long", "weibo_text", offset=limit, line=line, column=column,
+                                        snippet=_snippet(weibo_text, limit, min(len(weibo_text), limit + SNIPPET_CONTEXT)),
+                                        kind=kind, limit=limit, length=len(weibo_text)))
             ok, hosts = _links_to(weibo_text, weibo.safe_domain)
             if not ok:
                 found = f" (it links to {', '.join(hosts)})" if hosts else ""
-                problems.append(Problem("weibo_link_missing",
-                                        f"a Weibo text must contain a link to the safe domain {weibo.safe_domain} "
-                                        f"(安全域名) or one of its subdomains{found}", "weibo_text"))
+                found_zh = f"（现链接到 {'、'.join(hosts)}）" if hosts else ""
+                problems.append(problem("weibo_link_missing", "weibo_text", domain=weibo.safe_domain, found=found,
+                                        found_zh=found_zh))
         if cover is not None and cover.kind not in WEIBO_IMAGE_KINDS:
-            problems.append(Problem("weibo_picture_invalid",
-                                    f"cover {cover.filename!r} is sent as the Weibo picture and must be JPEG, PNG or GIF",
-                                    "cover"))
+            problems.append(problem("weibo_picture_invalid", "cover", name=cover.filename))
         elif cover is not None and cover.size > WEIBO_PIC_MAX_BYTES:
-            problems.append(Problem("weibo_picture_invalid",
-                                    f"cover {cover.filename!r} is sent as the Weibo picture and has {cover.size} bytes; "
-                                    f"Weibo takes at most {WEIBO_PIC_MAX_BYTES}", "cover"))
+            problems.append(problem("weibo_picture_invalid", "cover", text_code="check.weibo_picture_too_big", name=cover.filename, size=cover.size,
+                                    limit=WEIBO_PIC_MAX_BYTES))
     return problems
 
 
@@ -494,19 +515,16 @@ def recheck_publication(*, session: Session, ctx, publication) -> list[Problem]:
     post = session.get(Post, publication.post_id)
     account = session.get(Account, publication.account_id)
     if post is None or account is None:
-        return [Problem("missing", f"publication {publication.id}: its post or account no longer exists", "post")]
+        return [problem("missing", "post", publication_id=publication.id)]
     problems: list[Problem] = []
     if publication.content_hash != post.content_hash:
-        problems.append(Problem("content_changed",
-                                f"post {post.id} changed after it was scheduled (now version {post.version}); "
-                                "it must be signed off and scheduled again", "post"))
+        problems.append(problem("content_changed", "post", post_id=post.id, version=post.version))
     chain = current_chain(session=session, config=ctx.config, post=post)
     if not chain.complete:
-        problems.append(Problem("not_signed",
-                                f"post {post.id} version {post.version} is not fully signed off "
-                                f"(next stage: {chain.next_stage.name})", "post"))
+        problems.append(problem("not_signed", "post", post_id=post.id, version=post.version,
+                                next_stage=chain.next_stage.name))
     if not account.enabled:
-        problems.append(Problem("account_disabled", f"account {account.name} is disabled", "account"))
+        problems.append(problem("account_disabled", "account", name=account.name))
     problems += check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
                            cover=cover_info(session=session, media_id=post.cover_media_id),
                            platforms=[account.platform], config=ctx.config, rules=rules_for(ctx.config))

@@ -16,8 +16,9 @@ from typing import Any
 
 import click
 
-from bot.cli import CliState, as_option, fail, handle_errors, pass_state
-from bot.errors import CheckFailed
+from bot.cli import CliState, as_option, describe_error, fail, handle_errors, pass_state
+from bot.cli_io import echo_table, json_option
+from bot.errors import CheckFailed, text_zh
 from bot.models import Post
 from bot.publishing import service
 from bot.publishing.signoff import reject, sign
@@ -33,10 +34,9 @@ def post_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except CheckFailed as e:
-            click.echo(f"error: {len(e.problems)} check(s) failed:", err=True)
             for p in e.problems:
-                click.echo(f"  - {p}", err=True)
-            sys.exit(1)
+                click.echo(f"  - {p.located_zh}", err=True)
+            fail(text_zh("check.failed", count=len(e.problems)))
 
     return handle_errors(wrapper)
 
@@ -48,13 +48,13 @@ def _when(iso: str | None) -> str:
 
 def _read_text(value: str | None, path: str | None, name: str) -> str | None:
     if value is not None and path is not None:
-        fail(f"give --{name} or --{name}-file, not both")
+        fail(text_zh("cli.one_of", a=f"--{name}", b=f"--{name}-file"))
     if path is None:
         return value
     try:
         return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        fail(f"--{name}-file {path}: {e}")
+        fail(describe_error(e) if isinstance(e, OSError) else text_zh("cli.csv_encoding", path=path))
 
 
 def _read_cover(path: str | None) -> service.CoverUpload | None:
@@ -63,20 +63,20 @@ def _read_cover(path: str | None) -> service.CoverUpload | None:
     try:
         return Path(path).name, Path(path).read_bytes(), None
     except OSError as e:
-        fail(f"--cover {path}: {e.strerror}")
+        fail(describe_error(e))
 
 
 def _parse_at(value: str | None, now: bool) -> datetime | None:
     if value and now:
-        fail("give --at or --now, not both")
+        fail(text_zh("cli.one_of", a="--at", b="--now"))
     if not value and not now:
-        fail("say when: --at 'YYYY-MM-DD HH:MM' (local time) or --now")
+        fail(text_zh("cli.when_required"))
     if now:
         return None
     try:
         return datetime.fromisoformat(value.strip())
     except ValueError:
-        fail(f"--at {value!r}: expected local time like '2026-11-21 18:00'")
+        fail(text_zh("datetime.invalid", value=value))
 
 
 def _load(session, post_id: int) -> Post:
@@ -90,7 +90,7 @@ def post() -> None:
 
 @post.command("create")
 @as_option
-@click.option("--title", required=True)
+@click.option("--title", required=True, help="Title (标题), up to the WeChat title limit.")
 @click.option("--body", help="Body (HTML for WeChat articles).")
 @click.option("--body-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the body from a file (- for stdin).")
 @click.option("--digest", default="", help="WeChat digest (摘要), up to 120 characters.")
@@ -103,7 +103,7 @@ def post_create(state: CliState, as_user: str, title: str, body: str | None, bod
     """Write a new draft."""
     text = _read_text(body, body_file, "body")
     if text is None:
-        fail("give the body with --body or --body-file")
+        fail(text_zh("cli.body_required"))
     with state.ctx.session() as session:
         p = service.create_post(session=session, author=get_user(session=session, username=as_user), title=title,
                                  body=text, digest=digest, weibo_text=weibo_text, cover=_read_cover(cover))
@@ -114,11 +114,11 @@ def post_create(state: CliState, as_user: str, title: str, body: str | None, bod
 @post.command("edit")
 @click.argument("post_id", type=int)
 @as_option
-@click.option("--title")
-@click.option("--body")
-@click.option("--body-file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--digest")
-@click.option("--weibo-text")
+@click.option("--title", help="New title.")
+@click.option("--body", help="New body (HTML for WeChat articles).")
+@click.option("--body-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the new body from a file (- for stdin).")
+@click.option("--digest", help="New WeChat digest (摘要).")
+@click.option("--weibo-text", help="New Weibo text.")
 @click.option("--cover", type=click.Path(exists=True, dir_okay=False), help="Replace the cover image.")
 @click.option("--no-cover", is_flag=True, help="Remove the cover image.")
 @pass_state
@@ -263,8 +263,8 @@ def post_unschedule(state: CliState, post_id: int, as_user: str, accounts: tuple
 
 @post.command("list")
 @click.option("--status", help="draft, in_review, rejected, approved, scheduled, published")
-@click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, show_default=True, help="At most this many posts.")
+@json_option
 @pass_state
 @post_errors
 def post_list(state: CliState, status: str | None, limit: int, as_json: bool) -> None:
@@ -278,10 +278,9 @@ def post_list(state: CliState, status: str | None, limit: int, as_json: bool) ->
     if not rows:
         click.echo("no posts")
         return
-    click.echo(f"{'id':>4}  {'status':<10} {'ver':>3}  {'author':<12} {'updated':<16}  {'scheduled':<16}  title")
-    for r in rows:
-        click.echo(f"{r['id']:>4}  {r['status']:<10} {r['version']:>3}  {r['author'] or '-':<12} {_when(r['updated_at']):<16}  "
-                   f"{_when(r['scheduled_at']):<16}  {r['title']}")
+    echo_table([(r["id"], r["status"], r["version"], r["author"] or "-", _when(r["updated_at"]),
+                 _when(r["scheduled_at"]), r["title"]) for r in rows],
+               ("id", "status", "ver", "author", "updated", "scheduled", "title"), align=">>>")
 
 
 def _echo_publication(v: dict, indent: str = "  ") -> None:
@@ -304,7 +303,7 @@ def _echo_publication(v: dict, indent: str = "  ") -> None:
 @post.command("show")
 @click.argument("post_id", type=int)
 @click.option("--full", is_flag=True, help="Print the whole body.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_state
 @post_errors
 def post_show(state: CliState, post_id: int, full: bool, as_json: bool) -> None:
@@ -359,8 +358,8 @@ def publication() -> None:
 @publication.command("list")
 @click.option("--state", "state_filter", help="pending, publishing, published, failed, missed, cancelled")
 @click.option("--post", "post_id", type=int, help="Only this post's publications.")
-@click.option("--limit", default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=100, show_default=True, help="At most this many publications.")
+@json_option
 @pass_state
 @post_errors
 def publication_list(state: CliState, state_filter: str | None, post_id: int | None, limit: int,
@@ -376,15 +375,14 @@ def publication_list(state: CliState, state_filter: str | None, post_id: int | N
     if not rows:
         click.echo("no publications")
         return
-    for v in rows:
-        click.echo(f"{v['id']:>4}  post {v['post_id']:<4} {v['state']:<10} {_when(v['due_at']):<16}  "
-                   f"{v['account']} ({v['platform']})  attempts {v['attempts']}"
-                   + (f"  error: {v['last_error']}" if v["last_error"] else ""))
+    echo_table([(v["id"], v["post_id"], v["state"], _when(v["due_at"]), f"{v['account']} ({v['platform']})",
+                 v["attempts"], v["last_error"] or "") for v in rows],
+               ("id", "post", "state", "due", "account", "attempts", "last error"), align=">><<<>")
 
 
 @publication.command("show")
 @click.argument("publication_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_state
 @post_errors
 def publication_show(state: CliState, publication_id: int, as_json: bool) -> None:

@@ -60,7 +60,7 @@ from bot.connectors.base import (
 from bot.connectors.registry import close_all, connector_for
 from bot.context import Context
 from bot.db import claim
-from bot.errors import GovbotError
+from bot.errors import GovbotError, text_zh
 from bot.models import Account, Media, Post, Publication
 
 ACTIVE = ("pending", "publishing")
@@ -293,7 +293,7 @@ class Publisher:
                                          Publication.lease_owner, Publication.lease_until)
                                   .join(Post, Post.id == Publication.post_id).where(Publication.id == pub.id)).first()
         if row is None or row.lease_owner != self.owner:
-            raise LeaseLost(f"lease taken over by another worker while waiting; {self.owner} stops")
+            raise LeaseLost("lease.lost", owner=self.owner)
         if row.lease_until - utcnow() < self.lease / 2:
             # The tick renews leases; after a stall, renew before the call rather than risk a lapse during it.
             with self._writing() as session:
@@ -301,7 +301,7 @@ class Publisher:
         if row.content_hash != pub.content_hash:
             self._finish(pub, **edited(pub.post_id, row.version if row else None))
         elif not row.enabled:
-            self._fail(pub, attempt.account, f"account {attempt.account.name} was disabled")
+            self._fail(pub, attempt.account, text_zh("publication.account_disabled", account=attempt.account.name))
         else:
             self._publish(attempt)
 
@@ -351,16 +351,17 @@ class Publisher:
                         return
             result = connector.publish(outgoing, progress=self._progress_of(attempt), resume=resume)
         except TransientError as e:
-            self._retry(pub, account, attempt.number, str(e), e.retry_after)
+            self._retry(pub, account, attempt.number, e.message_zh, e.retry_after)
             return
         except PermanentError as e:
-            self._fail(pub, account, str(e))
+            self._fail(pub, account, e.message_zh)
             return
         except LeaseLost:
             raise
         except Exception as e:
             logger.exception("publication {}: unexpected error while publishing", pub.id)
-            self._retry(pub, account, attempt.number, f"internal error: {type(e).__name__}: {e}", None)
+            self._retry(pub, account, attempt.number, text_zh("publication.internal", error=f"{type(e).__name__}: {e}"),
+                        None)
             return
         self._published(pub, account, result, reconciled=False)
 
@@ -378,7 +379,7 @@ class Publisher:
                                  .where(Publication.id == pub_id, Publication.lease_owner == self.owner)
                                  .values(**values).execution_options(synchronize_session=False))
         if result.rowcount != 1:
-            raise LeaseLost(f"lease taken over by another worker; {self.owner} stops")
+            raise LeaseLost("lease.lost", owner=self.owner)
 
     def _progress_of(self, attempt: Attempt) -> ProgressFn:
         """The connector's `progress`: store the step and ids before its next call, and keep them for a retry."""
@@ -400,7 +401,7 @@ class Publisher:
         problems = recheck_publication(session=session, ctx=self.ctx, publication=pub)
         if problems:
             return {"state": "failed", "action": "publication.check_failed", "level": "ERROR",
-                    "error": "pre-publish checks failed: " + "; ".join(str(p) for p in problems)}
+                    "error": text_zh("publication.checks_failed", problems="；".join(p.located_zh for p in problems))}
         return None
 
     # ---- outcomes -----------------------------------------------------------------------
@@ -422,7 +423,7 @@ class Publisher:
     def _retry(self, pub: Publication, account: Account, attempt: int, error: str, retry_after: float | None) -> None:
         cfg = self.ctx.config.scheduler
         if attempt >= cfg.max_attempts:
-            self._fail(pub, account, f"gave up after {attempt} attempts: {error}")
+            self._fail(pub, account, text_zh("publication.gave_up", attempts=attempt, error=error))
             return
         delay = backoff_seconds(attempt, base=cfg.backoff_base_s, cap=cfg.backoff_max_s, retry_after=retry_after)
         with self._writing() as session:
@@ -464,9 +465,9 @@ class Publisher:
 
 def edited(post_id: int, version: int | None) -> dict[str, Any]:
     """How a publication ends when its post changed after scheduling."""
-    now = f" (now version {version})" if version is not None else ""
+    now = f"（现为第 {version} 版）" if version is not None else ""
     return {"state": "cancelled", "action": "publication.cancelled", "level": "WARNING",
-            "error": f"post {post_id} was edited after it was scheduled{now}; sign it off and schedule it again"}
+            "error": text_zh("publication.edited", post_id=post_id, now=now)}
 
 
 def settle_posts(ctx: Context, *, writing: Callable[[], AbstractContextManager[Session]] | None = None) -> int:
@@ -544,7 +545,7 @@ def handle_missed(ctx: Context) -> int:
     flagged = 0
     for pub in rows:
         due = to_local(pub.due_at, ctx.tz).strftime("%Y-%m-%d %H:%M")
-        error = f"missed: due at {due} while govbot was not running (more than {grace} minutes ago)"
+        error = text_zh("publication.missed", due=due, grace=grace)
         with ctx.session() as session:
             result = session.execute(update(Publication).where(Publication.id == pub.id, *missed)
                                      .values(state="missed", last_error=error)

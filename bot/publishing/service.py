@@ -24,6 +24,7 @@ from bot.audit import record
 from bot.clock import to_local, to_utc, utcnow
 from bot.config import Config
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
+from bot.labels import label
 from bot.models import Account, AuditEvent, Media, Post, Publication, User
 from bot.permissions import allowed
 from bot.publishing.checks import (
@@ -69,12 +70,12 @@ def save_cover(*, session: Session, filename: str, data: bytes, mime: str | None
     """Store an uploaded cover image. Refuses what is not an image or is larger than any platform takes."""
     name = (filename or "cover").rsplit("/", 1)[-1][:200]
     if not data:
-        raise GovbotError(f"cover {name!r} is empty")
+        raise GovbotError("cover.empty", name=name)
     if len(data) > WECHAT_IMAGE_MAX_BYTES:
-        raise GovbotError(f"cover {name!r} has {len(data)} bytes; the limit is {WECHAT_IMAGE_MAX_BYTES}")
+        raise GovbotError("cover.too_big", name=name, size=len(data), limit=WECHAT_IMAGE_MAX_BYTES)
     kind = image_kind(data)
     if kind is None:
-        raise GovbotError(f"cover {name!r} is not a JPEG, PNG, GIF or BMP image")
+        raise GovbotError("cover.not_image", name=name)
     media = Media(filename=name, mime=MIME[kind], sha256=hashlib.sha256(data).hexdigest(), data=data)
     session.add(media)
     session.flush()
@@ -83,7 +84,7 @@ def save_cover(*, session: Session, filename: str, data: bytes, mime: str | None
 
 def _acting(user: User) -> None:
     if not user.active:
-        raise PermissionDenied(f"user {user.username} is disabled")
+        raise PermissionDenied("user.disabled", user=user.username)
 
 
 def _audit(session: Session, user: User | str, action: str, post: Post, **detail: Any) -> None:
@@ -113,13 +114,13 @@ def create_post(*, session: Session, author: User, title: str, body: str, digest
 def get_post(*, session: Session, post_id: int) -> Post:
     post = session.get(Post, post_id)
     if post is None:
-        raise NotFound(f"no post with id {post_id}")
+        raise NotFound("post.not_found", post_id=post_id)
     return post
 
 
 def list_posts(*, session: Session, status: str | None = None, limit: int = 100) -> list[Post]:
     if status is not None and status not in POST_STATUSES:
-        raise GovbotError(f"unknown status {status!r}; statuses are {', '.join(POST_STATUSES)}")
+        raise GovbotError("post.unknown_status", status=status, known=", ".join(POST_STATUSES))
     query = select(Post).order_by(col(Post.updated_at).desc(), col(Post.id).desc()).limit(limit)
     if status is not None:
         query = query.where(Post.status == status)
@@ -140,7 +141,7 @@ def _take_pending(session: Session, pub: Publication, now: datetime, **values: A
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise InvalidState(f"publication {pub.id} is being published right now; try again in a minute")
+        raise InvalidState("post.publishing_now", publication_id=pub.id)
     session.refresh(pub)
 
 
@@ -169,17 +170,15 @@ def _refuse_if_live(session: Session, post: Post, doing: str) -> None:
     live = [p for p in pubs if p.state in LIVE_STATES]
     if live or post.status == "published":
         states = ", ".join(f"publication {p.id} {p.state}" for p in live) or "published"
-        raise InvalidState(f"post {post.id} cannot be {doing}: it is already out or going out ({states}); "
-                           "write a new post instead")
+        raise InvalidState("post.already_out", post_id=post.id, doing=doing, doing_zh=label(doing, "verb"), states=states)
     _refuse_if_attempted([p for p in pubs if _attempted(p)], doing)
 
 
 def _refuse_if_attempted(pubs: list[Publication], doing: str) -> None:
     if pubs:
         p = pubs[0]
-        raise InvalidState(f"post {p.post_id} cannot be {doing}: publication {p.id} was already attempted and is "
-                           f"waiting for a retry (last error: {p.last_error or 'none'}); the platform may have it. "
-                           "Wait until it is published or failed")
+        raise InvalidState("post.retry_pending", post_id=p.post_id, doing=doing, doing_zh=label(doing, "verb"),
+                           publication_id=p.id, last_error=p.last_error or "none")
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,7 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
     _acting(user)
     require_role(user, "editor")
     if cover is not None and remove_cover:
-        raise GovbotError("give a new cover or remove the cover, not both")
+        raise GovbotError("cover.both")
     _refuse_if_live(session, post, "edited")
     changes: dict[str, Any] = {k: v for k, v in {"title": title, "body": body, "digest": digest,
                                                  "weibo_text": weibo_text}.items()
@@ -264,10 +263,10 @@ def submit_post(*, session: Session, config: Config, post: Post, user: User,
     _acting(user)
     require_role(user, "editor")
     if post.status not in ("draft", "rejected"):
-        raise InvalidState(f"post {post.id} is {post.status}; only a draft or a rejected post can be submitted")
+        raise InvalidState("post.not_submittable", post_id=post.id, status=post.status, status_zh=label(post.status, "post"))
     for p in platforms or ():
         if p not in ("wechat", "weibo"):
-            raise GovbotError(f"unknown platform {p!r}; platforms are wechat, weibo")
+            raise GovbotError("post.unknown_platform", platform=p)
     targets = list(platforms) if platforms else default_platforms(session=session, post=post)
     problems = check_existing_post(session=session, config=config, post=post, platforms=targets)
     if problems:
@@ -288,13 +287,13 @@ def resolve_accounts(*, session: Session, names: Iterable[str | int]) -> list[Ac
             select(Account).where(Account.name == name)).first()
         if acc is None:
             known = ", ".join(session.exec(select(Account.name).order_by(Account.name)))
-            raise NotFound(f"no account named {name!r}; accounts: {known or 'none'}")
+            raise NotFound("account.not_found", name=name, known=known or "none")
         if not acc.enabled:
-            raise InvalidState(f"account {acc.name} is disabled")
+            raise InvalidState("account.disabled", name=acc.name)
         if acc not in out:
             out.append(acc)
     if not out:
-        raise GovbotError("name at least one account to publish to")
+        raise GovbotError("post.no_accounts")
     return out
 
 
@@ -302,7 +301,7 @@ def _require_own_accounts(user: User, accounts: Iterable[Account]) -> None:
     """Editors publish on the accounts of their own department (bot.permissions); admins on any."""
     for acc in accounts:
         if not allowed(user, "posts.schedule", acc.department_id):
-            raise PermissionDenied(f"{user.username} may not publish on {acc.name}: it belongs to another department")
+            raise PermissionDenied("post.other_department_account", user=user.username, account=acc.name)
 
 
 def schedule_post(*, session: Session, config: Config, post: Post, user: User, accounts: Iterable[str | int],
@@ -313,11 +312,10 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
     # Propaganda officers (editors) schedule what the chain approved; admins may too.
     require_role(user, "editor")
     if post.status not in SCHEDULABLE:
-        raise InvalidState(f"post {post.id} is {post.status}; only a fully signed post can be scheduled")
+        raise InvalidState("post.not_schedulable", post_id=post.id, status=post.status, status_zh=label(post.status, "post"))
     chain = current_chain(session=session, config=config, post=post)
     if not chain.complete:
-        raise InvalidState(f"post {post.id} version {post.version} is not fully signed off "
-                           f"(next stage: {chain.next_stage.name}); only a fully signed post can be scheduled")
+        raise InvalidState("post.not_fully_signed", post_id=post.id, version=post.version, next_stage=chain.next_stage.name)
     targets = resolve_accounts(session=session, names=accounts)
     _require_own_accounts(user, targets)
     problems = check_existing_post(session=session, config=config, post=post,
@@ -337,7 +335,8 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
                               content_hash=post.content_hash)
             action = "publication.scheduled"
         elif pub.state in LIVE_STATES:
-            raise InvalidState(f"post {post.id} is already {pub.state} on {acc.name} (publication {pub.id})")
+            raise InvalidState("post.already_on_account", post_id=post.id, state=pub.state, state_zh=label(pub.state, "publication"),
+                                   account=acc.name, publication_id=pub.id)
         elif pub.state == "pending":
             _take_pending(session, pub, now, due_at=due, next_attempt_at=due)
             action = "publication.rescheduled"
@@ -384,7 +383,7 @@ def unschedule_post(*, session: Session, post: Post, user: User,
     pending = [p for p in _publications(session, post) if p.state == "pending"
                and (account_ids is None or p.account_id in account_ids)]
     if not pending:
-        raise InvalidState(f"post {post.id} has no pending publication to cancel")
+        raise InvalidState("post.nothing_to_cancel", post_id=post.id)
     _require_own_accounts(user, [session.get(Account, p.account_id) for p in pending])
     _refuse_if_attempted([p for p in pending if _attempted(p)], "unscheduled")
     now = touch_post(session=session, post=post)
@@ -400,14 +399,14 @@ def unschedule_post(*, session: Session, post: Post, user: User,
 def get_publication(*, session: Session, publication_id: int) -> Publication:
     pub = session.get(Publication, publication_id)
     if pub is None:
-        raise NotFound(f"no publication with id {publication_id}")
+        raise NotFound("publication.not_found", publication_id=publication_id)
     return pub
 
 
 def list_publications(*, session: Session, state: str | None = None, post_id: int | None = None,
                       limit: int = 200) -> list[Publication]:
     if state is not None and state not in PUBLICATION_STATES:
-        raise GovbotError(f"unknown state {state!r}; states are {', '.join(PUBLICATION_STATES)}")
+        raise GovbotError("publication.unknown_state", state=state, known=", ".join(PUBLICATION_STATES))
     query = select(Publication).order_by(col(Publication.due_at).desc(), col(Publication.id).desc()).limit(limit)
     if state is not None:
         query = query.where(Publication.state == state)

@@ -21,6 +21,7 @@ from bot.audit import record
 from bot.clock import utcnow
 from bot.config import Config, SignoffStage
 from bot.errors import GovbotError, InvalidState, PermissionDenied
+from bot.labels import label
 from bot.models import AuditEvent, Post, SignOff, User
 
 # Audit actions whose actor shaped the content: they may not sign it.
@@ -103,7 +104,7 @@ def touch_post(*, session: Session, post: Post) -> datetime:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise InvalidState(f"post {post.id} was changed by someone else just now; reload it and try again")
+        raise InvalidState("signoff.concurrent", post_id=post.id)
     post.updated_at = now
     return now
 
@@ -119,26 +120,27 @@ def void_signoffs(*, session: Session, post: Post, now: datetime) -> list[int]:
 
 def _require_active(user: User) -> None:
     if not user.active:
-        raise PermissionDenied(f"user {user.username} is disabled")
+        raise PermissionDenied("user.disabled", user=user.username)
 
 
 def _require_current(post: Post, version: int | None, content_hash: str | None) -> None:
     """The signer states which version they read; a post edited meanwhile is not signed unseen."""
     if (version is not None and version != post.version) or (content_hash and content_hash != post.content_hash):
         seen = f"version {version}" if version is not None else f"content {content_hash[:12]}"
-        raise InvalidState(f"stale sign-off: you reviewed {seen}, but post {post.id} is now version {post.version} "
-                           f"(content {post.content_hash[:12]}); read it again and sign the current version")
+        seen_zh = f"第 {version} 版" if version is not None else f"内容 {content_hash[:12]}"
+        raise InvalidState("signoff.stale", seen=seen, seen_zh=seen_zh, post_id=post.id, version=post.version,
+                           content_hash=post.content_hash[:12])
 
 
 def _require_in_review(post: Post, action: str) -> None:
     if post.status != "in_review":
-        raise InvalidState(f"post {post.id} is {post.status}; only a submitted post (in_review) can be {action}")
+        raise InvalidState("signoff.not_in_review", post_id=post.id, status=post.status, status_zh=label(post.status, "post"),
+                           action=action, action_zh=label(action, "verb"))
 
 
 def _require_not_contributor(session: Session, post: Post, user: User) -> None:
     if user.username in contributors(session=session, post=post):
-        raise PermissionDenied(f"{user.username} wrote or edited post {post.id} and cannot review it "
-                               "(nobody signs their own draft)")
+        raise PermissionDenied("post.self_review", user=user.username, post_id=post.id)
 
 
 def sign(*, session: Session, config: Config, post: Post, user: User, version: int | None = None,
@@ -150,15 +152,15 @@ def sign(*, session: Session, config: Config, post: Post, user: User, version: i
     chain = current_chain(session=session, config=config, post=post)
     stage = chain.next_stage
     if stage is None:
-        raise InvalidState(f"post {post.id} version {post.version} is already fully signed off")
+        raise InvalidState("signoff.complete", post_id=post.id, version=post.version)
     if not user.has_role(stage.role):
-        raise PermissionDenied(f"stage {stage.name} needs the role {stage.role}; {user.username} has "
-                               f"{user.roles or 'no roles'}")
+        raise PermissionDenied("signoff.wrong_role", stage=stage.name, role=stage.role, role_zh=label(stage.role, "role"),
+                               user=user.username, roles=user.roles or "no roles",
+                               roles_zh="、".join(label(r, "role") for r in sorted(user.role_set())) or "无")
     _require_not_contributor(session, post, user)
     if user.id in chain.signer_ids:
         signed = next(s.name for s in chain.stages if s.signoff is not None and s.signoff.user_id == user.id)
-        raise PermissionDenied(f"{user.username} already signed stage {signed} of post {post.id}; "
-                               f"stage {stage.name} needs a different person")
+        raise PermissionDenied("signoff.second_stage", user=user.username, signed=signed, post_id=post.id, stage=stage.name)
     now = touch_post(session=session, post=post)
     so = SignOff(post_id=post.id, stage_index=stage.index, stage_name=stage.name, user_id=user.id, role=stage.role,
                  decision="approve", post_version=post.version, content_hash=post.content_hash, created_at=now)
@@ -180,7 +182,7 @@ def reject(*, session: Session, config: Config, post: Post, user: User, reason: 
     """Send the post back to its editor with the reason (退回修改); the chain starts again."""
     reason = (reason or "").strip()
     if not reason:
-        raise GovbotError("a rejection needs a reason, so the editor knows what to change")
+        raise GovbotError("signoff.reason_required")
     _require_active(user)
     _require_in_review(post, "rejected")
     _require_current(post, version, content_hash)
@@ -193,8 +195,8 @@ def reject(*, session: Session, config: Config, post: Post, user: User, reason: 
     else:
         role = next((s.role for s in stages if user.has_role(s.role)), None)
         if role is None:
-            raise PermissionDenied(f"{user.username} holds no sign-off role ({', '.join(sorted({s.role for s in stages}))}) "
-                                   "and cannot reject")
+            raise PermissionDenied("signoff.cannot_reject", user=user.username, roles=", ".join(sorted({s.role for s in stages})),
+                                   roles_zh="、".join(label(r, "role") for r in sorted({s.role for s in stages})))
     _require_not_contributor(session, post, user)
     now = touch_post(session=session, post=post)
     voided = void_signoffs(session=session, post=post, now=now)

@@ -33,12 +33,13 @@ from bot import audit, replies
 from bot.clock import to_local, utcnow
 from bot.connectors.base import PlatformError
 from bot.context import Context
-from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied
+from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied, text_en, text_zh
+from bot.labels import label
 from bot.models import AuditEvent, Department, Message, Reply, Ticket, TicketNote, User
-from bot.publishing.checks import Problem, check_sensitive, check_typos, rules_for
+from bot.publishing.checks import Problem, check_sensitive, check_typos, problem, rules_for
 from bot.replies import reply_target
 from bot.tickets import service
-from bot.tickets.service import OPEN_STATES, SYSTEM, TicketError
+from bot.tickets.service import CLOSE_REASONS, OPEN_STATES, SYSTEM, TicketError
 
 # Message.kind -> Reply.channel of a responder's answer.
 CHANNELS = {"wechat_comment": "wechat_comment", "wechat_message": "wechat_custom", "weibo_comment": "weibo_comment"}
@@ -53,7 +54,7 @@ ALREADY_REPLIED = 88005
 WINDOW_CLOSED = 45015
 INBOX_STATES = {"open": OPEN_STATES, "new": ("new",), "acknowledged": ("acknowledged",), "answered": ("answered",),
                 "closed": ("closed",), "all": None}
-_OFFLINE_OPTION = "answer by phone or in person and record it (record_offline_answer, `govbot tickets record-offline`)"
+OFFLINE_OPTION = "option.offline"
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,27 @@ class ChannelStatus:
 
     channel: str
     open: bool
-    reason: str = ""
+    code: str = ""  # catalogue code of the reason ("channel.window_closed")
+    params: tuple[tuple[str, Any], ...] = ()
     closes_at: datetime | None = None  # wechat_custom: the end of the 48-hour window
-    options: tuple[str, ...] = ()
+    option_codes: tuple[str, ...] = ()  # catalogue codes of what else is possible ("option.offline")
+
+    @property
+    def reason(self) -> str:
+        return text_zh(self.code, **dict(self.params)) if self.code else ""
+
+    @property
+    def reason_en(self) -> str:
+        return text_en(self.code, **dict(self.params)) if self.code else ""
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(text_zh(o) for o in self.option_codes)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "open": self.open, "reason": self.reason,
-                "closes_at": self.closes_at.isoformat() if self.closes_at else None, "options": list(self.options)}
+        return {"channel": self.channel, "open": self.open, "reason": self.reason, "reason_code": self.code or None,
+                "closes_at": self.closes_at.isoformat() if self.closes_at else None, "options": list(self.options),
+                "option_codes": list(self.option_codes)}
 
 
 @dataclass(frozen=True)
@@ -99,9 +114,9 @@ def inbox(*, session: Session, user: User, state: str = "open", now: datetime | 
     department see every department's)."""
     now = now or utcnow()
     if state not in INBOX_STATES:
-        raise TicketError(f"unknown inbox filter {state!r}; one of {', '.join(INBOX_STATES)}")
+        raise TicketError("ticket.unknown_inbox", state=state, known=", ".join(INBOX_STATES))
     if user.department_id is None and not user.has_role("admin"):
-        raise PermissionDenied(f"{user.username} belongs to no department, so has no tickets to answer")
+        raise PermissionDenied("user.no_department", user=user.username)
     tickets = service.list_tickets(session=session, department_id=user.department_id, states=INBOX_STATES[state],
                                    now=now)
     if not tickets:
@@ -187,24 +202,20 @@ def channel_status(*, session: Session, ctx: Context, message: Message, now: dat
     if channel == "wechat_custom":
         return _custom_window(session=session, ctx=ctx, message=message, now=now)
     if not reply_target(message):
-        return ChannelStatus(channel, False, "the comment carries no ids to reply to", options=(_OFFLINE_OPTION,))
+        return ChannelStatus(channel, False, "channel.no_target", option_codes=(OFFLINE_OPTION,))
     if channel == "wechat_comment":
         sent = session.exec(select(Reply).where(Reply.message_id == message.id, Reply.channel == "wechat_comment",
                                                 Reply.state == "sent").limit(1)).first()
         if sent is not None:
-            return ChannelStatus(channel, False, (
-                f"this comment already has a reply (reply #{sent.id}, "
-                f"{to_local(sent.sent_at, ctx.tz):%Y-%m-%d %H:%M}); WeChat allows one reply per comment (88005)"),
-                options=(_OFFLINE_OPTION, "close the ticket as resolved if the reply answered it"))
+            return ChannelStatus(channel, False, "channel.already_replied", (
+                ("reply_id", sent.id), ("sent_at", f"{to_local(sent.sent_at, ctx.tz):%Y-%m-%d %H:%M}")),
+                option_codes=(OFFLINE_OPTION, "option.close_if_answered"))
         # Polling marks a comment replied when the platform shows a reply nobody gave through govbot.
         outside = message.replied_at is not None and session.exec(select(Reply.id).where(
             Reply.message_id == message.id, Reply.state == "sent").limit(1)).first() is None
         if outside or _refused_with(session, message, ALREADY_REPLIED) is not None:
-            return ChannelStatus(channel, False, (
-                "this comment was already answered on the platform (outside govbot); WeChat allows one reply "
-                "per comment (88005)"),
-                options=("record what was answered there (record_offline_answer, how=platform)",
-                         _OFFLINE_OPTION, "close the ticket as resolved"))
+            return ChannelStatus(channel, False, "channel.answered_outside",
+                                 option_codes=("option.record_platform", OFFLINE_OPTION, "option.close_resolved"))
     return ChannelStatus(channel, True)
 
 
@@ -212,21 +223,18 @@ def _custom_window(*, session: Session, ctx: Context, message: Message, now: dat
     channel = "wechat_custom"
     last = last_citizen_message(session=session, message=message)
     if last is None:
-        return ChannelStatus(channel, False, "the message has no sender to write to", options=(_OFFLINE_OPTION,))
+        return ChannelStatus(channel, False, "channel.no_sender", option_codes=(OFFLINE_OPTION,))
     if last.msg_type == "event" and last.dedupe_key.endswith(":unsubscribe"):
-        return ChannelStatus(channel, False, (
-            f"the citizen unfollowed the account ({to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}); "
-            "WeChat delivers customer-service messages only to followers"),
-            options=(_OFFLINE_OPTION, "close the ticket if no answer is possible"))
+        return ChannelStatus(channel, False, "channel.unfollowed",
+                             (("at", f"{to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}"),),
+                             option_codes=(OFFLINE_OPTION, "option.close_impossible"))
     closes_at = last.received_at + WECHAT_CUSTOM_WINDOW
     if now < closes_at:
         return ChannelStatus(channel, True, closes_at=closes_at)
-    return ChannelStatus(channel, False, (
-        f"the 48-hour window for customer-service messages (客服消息) closed at "
-        f"{to_local(closes_at, ctx.tz):%Y-%m-%d %H:%M}: the citizen's last message was at "
-        f"{to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}"), closes_at=closes_at,
-        options=(_OFFLINE_OPTION, "answer through WeChat once the citizen writes again (the window reopens)",
-                 "close the ticket if no answer is needed"))
+    return ChannelStatus(channel, False, "channel.window_closed", (
+        ("closed_at", f"{to_local(closes_at, ctx.tz):%Y-%m-%d %H:%M}"),
+        ("last_at", f"{to_local(last.received_at, ctx.tz):%Y-%m-%d %H:%M}")), closes_at=closes_at,
+        option_codes=(OFFLINE_OPTION, "option.wait_for_citizen", "option.close_not_needed"))
 
 
 # -- answering -----------------------------------------------------------------------------------
@@ -237,12 +245,11 @@ def check_answer(*, ctx: Context, text: str, channel: str) -> list[Problem]:
     rules = rules_for(ctx.config)
     problems = check_sensitive("answer", text, rules) + check_typos("answer", text, rules)
     if channel == "weibo_comment" and len(text) > ctx.config.platforms.weibo.max_chars:
-        problems.append(Problem("answer_too_long", f"a Weibo comment may have {ctx.config.platforms.weibo.max_chars} "
-                                f"characters; this answer has {len(text)}", "answer"))
+        problems.append(problem("answer_too_long", "answer", what="a Weibo comment", limit=ctx.config.platforms.weibo.max_chars,
+                                length=len(text), unit="字", unit_en="characters"))
     if channel == "wechat_custom" and len(text.encode("utf-8")) > WECHAT_CUSTOM_MAX_BYTES:
-        problems.append(Problem("answer_too_long", f"a WeChat customer-service message may have "
-                                f"{WECHAT_CUSTOM_MAX_BYTES} bytes; this answer has {len(text.encode('utf-8'))}",
-                                "answer"))
+        problems.append(problem("answer_too_long", "answer", what="a WeChat customer-service message",
+                                limit=WECHAT_CUSTOM_MAX_BYTES, length=len(text.encode("utf-8")), unit=" 字节", unit_en="bytes"))
     return problems
 
 
@@ -262,11 +269,11 @@ def answer(*, session: Session, ctx: Context, ticket_id: int, user: User, text: 
     ticket = service.get_ticket(session=session, ticket_id=ticket_id)
     service.require_handler(session=session, user=user, ticket=ticket)
     if ticket.state == "closed":
-        raise InvalidState(f"ticket #{ticket.id} is closed ({ticket.close_reason}); reopen is not possible, "
-                           "answer the citizen's next message instead")
+        raise InvalidState("ticket.closed_answer", ticket_id=ticket.id, reason=ticket.close_reason,
+                           reason_zh=CLOSE_REASONS.get(ticket.close_reason, ticket.close_reason))
     text = text.strip()
     if not text:
-        raise TicketError("the answer is empty")
+        raise TicketError("ticket.answer_empty")
     message = session.get(Message, ticket.message_id)
     channel = CHANNELS[message.kind]
     problems = check_answer(ctx=ctx, text=text, channel=channel)
@@ -295,21 +302,22 @@ def record_offline_answer(*, session: Session, ticket_id: int, user: User, text:
     ticket = service.get_ticket(session=session, ticket_id=ticket_id)
     service.require_handler(session=session, user=user, ticket=ticket)
     if ticket.state == "closed":
-        raise InvalidState(f"ticket #{ticket.id} is closed ({ticket.close_reason})")
+        raise InvalidState("ticket.closed", ticket_id=ticket.id, reason=ticket.close_reason, action="record an answer",
+                           reason_zh=CLOSE_REASONS.get(ticket.close_reason, ticket.close_reason), action_zh="登记答复")
     if how not in OFFLINE_HOW:
-        raise TicketError(f"unknown way of answering {how!r}; one of {', '.join(OFFLINE_HOW)}")
+        raise TicketError("ticket.unknown_how", how=how, known=", ".join(OFFLINE_HOW))
     text = text.strip()
     if not text:
-        raise TicketError("say what the citizen was told")
+        raise TicketError("ticket.offline_text")
     now = utcnow()
     at = answered_at or now
     if at.utcoffset() is None:
-        raise TicketError("answered_at needs a time zone")
+        raise TicketError("ticket.answered_at_tz")
     if at > now + timedelta(minutes=5):
-        raise TicketError("an answer cannot be recorded for a time in the future")
+        raise TicketError("ticket.answered_future")
     message = session.get(Message, ticket.message_id)
     if at < message.received_at:
-        raise TicketError("the answer cannot predate the citizen's message")
+        raise TicketError("ticket.answered_before")
     reply = Reply(message_id=message.id, ticket_id=ticket.id, account_id=message.account_id,
                   sender_id=message.sender_id, author_id=user.id, channel=OFFLINE, text=text, state="sent",
                   attempts=0, created_at=now, sent_at=at)
@@ -325,18 +333,17 @@ def retry_reply(*, session: Session, reply_id: int, user: User) -> Reply:
     """Put a failed reply back in line (or bring a waiting retry forward); the caller commits and sends."""
     reply = session.get(Reply, reply_id)
     if reply is None:
-        raise NotFound(f"no reply #{reply_id}")
+        raise NotFound("reply.not_found", reply_id=reply_id)
     if reply.ticket_id is not None:
         service.require_handler(session=session, user=user,
                                 ticket=service.get_ticket(session=session, ticket_id=reply.ticket_id))
     elif not user.has_role("admin"):
-        raise PermissionDenied(f"{user.username} may not retry reply #{reply.id}: only admins retry automatic replies")
+        raise PermissionDenied("reply.retry_admin_only", user=user.username, reply_id=reply.id)
     if reply.state not in ("failed", "pending"):
-        raise InvalidState(f"reply #{reply.id} is {reply.state}; only failed or waiting replies are retried")
+        raise InvalidState("reply.not_retryable", reply_id=reply.id, state=reply.state, state_zh=label(reply.state, "reply"))
     message = session.get(Message, reply.message_id)
     if reply.channel == "wechat_comment" and _refused_with(session, message, ALREADY_REPLIED) is not None:
-        raise InvalidState(f"WeChat refuses a second reply to this comment (88005); reply #{reply.id} cannot be "
-                           "sent. Record the answer given on the platform instead")
+        raise InvalidState("reply.already_replied", reply_id=reply.id)
     reply.state, reply.attempts, reply.lease_owner, reply.lease_until = "pending", 0, None, None
     session.add(reply)
     audit.record(session=session, actor=user.username, action="reply.retry_requested", subject_type="reply",
@@ -350,14 +357,14 @@ def retry_reply(*, session: Session, reply_id: int, user: User) -> Reply:
 def _not_sent(session: Session, reply: Reply, status: ChannelStatus, *, actor: str) -> None:
     """The channel is closed: the reply fails without calling the platform, and the ticket says what else works."""
     reply.state, reply.lease_owner, reply.lease_until = "failed", None, None
-    reply.last_error = f"not sent: {status.reason}"
+    reply.last_error = text_zh("reply.not_sent", reason=status.reason)
     session.add(reply)
     session.flush()
     audit.record(session=session, actor=actor, action="reply.channel_closed", subject_type="reply",
                  subject_id=reply.id, ticket_id=reply.ticket_id, channel=reply.channel, reason=status.reason,
-                 options=list(status.options))
-    _note(session, reply.ticket_id, f"Answer #{reply.id} not sent: {status.reason}. Still possible: "
-          + "; ".join(status.options))
+                 reason_code=status.code, options=list(status.options))
+    _note(session, reply.ticket_id, text_zh("note.not_sent", reply_id=reply.id, reason=status.reason,
+                                            options="；".join(status.options)))
 
 
 def _may_send(session: Session, ctx: Context, reply: Reply, message: Message, now: datetime) -> bool:
@@ -369,16 +376,12 @@ def _may_send(session: Session, ctx: Context, reply: Reply, message: Message, no
     return True
 
 
-def _refusal_note(exc: PlatformError) -> str:
+def _refusal_note(reply_id: int, exc: PlatformError) -> str:
     if exc.code == ALREADY_REPLIED:
-        return ("WeChat refused the answer: this comment was already answered on the platform, and WeChat allows "
-                f"one reply per comment (88005). Still possible: record what was answered there; {_OFFLINE_OPTION}; "
-                "close the ticket as resolved")
+        return text_zh("note.refused_replied", reply_id=reply_id)
     if exc.code == WINDOW_CLOSED:
-        return ("WeChat refused the customer-service message: the 48-hour window is closed or the citizen "
-                f"unfollowed the account (45015). Still possible: {_OFFLINE_OPTION}; answer once the citizen "
-                "writes again")
-    return f"{exc.platform} refused the answer: {exc}. Still possible: {_OFFLINE_OPTION}"
+        return text_zh("note.refused_window", reply_id=reply_id)
+    return text_zh("note.refused", reply_id=reply_id, error=exc.message_zh)
 
 
 _ACTIONS = {"sent": "reply.sent", "retry": "reply.retry_scheduled", "failed": "reply.failed",
@@ -395,9 +398,9 @@ def _settled(session: Session, ctx: Context, reply: Reply, message: Message, res
     audit.record(session=session, actor=SYSTEM, action=_ACTIONS[result.outcome], subject_type="reply",
                  subject_id=reply.id, **detail)
     if result.outcome == "refused":
-        _note(session, reply.ticket_id, f"Answer #{reply.id}: " + _refusal_note(result.exc))
+        _note(session, reply.ticket_id, _refusal_note(reply.id, result.exc))
     elif result.outcome == "interrupted":
-        _note(session, reply.ticket_id, f"Answer #{reply.id}: {reply.last_error}")
+        _note(session, reply.ticket_id, text_zh("note.reply_error", reply_id=reply.id, error=reply.last_error))
 
 
 RESPONDERS = replies.Policy(settled=_settled, may_send=_may_send)
@@ -427,5 +430,5 @@ def retry_and_send(ctx: Context, *, reply_id: int, username: str) -> Reply:
 def _user(session: Session, username: str) -> User:
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        raise NotFound(f"no user named {username!r}")
+        raise NotFound("user.not_found", username=username)
     return user

@@ -6,14 +6,15 @@ Times are shown in local time (config `timezone`).
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 
 import click
 from sqlmodel import Session, select
 
 from bot.cli import CliState, as_option, fail, handle_errors, pass_state
+from bot.cli_io import echo_json, echo_table, json_option
 from bot.clock import to_local, utcnow
+from bot.errors import text_zh
 from bot.models import Account, Department, Message, Reply, ReplyTemplate, User
 from bot.tickets import answering, service
 from bot.users import get_user
@@ -52,9 +53,10 @@ def tickets() -> None:
 @click.option("--overdue", is_flag=True, help="Only tickets past the deadline they work towards.")
 @click.option("--state", "state_filter", default="open", show_default=True,
               type=click.Choice(list(answering.INBOX_STATES)), help="Which tickets.")
+@json_option
 @pass_state
 @handle_errors
-def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str) -> None:
+def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str, as_json: bool) -> None:
     """Tickets in deadline order, the most overdue first."""
     now = utcnow()
     with state.ctx.session() as session:
@@ -65,17 +67,20 @@ def list_cmd(state: CliState, department: str, overdue: bool, state_filter: str)
         messages = {m.id: m for m in session.exec(select(Message).where(Message.id.in_([t.message_id for t in rows])))}
         failed = {r.ticket_id for r in session.exec(select(Reply).where(
             Reply.ticket_id.in_([t.id for t in rows]), Reply.state == "failed"))}
+    if as_json:
+        echo_json([{"id": t.id, "state": t.state, "priority": t.priority, "intent": t.intent, "topic": t.topic,
+                    "department": depts.get(t.department_id), "due": service.ticket_next_due(t),
+                    "overdue": service.is_overdue(t, now), "failed_reply": t.id in failed,
+                    "text": messages[t.message_id].text} for t in rows])
+        return
     if not rows:
         click.echo("no tickets")
         return
-    click.echo(f"{'id':>6}  {'due (local)':<21}  {'':<7}  {'state':<12} {'p':<1} {'intent':<10} "
-               f"{'department':<10} text")
-    for t in rows:
-        flag = "OVERDUE" if service.is_overdue(t, now) else ""
-        mark = " [failed reply]" if t.id in failed else ""
-        click.echo(f"{t.id:>6}  {_due(state, service.ticket_next_due(t)):<21}  {flag:<7}  {t.state:<12} "
-                   f"{t.priority:<1} {t.intent:<10} {depts.get(t.department_id, '-'):<10} "
-                   f"{_one_line(messages[t.message_id].text)}{mark}")
+    echo_table([(t.id, _due(state, service.ticket_next_due(t)), "OVERDUE" if service.is_overdue(t, now) else "",
+                 t.state, t.priority, t.intent, depts.get(t.department_id, "-"),
+                 _one_line(messages[t.message_id].text) + (" [failed reply]" if t.id in failed else ""))
+                for t in rows],
+               ("id", "due (local)", "", "state", "p", "intent", "department", "text"), align=">")
 
 
 @tickets.command("show")
@@ -129,10 +134,7 @@ def _report_reply(reply: Reply) -> None:
     elif reply.state == "sending":
         click.echo(f"reply #{reply.id} is being sent by a worker; `govbot tickets show {reply.ticket_id}` shows how it ends")
     else:
-        click.echo(f"reply #{reply.id} FAILED: {reply.last_error}", err=True)
-        click.echo(f"see `govbot tickets show {reply.ticket_id}` for what is still possible; "
-                   f"`govbot tickets retry {reply.id} --as USER` sends it again", err=True)
-        sys.exit(1)
+        fail(text_zh("cli.reply_failed", reply_id=reply.id, error=reply.last_error, ticket_id=reply.ticket_id))
 
 
 @tickets.command("answer")
@@ -145,14 +147,14 @@ def _report_reply(reply: Reply) -> None:
 def answer_cmd(state: CliState, ticket_id: int, as_user: str, text: str, template: str) -> None:
     """Answer the citizen through the ticket's channel (checked like posts first)."""
     if bool(text) == bool(template):
-        fail("give either --text or --template")
+        fail(text_zh("cli.text_or_template"))
     if template:
         with state.ctx.session() as session:
             ticket = service.get_ticket(session=session, ticket_id=ticket_id)
             tpl = session.exec(select(ReplyTemplate).where(ReplyTemplate.department_id == ticket.department_id,
                                                            ReplyTemplate.name == template)).first()
             if tpl is None:
-                fail(f"the ticket's department has no reply template named {template!r}")
+                fail(text_zh("cli.no_template", name=template))
             text = tpl.text
     _report_reply(answering.answer_and_send(state.ctx, ticket_id=ticket_id, username=as_user, text=text))
 
@@ -161,7 +163,8 @@ def answer_cmd(state: CliState, ticket_id: int, as_user: str, text: str, templat
 @click.argument("ticket_id", type=int)
 @as_option
 @click.option("--text", required=True, help="What the citizen was told.")
-@click.option("--how", type=click.Choice(answering.OFFLINE_HOW), default="phone", show_default=True)
+@click.option("--how", type=click.Choice(answering.OFFLINE_HOW), default="phone", show_default=True,
+              help="How the citizen was answered.")
 @pass_state
 @handle_errors
 def record_offline(state: CliState, ticket_id: int, as_user: str, text: str, how: str) -> None:
@@ -187,7 +190,7 @@ def acknowledge_cmd(state: CliState, ticket_id: int, as_user: str) -> None:
 @tickets.command("reassign")
 @click.argument("ticket_id", type=int)
 @click.option("--to", "department", required=True, help="Department name.")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why it goes to the other department (转办理由).")
 @as_option
 @pass_state
 @handle_errors
@@ -201,7 +204,7 @@ def reassign_cmd(state: CliState, ticket_id: int, department: str, reason: str, 
 
 @tickets.command("close")
 @click.argument("ticket_id", type=int)
-@click.option("--reason", required=True, type=click.Choice(list(service.CLOSE_REASONS)))
+@click.option("--reason", required=True, type=click.Choice(list(service.CLOSE_REASONS)), help="Why it is closed.")
 @click.option("--note", default="", help="Optional internal note.")
 @as_option
 @pass_state
@@ -239,10 +242,12 @@ def retry_cmd(state: CliState, reply_id: int, as_user: str) -> None:
 
 
 @tickets.command("notifications")
-@click.option("--state", "state_filter", type=click.Choice(["pending", "sent", "failed"]), default=None)
+@click.option("--state", "state_filter", type=click.Choice(["pending", "sent", "failed"]), default=None,
+              help="Only notifications in this state (default: all).")
+@json_option
 @pass_state
 @handle_errors
-def notifications_cmd(state: CliState, state_filter: str | None) -> None:
+def notifications_cmd(state: CliState, state_filter: str | None, as_json: bool) -> None:
     """Warnings and escalations sent (or not) by e-mail and 企业微信, newest first."""
     from bot.models import Notification
 
@@ -250,11 +255,14 @@ def notifications_cmd(state: CliState, state_filter: str | None) -> None:
         query = select(Notification).order_by(Notification.id.desc()).limit(200)
         if state_filter:
             query = query.where(Notification.state == state_filter)
-        for n in session.exec(query):
-            to = n.address or "企业微信群"
-            error = f"  ({n.last_error})" if n.last_error and n.state != "sent" else ""
-            click.echo(f"{n.id:>6}  {_when(state, n.created_at)}  {n.kind:<10} {n.channel:<5} {n.state:<7} "
-                       f"ticket {n.ticket_id}  {to}{error}")
+        rows = list(session.exec(query))
+    if as_json:
+        echo_json([{"id": n.id, "created_at": n.created_at, "kind": n.kind, "channel": n.channel, "state": n.state,
+                    "ticket_id": n.ticket_id, "address": n.address, "last_error": n.last_error} for n in rows])
+        return
+    echo_table([(n.id, _when(state, n.created_at), n.kind, n.channel, n.state, f"ticket {n.ticket_id}",
+                 (n.address or "企业微信群") + (f"  ({n.last_error})" if n.last_error and n.state != "sent" else ""))
+                for n in rows], ("id", "created", "kind", "channel", "state", "ticket", "to"), align=">")
 
 
 @tickets.command("retry-notifications")
@@ -296,13 +304,18 @@ def templates() -> None:
 
 
 @templates.command("list")
-@click.option("--department", required=True)
+@click.option("--department", required=True, help="Department name or id.")
+@json_option
 @pass_state
 @handle_errors
-def templates_list(state: CliState, department: str) -> None:
+def templates_list(state: CliState, department: str, as_json: bool) -> None:
+    """A department's reply templates."""
     with state.ctx.session() as session:
         dept = service.get_department(session=session, name_or_id=department)
         rows = service.list_templates(session=session, department_id=dept.id)
+    if as_json:
+        echo_json([{"id": t.id, "name": t.name, "text": t.text} for t in rows])
+        return
     if not rows:
         click.echo(f"{dept.name} has no reply templates")
     for t in rows:
@@ -310,13 +323,14 @@ def templates_list(state: CliState, department: str) -> None:
 
 
 @templates.command("add")
-@click.option("--department", required=True)
-@click.option("--name", required=True)
-@click.option("--text", required=True)
+@click.option("--department", required=True, help="Department name or id.")
+@click.option("--name", required=True, help="Template name (1 to 100 characters).")
+@click.option("--text", required=True, help="Template text.")
 @as_option
 @pass_state
 @handle_errors
 def templates_add(state: CliState, department: str, name: str, text: str, as_user: str) -> None:
+    """Add a reply template to a department."""
     with state.ctx.session() as session:
         dept = service.get_department(session=session, name_or_id=department)
         tpl = service.create_template(session=session, department_id=dept.id, name=name, text=text,
@@ -326,12 +340,13 @@ def templates_add(state: CliState, department: str, name: str, text: str, as_use
 
 @templates.command("edit")
 @click.argument("template_id", type=int)
-@click.option("--name", default=None)
-@click.option("--text", default=None)
+@click.option("--name", default=None, help="New name.")
+@click.option("--text", default=None, help="New text.")
 @as_option
 @pass_state
 @handle_errors
 def templates_edit(state: CliState, template_id: int, name: str | None, text: str | None, as_user: str) -> None:
+    """Change a reply template's name or text."""
     with state.ctx.session() as session:
         service.update_template(session=session, template_id=template_id, name=name, text=text,
                                 user=get_user(session=session, username=as_user))
@@ -344,6 +359,7 @@ def templates_edit(state: CliState, template_id: int, name: str | None, text: st
 @pass_state
 @handle_errors
 def templates_delete(state: CliState, template_id: int, as_user: str) -> None:
+    """Delete a reply template."""
     with state.ctx.session() as session:
         service.delete_template(session=session, template_id=template_id,
                                 user=get_user(session=session, username=as_user))

@@ -30,6 +30,7 @@ from bot.clock import to_local, utcnow
 from bot.config import Config
 from bot.context import Context
 from bot.db import claim
+from bot.errors import text_zh
 from bot.models import Account, Message, Notification, Ticket, User
 from bot.oversight.delivery import DeliveryError, retry_after, send_email, send_wecom
 from bot.oversight.digest import md_text
@@ -231,7 +232,7 @@ def _send(config: Config, work: _Work) -> None:
     elif work.channel == "wecom":
         send_wecom(wecom=config.delivery.wecom, content=work.body)
     else:
-        raise DeliveryError(f"unknown notification channel {work.channel!r}; one of {', '.join(CHANNELS)}")
+        raise DeliveryError("notification.unknown_channel", channel=work.channel, known=", ".join(CHANNELS))
 
 
 def _record(ctx: Context, work: _Work, error: str | None, now: datetime) -> str:
@@ -293,10 +294,10 @@ def send_due(ctx: Context, *, now: datetime | None = None) -> SendReport:
             _send(ctx.config, item)
             error = None
         except DeliveryError as exc:
-            error = str(exc)
+            error = exc.message_zh
         except Exception as exc:  # a bug must not lose the row; bounded by max_attempts like the rest
             logger.exception("notification {} raised", item.id)
-            error = repr(exc)
+            error = text_zh("internal") + f"（{type(exc).__name__}）"
         outcome = _record(ctx, item, error, now or utcnow())
         outcomes.append(outcome)
         if outcome == "retry":

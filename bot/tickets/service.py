@@ -29,6 +29,7 @@ from bot.clock import utcnow
 from bot.context import Context
 from bot.db import claim
 from bot.errors import GovbotError, InvalidState, NotFound, PermissionDenied
+from bot.labels import label
 from bot.models import Department, Message, ReplyTemplate, Ticket, TicketNote, User
 from bot.permissions import allowed
 from bot.tickets import notifications
@@ -75,8 +76,7 @@ def default_department(*, session: Session, ctx: Context) -> Department:
     name = ctx.config.triage.default_department
     dept = session.exec(select(Department).where(Department.name == name)).first()
     if dept is None:
-        raise NotFound(f"default department {name!r} (triage.default_department) is not in the database: "
-                       "run `govbot init`")
+        raise NotFound("ticket.default_department_missing", name=name)
     return dept
 
 
@@ -235,7 +235,7 @@ def _escalate(*, session: Session, ctx: Context, ticket: Ticket, now: datetime) 
 def get_ticket(*, session: Session, ticket_id: int) -> Ticket:
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFound(f"no ticket #{ticket_id}")
+        raise NotFound("ticket.not_found", ticket_id=ticket_id)
     return ticket
 
 
@@ -245,7 +245,7 @@ def get_department(*, session: Session, name_or_id: str | int) -> Department:
     else:
         dept = session.exec(select(Department).where(Department.name == name_or_id)).first()
     if dept is None:
-        raise NotFound(f"no department {name_or_id!r}")
+        raise NotFound("department.not_found", name=name_or_id)
     return dept
 
 
@@ -256,13 +256,14 @@ def can_handle(user: User, department_id: int | None) -> bool:
 
 def require_handler(*, session: Session, user: User, ticket: Ticket) -> None:
     if not can_handle(user, ticket.department_id):
-        raise PermissionDenied(f"{user.username} may not handle ticket #{ticket.id}: it belongs to "
-                               f"{_department_name(session, ticket.department_id)}")
+        raise PermissionDenied("ticket.other_department", user=user.username, ticket_id=ticket.id,
+                           department=_department_name(session, ticket.department_id))
 
 
 def _require_open(ticket: Ticket, action: str) -> None:
     if ticket.state == "closed":
-        raise InvalidState(f"ticket #{ticket.id} is closed ({ticket.close_reason}); cannot {action}")
+        raise InvalidState("ticket.closed", ticket_id=ticket.id, reason=ticket.close_reason, action=action,
+                           reason_zh=CLOSE_REASONS.get(ticket.close_reason, ticket.close_reason), action_zh=label(action, "verb"))
 
 
 def add_note(*, session: Session, ticket_id: int, user: User | None, text: str) -> TicketNote:
@@ -272,7 +273,7 @@ def add_note(*, session: Session, ticket_id: int, user: User | None, text: str) 
         require_handler(session=session, user=user, ticket=ticket)
     text = text.strip()
     if not text:
-        raise TicketError("a note needs some text")
+        raise TicketError("ticket.note_empty")
     note = TicketNote(ticket_id=ticket.id, author_id=user.id if user else None, text=text)
     session.add(note)
     session.flush()
@@ -292,7 +293,7 @@ def acknowledge(*, session: Session, ticket_id: int, user: User) -> Ticket:
     require_handler(session=session, user=user, ticket=ticket)
     _require_open(ticket, "acknowledge it")
     if ticket.state != "new":
-        raise InvalidState(f"ticket #{ticket.id} is already {ticket.state}")
+        raise InvalidState("ticket.already", ticket_id=ticket.id, state=ticket.state, state_zh=label(ticket.state, "ticket"))
     ticket.state = "acknowledged"
     ticket.assignee_id = user.id
     session.add(ticket)
@@ -312,10 +313,10 @@ def reassign(*, session: Session, ticket_id: int, department: str | int, reason:
     _require_open(ticket, "reassign it")
     reason = reason.strip()
     if not reason:
-        raise TicketError("reassigning needs a reason (转办理由)")
+        raise TicketError("ticket.reassign_reason")
     target = get_department(session=session, name_or_id=department)
     if target.id == ticket.department_id:
-        raise InvalidState(f"ticket #{ticket.id} already belongs to {target.name}")
+        raise InvalidState("ticket.same_department", ticket_id=ticket.id, department=target.name)
     source = _department_name(session, ticket.department_id)
     ticket.department_id = target.id
     ticket.assignee_id = None
@@ -336,7 +337,7 @@ def close(*, session: Session, ticket_id: int, reason: str, user: User, note: st
     require_handler(session=session, user=user, ticket=ticket)
     _require_open(ticket, "close it again")
     if reason not in CLOSE_REASONS:
-        raise TicketError(f"unknown close reason {reason!r}; one of {', '.join(CLOSE_REASONS)}")
+        raise TicketError("ticket.unknown_close_reason", reason=reason, known=", ".join(CLOSE_REASONS))
     now = utcnow()
     ticket.state = "closed"
     ticket.close_reason = reason
@@ -372,7 +373,7 @@ def list_tickets(
     if states is not None:
         unknown = [s for s in states if s not in STATES]
         if unknown:
-            raise TicketError(f"unknown ticket state(s) {', '.join(unknown)}; states are {', '.join(STATES)}")
+            raise TicketError("ticket.unknown_states", states=", ".join(unknown), known=", ".join(STATES))
         query = query.where(Ticket.state.in_(states))
     if overdue:
         query = query.where(Ticket.state.in_(OPEN_STATES), next_due() <= now)
@@ -387,7 +388,7 @@ def list_tickets(
 
 def _require_department_member(user: User, department_id: int) -> None:
     if not allowed(user, "templates.write", department_id):
-        raise PermissionDenied(f"{user.username} may not manage another department's reply templates")
+        raise PermissionDenied("template.other_department", user=user.username)
 
 
 def list_templates(*, session: Session, department_id: int) -> list[ReplyTemplate]:
@@ -398,16 +399,16 @@ def list_templates(*, session: Session, department_id: int) -> list[ReplyTemplat
 def get_template(*, session: Session, template_id: int) -> ReplyTemplate:
     template = session.get(ReplyTemplate, template_id)
     if template is None:
-        raise NotFound(f"no reply template #{template_id}")
+        raise NotFound("template.not_found", template_id=template_id)
     return template
 
 
 def _template_fields(name: str, text: str) -> tuple[str, str]:
     name, text = name.strip(), text.strip()
     if not name or len(name) > 100:
-        raise TicketError("a reply template needs a name of 1 to 100 characters")
+        raise TicketError("template.bad_name")
     if not text:
-        raise TicketError(f"reply template {name!r} needs some text")
+        raise TicketError("template.empty", name=name)
     return name, text
 
 
@@ -415,7 +416,7 @@ def _unique_name(session: Session, department_id: int, name: str, template_id: i
     clash = session.exec(select(ReplyTemplate).where(ReplyTemplate.department_id == department_id,
                                                      ReplyTemplate.name == name)).first()
     if clash is not None and clash.id != template_id:
-        raise InvalidState(f"the department already has a reply template named {name!r} (#{clash.id})")
+        raise InvalidState("template.duplicate", name=name, template_id=clash.id)
 
 
 def create_template(*, session: Session, department_id: int, name: str, text: str, user: User) -> ReplyTemplate:

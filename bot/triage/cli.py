@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import logging
+import io
 import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
-import jieba
 
+from bot.cli import CliState, handle_errors
+from bot.cli_io import open_output, progress, read_text
 from bot.config import Config, load_config
+from bot.errors import GovbotError
 from bot.resources import rule_file
 from bot.resources import rules_dir as shipped_rules_dir
-from bot.triage.classifier import Classifier
 from bot.triage.faq import FaqMatcher
 from bot.triage.learn import KINDS, Labelled, evaluate, learn_all, render_toml, token_set
 from bot.triage.rules import (
@@ -26,10 +27,12 @@ from bot.triage.rules import (
     LEARNED_FILE,
     TOPICS_FILE,
     USERDICT_FILE,
-    RuleError,
     load_rules,
     read_toml,
 )
+
+if TYPE_CHECKING:
+    from bot.triage.classifier import Classifier
 
 # The shipped rules (the site's config triage.rules_dir lies on top of them).
 DEFAULT_RULES_DIR = shipped_rules_dir()
@@ -53,18 +56,22 @@ def classify_rows(rows: Iterable[dict], classifier: Classifier,
 
 
 def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier,
-                 route: Callable[[str | None], str] | None = None) -> int:
-    """Classify a CSV (columns key, text, optional subject) into dst, one row at a time. Returns the row count."""
+                 route: Callable[[str | None], str] | None = None,
+                 progress: Callable[[Iterable[dict]], Iterable[dict]] | None = None) -> int:
+    """Classify a CSV (columns key, text, optional subject) into dst, one row at a time. Returns the row count.
+
+    `progress` wraps the input rows (a progress bar)."""
     csv.field_size_limit(sys.maxsize)  # long letters (留言) can exceed the default 128 KiB field limit
     reader = csv.DictReader(src)
     missing = {"key", "text"} - set(reader.fieldnames or ())
     if missing:
-        raise click.ClickException(f"input CSV lacks column(s) {', '.join(sorted(missing))}; "
-                                   f"it has: {', '.join(reader.fieldnames or ()) or 'no header'}")
+        raise GovbotError("cli.csv_columns", missing=", ".join(sorted(missing)),
+                          columns=", ".join(reader.fieldnames or ()) or "—")
     writer = csv.DictWriter(dst, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0
-    for out in classify_rows(reader, classifier, route or load_config().triage.department_for):
+    rows = reader if progress is None else progress(reader)
+    for out in classify_rows(rows, classifier, route or load_config().triage.department_for):
         writer.writerow(out)
         count += 1
     return count
@@ -72,8 +79,6 @@ def classify_csv(src: TextIO, dst: TextIO, classifier: Classifier,
 
 def _config() -> Config:
     """The config of `govbot --config ...` when run under it, else the default one."""
-    from bot.cli import CliState
-
     state = click.get_current_context().find_object(CliState)
     return state.config if state is not None else load_config()
 
@@ -84,10 +89,12 @@ def _rules_dir(rules_dir: Path | None) -> Path | None:
 
 
 def _classifier(rules_dir: Path | None) -> Classifier:
-    try:
-        return Classifier.from_dir(_rules_dir(rules_dir))
-    except RuleError as exc:
-        raise click.ClickException(str(exc)) from None
+    from bot.triage.classifier import Classifier  # jieba: loaded only by the commands that classify
+    from bot.triage.jieba_cache import use_cache_dir
+
+    config = _config()
+    use_cache_dir(config.path(config.data_dir))
+    return Classifier.from_dir(_rules_dir(rules_dir))
 
 
 rules_option = click.option(
@@ -100,39 +107,56 @@ rules_option = click.option(
 @click.group("rules")
 def rules() -> None:
     """Triage rules: classify messages by intent and topic."""
-    jieba.setLogLevel(logging.WARNING)  # keep jieba's dictionary-loading chatter out of the output
 
 
 @rules.command("test")
 @click.argument("text")
 @click.option("--subject", default=None, help="Message subject (标题), if any.")
 @rules_option
+@handle_errors
 def test_cmd(text: str, subject: str | None, rules_dir: Path | None) -> None:
     """Classify one TEXT and explain why."""
     click.echo(_classifier(rules_dir).classify(text, subject).explain())
 
 
 @rules.command("classify")
-@click.argument("in_csv", type=click.File("r", encoding="utf-8-sig"))
-@click.option("-o", "--output", "out_csv", type=click.File("w", encoding="utf-8"), default="-",
-              help="Output CSV (default: stdout).")
+@click.argument("in_csv", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              default="-", help="Output CSV (default: stdout).")
 @rules_option
-def classify_cmd(in_csv: TextIO, out_csv: TextIO, rules_dir: Path | None) -> None:
-    """Classify IN_CSV (key, text[, subject]) into key,intent,topic,department,rules."""
-    count = classify_csv(in_csv, out_csv, _classifier(rules_dir), _config().triage.department_for)
+@handle_errors
+def classify_cmd(in_csv: Path, out_path: Path, rules_dir: Path | None) -> None:
+    """Classify IN_CSV (key, text[, subject]; UTF-8 or GBK) into key,intent,topic,department,rules."""
+    text = read_text(in_csv)
+    csv.field_size_limit(sys.maxsize)
+    total = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
+    classifier = _classifier(rules_dir)
+    with open_output(out_path) as out, progress([], length=total, label="classifying") as bar:
+        def advance(rows: Iterable[dict]) -> Iterator[dict]:
+            for row in rows:
+                yield row
+                bar.update(1)
+
+        count = classify_csv(io.StringIO(text), out, classifier, _config().triage.department_for, advance)
     click.echo(f"classified {count} messages", err=True)
 
 
 @rules.command("check")
 @rules_option
+@handle_errors
 def check_cmd(rules_dir: Path | None) -> None:
     """Validate the rules directory; exit 1 naming the file and rule on an error."""
+    from bot.triage.names import load_names, missing_names
+
     rules_dir = _rules_dir(rules_dir)
-    try:
-        ruleset = load_rules(rules_dir)
-        faq = FaqMatcher.from_dir(rules_dir)
-    except RuleError as exc:
-        raise click.ClickException(str(exc)) from None
+    ruleset = load_rules(rules_dir)
+    faq = FaqMatcher.from_dir(rules_dir)
+    rule_ids = [r.id for r in (*ruleset.intent_rules, *ruleset.spam_rules, *ruleset.topic_rules, *faq.rules)]
+    lacking, stale = missing_names(rule_ids, load_names(rules_dir))
+    for rule_id in lacking:
+        click.echo(f"warning: rule {rule_id} has no Chinese name in names.toml", err=True)
+    for rule_id in stale:
+        click.echo(f"warning: names.toml names {rule_id}, which no rule file has", err=True)
     click.echo(f"ok: {len(ruleset.intent_rules)} intent, {len(ruleset.spam_rules)} spam, "
                f"{len(ruleset.topic_rules)} topic, {len(faq.rules)} FAQ rules, "
                f"{len(ruleset.userdict)} userdict words, "
@@ -147,27 +171,25 @@ def read_labelled(paths: Iterable[Path]) -> list[Labelled]:
     csv.field_size_limit(sys.maxsize)
     merged: dict[str, dict] = {}
     for path in paths:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            columns = set(reader.fieldnames or ())
-            if "key" not in columns or not columns & set(KINDS):
-                raise click.ClickException(f"{path}: needs a key column and an intent or topic column; "
-                                           f"it has: {', '.join(sorted(columns)) or 'no header'}")
-            for line, row in enumerate(reader, 2):
-                entry = merged.setdefault(row["key"], {})
-                for column in ("text", "subject"):
-                    if row.get(column):
-                        entry[column] = row[column]
-                for kind, labels in KINDS.items():
-                    value = (row.get(kind) or "").strip()
-                    if value and value != "none":
-                        if value not in labels:
-                            raise click.ClickException(f"{path}, line {line}: unknown {kind} {value!r}; "
-                                                       f"known: {', '.join(labels)}")
-                        entry[kind] = value
+        reader = csv.DictReader(io.StringIO(read_text(path)))  # UTF-8, UTF-8 with BOM or GBK
+        columns = set(reader.fieldnames or ())
+        if "key" not in columns or not columns & set(KINDS):
+            raise GovbotError("learn.csv_columns", file=str(path), columns=", ".join(sorted(columns)) or "—")
+        for line, row in enumerate(reader, 2):
+            entry = merged.setdefault(row["key"], {})
+            for column in ("text", "subject"):
+                if row.get(column):
+                    entry[column] = row[column]
+            for kind, labels in KINDS.items():
+                value = (row.get(kind) or "").strip()
+                if value and value != "none":
+                    if value not in labels:
+                        raise GovbotError("learn.unknown_label", file=str(path), line=line, kind=kind,
+                                          value=value, known=", ".join(labels))
+                    entry[kind] = value
     missing = [key for key, e in merged.items() if "text" not in e]
     if missing:
-        raise click.ClickException(f"{len(missing)} labelled key(s) have no text in any file, e.g. {missing[0]!r}")
+        raise GovbotError("learn.no_text", count=len(missing), example=missing[0])
     return [Labelled(e["text"], e.get("intent"), e.get("topic"), e.get("subject")) for e in merged.values()]
 
 
@@ -194,6 +216,7 @@ def _held_out(sample: Labelled, n: int) -> bool:
               help="File to write (default: learned.toml in the rules directory).")
 @click.option("--dry-run", is_flag=True, help="Report the held-out score only; write nothing.")
 @rules_option
+@handle_errors
 def learn_cmd(labelled: tuple[Path, ...], corrections: bool, output: Path | None, dry_run: bool,
               rules_dir: Path | None) -> None:
     """Learn weighted keywords per intent and topic from LABELLED CSVs (key, text[, subject], intent, topic).
@@ -204,7 +227,7 @@ def learn_cmd(labelled: tuple[Path, ...], corrections: bool, output: Path | None
     if corrections:
         samples += _stored_corrections()
     if not samples:
-        raise click.ClickException("nothing to learn from: give labelled CSV files and/or --corrections")
+        raise GovbotError("learn.nothing")
     rules_dir = _rules_dir(rules_dir)
     # Written into the site's rules directory (or, from a checkout, the shipped rules/): never into an installed package.
     target = output or (rules_dir or DEFAULT_RULES_DIR) / LEARNED_FILE

@@ -30,17 +30,17 @@ def record_correction(*, session: Session, message_id: int, user: User, intent: 
     """Set the message's intent and/or topic as `user` says and keep the correction; None keeps a value."""
     message = session.get(Message, message_id)
     if message is None:
-        raise NotFound(f"message {message_id} does not exist")
+        raise NotFound("message.not_found", message_id=message_id)
     if not can_correct(user, message):
-        raise PermissionDenied(f"{user.username} may not correct message {message_id}")
+        raise PermissionDenied("correction.denied", user=user.username, message_id=message_id)
     if intent is not None and intent not in INTENTS:
-        raise GovbotError(f"unknown intent {intent!r}; known: {', '.join(INTENTS)}")
+        raise GovbotError("correction.unknown_intent", intent=intent, known=", ".join(INTENTS))
     if topic is not None and topic not in TOPICS:
-        raise GovbotError(f"unknown topic {topic!r}; known: {', '.join(TOPICS)}")
+        raise GovbotError("correction.unknown_topic", topic=topic, known=", ".join(TOPICS))
     new_intent = message.intent if intent is None else intent
     new_topic = message.topic if topic is None else topic
     if (new_intent, new_topic) == (message.intent, message.topic):
-        raise GovbotError("the correction changes nothing")
+        raise GovbotError("correction.no_change")
     row = Correction(message_id=message.id, user_id=user.id, old_intent=message.intent, old_topic=message.topic,
                      intent=new_intent, topic=new_topic)
     session.add(row)

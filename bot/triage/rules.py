@@ -58,8 +58,10 @@ class RuleError(GovbotError):
 
     def __init__(self, file: str | Path, rule: str | None, reason: str):
         self.file, self.rule, self.reason = str(file), rule, reason
-        where = f"{self.file}: rule {rule!r}" if rule else self.file
-        super().__init__(f"{where}: {reason}")
+        if rule:
+            super().__init__("rules.rule_invalid", file=self.file, rule=rule, reason=reason)
+        else:
+            super().__init__("rules.file_invalid", file=self.file, reason=reason)
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: rules key the per-message tallies

@@ -13,8 +13,15 @@ from bot.context import Context
 from bot.errors import GovbotError
 from bot.models import User
 from bot.web.deps import current_user, get_ctx
+from bot.web.schemas.common import ERROR_RESPONSES
+from bot.web.schemas.oversight import DigestOut, ReportOut
 
-router = APIRouter(prefix="/api", tags=["oversight"])
+router = APIRouter(prefix="/api", tags=["oversight"], responses=ERROR_RESPONSES)
+
+
+def _formats(*types: str) -> dict[int | str, dict[str, Any]]:
+    """The other formats a route answers with (`format=`), besides its JSON model."""
+    return {200: {"content": {t: {"schema": {"type": "string"}} for t in types}}}
 
 
 def _day(text: str | None, ctx: Context) -> date:
@@ -23,10 +30,10 @@ def _day(text: str | None, ctx: Context) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise GovbotError(f"date {text!r}: expected YYYY-MM-DD") from None
+        raise GovbotError("date.invalid", value=text) from None
 
 
-@router.get("/digest")
+@router.get("/digest", response_model=DigestOut, responses=_formats("text/markdown", "text/html"))
 def get_digest(
     date: str | None = Query(None, description="Local day YYYY-MM-DD (default today)"),
     organisation: str | None = Query(None, description="Organisation name (default: the first configured)"),
@@ -58,7 +65,7 @@ def get_digest(
     return body
 
 
-@router.get("/reports")
+@router.get("/reports", response_model=ReportOut, responses=_formats("text/csv", "text/html"))
 def get_report(
     month: str | None = Query(None, description="YYYY-MM (local time)"),
     start: str | None = Query(None, description="First local day YYYY-MM-DD (instead of month)"),
@@ -78,7 +85,7 @@ def get_report(
     elif start and end and not month:
         first, stop = day_period(_day(start, ctx), _day(end, ctx), ctx.tz)
     else:
-        raise GovbotError("give month=YYYY-MM, or start and end (YYYY-MM-DD)")
+        raise GovbotError("period.required")
     with ctx.session() as session:
         scope = resolve_scope(session=session, account=account, department=department, organisation=organisation)
         report = compute_report(session=session, config=ctx.config, calendar=ctx.calendar, scope=scope,

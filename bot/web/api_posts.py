@@ -14,25 +14,37 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
 from bot.clock import to_local
 from bot.context import Context
-from bot.errors import CheckFailed, GovbotError
+from bot.errors import GovbotError, NotFound
 from bot.models import Account, Department, Media, User
 from bot.publishing import service
 from bot.publishing.gap import AccountGap, account_gaps
 from bot.publishing.signoff import reject, sign
 from bot.web.deps import current_user, get_ctx
+from bot.web.schemas.common import ERROR_RESPONSES, Page, PageParams, page
+from bot.web.schemas.posts import (
+    AccountOut,
+    CheckOut,
+    EditOut,
+    PostOut,
+    PostSummaryOut,
+    PublicationOut,
+    ScheduleOut,
+    UnscheduleOut,
+)
 
-router = APIRouter(prefix="/api", tags=["posts"])
+router = APIRouter(prefix="/api", tags=["posts"], responses=ERROR_RESPONSES)
+# Lists are read whole and cut into pages here; a bound keeps a runaway list from costing the server.
+LIST_BOUND = 100_000
 
 
 class _Body(BaseModel):
@@ -91,18 +103,8 @@ def _decode_cover(cover: CoverIn | None) -> service.CoverUpload | None:
     try:
         data = base64.b64decode(cover.data_base64, validate=True)
     except (binascii.Error, ValueError):
-        raise GovbotError(f"cover {cover.filename!r}: data_base64 is not valid base64") from None
+        raise GovbotError("cover.bad_base64", name=cover.filename) from None
     return cover.filename, data, None
-
-
-def _checked(fn: Callable[[], Any]) -> Any:
-    """Failed checks as 422 with both the one-line problems and their structured details."""
-    try:
-        return fn()
-    except CheckFailed as e:
-        return JSONResponse({"error": "CheckFailed", "detail": f"{len(e.problems)} check(s) failed",
-                             "problems": [str(p) for p in e.problems],
-                             "problem_details": [p.as_dict() for p in e.problems]}, status_code=422)
 
 
 def _view(ctx: Context, post_id: int) -> dict[str, Any]:
@@ -127,14 +129,16 @@ def _gaps(session: Session, ctx: Context) -> dict[int, AccountGap]:
 # ---- posts ------------------------------------------------------------------------------------
 
 
-@router.get("/posts")
-def list_posts(status: str | None = None, limit: int = Query(100, ge=1, le=1000), ctx: Context = Depends(get_ctx),
-               user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/posts", response_model=Page[PostSummaryOut])
+def list_posts(request: Request, status: str | None = None, params: PageParams = Depends(),
+               ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
+    """Posts, most recently changed first."""
     with ctx.session() as s:
-        return service.list_post_views(session=s, config=ctx.config, status=status, limit=limit)
+        return page(request, params, service.list_post_views(session=s, config=ctx.config, status=status,
+                                                             limit=LIST_BOUND))
 
 
-@router.post("/posts", status_code=201)
+@router.post("/posts", status_code=201, response_model=PostOut)
 def create_post(body: PostIn, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
         post = service.create_post(session=s, author=user, title=body.title, body=body.body, digest=body.digest,
@@ -142,7 +146,7 @@ def create_post(body: PostIn, ctx: Context = Depends(get_ctx), user: User = Depe
     return _view(ctx, post.id)
 
 
-@router.get("/posts/{post_id}")
+@router.get("/posts/{post_id}", response_model=PostOut)
 def show_post(post_id: int, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     return _view(ctx, post_id)
 
@@ -154,7 +158,7 @@ def _edit(ctx: Context, post_id: int, user: User, **changes: Any) -> dict[str, A
             "cancelled_publications": result.cancelled_publications, "post": _view(ctx, post_id)}
 
 
-@router.patch("/posts/{post_id}")
+@router.patch("/posts/{post_id}", response_model=EditOut)
 def edit_post(post_id: int, body: PostEdit, ctx: Context = Depends(get_ctx),
               user: User = Depends(current_user)) -> dict[str, Any]:
     """Change fields (any change voids the sign-offs and returns the post to draft)."""
@@ -162,7 +166,7 @@ def edit_post(post_id: int, body: PostEdit, ctx: Context = Depends(get_ctx),
                  cover=_decode_cover(body.cover), remove_cover=body.remove_cover)
 
 
-@router.put("/posts/{post_id}/cover")
+@router.put("/posts/{post_id}/cover", response_model=EditOut)
 async def upload_cover(post_id: int, cover: UploadFile = File(...), ctx: Context = Depends(get_ctx),
                        user: User = Depends(current_user)) -> dict[str, Any]:
     """Replace the cover with a multipart upload (field `cover`); an edit like any other."""
@@ -170,17 +174,19 @@ async def upload_cover(post_id: int, cover: UploadFile = File(...), ctx: Context
     return _edit(ctx, post_id, user, cover=(cover.filename or "cover", data, cover.content_type))
 
 
-@router.get("/posts/{post_id}/cover")
+@router.get("/posts/{post_id}/cover", response_class=Response,
+            responses={200: {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The cover image"}})
 def get_cover(post_id: int, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> Response:
     with ctx.session() as s:
         post = service.get_post(session=s, post_id=post_id)
         media = s.get(Media, post.cover_media_id) if post.cover_media_id is not None else None
     if media is None:
-        raise HTTPException(404, f"post {post_id} has no cover")
+        raise NotFound("post.no_cover", post_id=post_id)
     return Response(media.data, media_type=media.mime)
 
 
-@router.post("/posts/{post_id}/check")
+@router.post("/posts/{post_id}/check", response_model=CheckOut)
 def check_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Depends(get_ctx),
                user: User = Depends(current_user)) -> dict[str, Any]:
     """The checks `submit` would run, without changing anything."""
@@ -191,7 +197,7 @@ def check_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Dep
     return {"ok": not problems, "problems": [p.as_dict() for p in problems]}
 
 
-@router.post("/posts/{post_id}/submit")
+@router.post("/posts/{post_id}/submit", response_model=PostOut)
 def submit_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Depends(get_ctx),
                 user: User = Depends(current_user)) -> Any:
     def run() -> dict[str, Any]:
@@ -200,15 +206,15 @@ def submit_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = De
                                 user=user, platforms=body.platforms if body else None)
         return _view(ctx, post_id)
 
-    return _checked(run)
+    return run()
 
 
 def _require_version(body: SignIn) -> None:
     if body.version is None and not body.content_hash:
-        raise GovbotError("say which version you reviewed: give version or content_hash")
+        raise GovbotError("post.version_required")
 
 
-@router.post("/posts/{post_id}/sign")
+@router.post("/posts/{post_id}/sign", response_model=PostOut)
 def sign_post(post_id: int, body: SignIn, ctx: Context = Depends(get_ctx),
               user: User = Depends(current_user)) -> dict[str, Any]:
     """Approve the next stage on the version named (stale version: 409)."""
@@ -219,7 +225,7 @@ def sign_post(post_id: int, body: SignIn, ctx: Context = Depends(get_ctx),
     return _view(ctx, post_id)
 
 
-@router.post("/posts/{post_id}/reject")
+@router.post("/posts/{post_id}/reject", response_model=PostOut)
 def reject_post(post_id: int, body: RejectIn, ctx: Context = Depends(get_ctx),
                 user: User = Depends(current_user)) -> dict[str, Any]:
     _require_version(body)
@@ -229,13 +235,13 @@ def reject_post(post_id: int, body: RejectIn, ctx: Context = Depends(get_ctx),
     return _view(ctx, post_id)
 
 
-@router.post("/posts/{post_id}/schedule")
+@router.post("/posts/{post_id}/schedule", response_model=ScheduleOut)
 def schedule_post(post_id: int, body: ScheduleIn, ctx: Context = Depends(get_ctx),
                   user: User = Depends(current_user)) -> Any:
     """Publish a fully signed post on the accounts at `at` (or `now`); answers with the publications
     and each account's update-gap verdict."""
     if (body.at is None) == (not body.now):
-        raise GovbotError("give either at (a time) or now = true")
+        raise GovbotError("post.when_required")
 
     def run() -> dict[str, Any]:
         with ctx.session() as s:
@@ -253,10 +259,10 @@ def schedule_post(post_id: int, body: ScheduleIn, ctx: Context = Depends(get_ctx
             v["gap"] = _gap_json(gaps.get(accounts.get(v["account"])), ctx.tz)
         return {"post": _view(ctx, post_id), "publications": views}
 
-    return _checked(run)
+    return run()
 
 
-@router.post("/posts/{post_id}/unschedule")
+@router.post("/posts/{post_id}/unschedule", response_model=UnscheduleOut)
 def unschedule_post(post_id: int, body: UnscheduleIn | None = None, ctx: Context = Depends(get_ctx),
                     user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
@@ -269,15 +275,19 @@ def unschedule_post(post_id: int, body: UnscheduleIn | None = None, ctx: Context
 # ---- publications and accounts ------------------------------------------------------------------
 
 
-@router.get("/publications")
-def list_publications(state: str | None = None, post_id: int | None = None, limit: int = Query(200, ge=1, le=1000),
-                      ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/publications", response_model=Page[PublicationOut])
+def list_publications(request: Request, state: str | None = None, post_id: int | None = None,
+                      params: PageParams = Depends(), ctx: Context = Depends(get_ctx),
+                      user: User = Depends(current_user)) -> dict[str, Any]:
+    """Publications, latest due first."""
     with ctx.session() as s:
-        return [service.publication_view(session=s, config=ctx.config, publication=p)
-                for p in service.list_publications(session=s, state=state, post_id=post_id, limit=limit)]
+        pubs = service.list_publications(session=s, state=state, post_id=post_id, limit=LIST_BOUND)
+        chosen = pubs[params.offset:params.offset + params.limit]
+        return page(request, params, [service.publication_view(session=s, config=ctx.config, publication=p)
+                                      for p in chosen], total=len(pubs))
 
 
-@router.get("/publications/{publication_id}")
+@router.get("/publications/{publication_id}", response_model=PublicationOut)
 def show_publication(publication_id: int, ctx: Context = Depends(get_ctx),
                      user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
@@ -285,13 +295,15 @@ def show_publication(publication_id: int, ctx: Context = Depends(get_ctx),
                                         publication=service.get_publication(session=s, publication_id=publication_id))
 
 
-@router.get("/accounts")
-def list_accounts(ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/accounts", response_model=Page[AccountOut])
+def list_accounts(request: Request, params: PageParams = Depends(), ctx: Context = Depends(get_ctx),
+                  user: User = Depends(current_user)) -> dict[str, Any]:
     """Every account with its update-gap verdict (更新间隔: warn at gap.warn_days, fail at gap.limit_days)."""
     with ctx.session() as s:
         gaps = _gaps(s, ctx)
         depts = {d.id: d.name for d in s.exec(select(Department))}
         accounts = list(s.exec(select(Account).order_by(Account.name)))
-    return [{"id": a.id, "name": a.name, "platform": a.platform, "department": depts.get(a.department_id),
-             "enabled": a.enabled, "remote_id": a.remote_id, "gap": _gap_json(gaps.get(a.id), ctx.tz)}
-            for a in accounts]
+    return page(request, params, [{"id": a.id, "name": a.name, "platform": a.platform,
+                                   "department": depts.get(a.department_id), "enabled": a.enabled,
+                                   "remote_id": a.remote_id, "gap": _gap_json(gaps.get(a.id), ctx.tz)}
+                                  for a in accounts])

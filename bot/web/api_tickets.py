@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.clock import utcnow
@@ -19,8 +19,19 @@ from bot.errors import PermissionDenied
 from bot.models import AuditEvent, Message, Reply, ReplyTemplate, Ticket, TicketNote, User
 from bot.tickets import answering, service
 from bot.web.deps import current_user, get_ctx
+from bot.web.schemas.common import ERROR_RESPONSES, Page, PageParams, page
+from bot.web.schemas.tickets import (
+    AnswerOut,
+    InboxItemOut,
+    NoteOut,
+    OfflineAnswerOut,
+    ReplyOut,
+    TemplateOut,
+    TicketDetailOut,
+    TicketOut,
+)
 
-router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+router = APIRouter(prefix="/api/tickets", tags=["tickets"], responses=ERROR_RESPONSES)
 
 
 class _Body(BaseModel):
@@ -110,22 +121,22 @@ def template_json(t: ReplyTemplate) -> dict[str, Any]:
 def _department_of(user: User, department_id: int | None) -> int:
     dept = department_id if department_id is not None else user.department_id
     if dept is None:
-        raise PermissionDenied(f"{user.username} belongs to no department; give department_id")
+        raise PermissionDenied("user.no_department_give", user=user.username)
     return dept
 
 
 # -- templates and failed replies (before /{ticket_id} so the paths do not clash) ----------------
 
 
-@router.get("/templates")
-def list_templates(department_id: int | None = None, ctx: Context = Depends(get_ctx),
-                   user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/templates", response_model=Page[TemplateOut])
+def list_templates(request: Request, department_id: int | None = None, params: PageParams = Depends(),
+                   ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
-        return [template_json(t) for t in service.list_templates(
-            session=s, department_id=_department_of(user, department_id))]
+        return page(request, params, [template_json(t) for t in service.list_templates(
+            session=s, department_id=_department_of(user, department_id))])
 
 
-@router.post("/templates", status_code=201)
+@router.post("/templates", status_code=201, response_model=TemplateOut)
 def create_template(body: TemplateIn, ctx: Context = Depends(get_ctx),
                     user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
@@ -134,7 +145,7 @@ def create_template(body: TemplateIn, ctx: Context = Depends(get_ctx),
             user=user))
 
 
-@router.put("/templates/{template_id}")
+@router.put("/templates/{template_id}", response_model=TemplateOut)
 def update_template(template_id: int, body: TemplateEdit, ctx: Context = Depends(get_ctx),
                     user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
@@ -148,16 +159,18 @@ def delete_template(template_id: int, ctx: Context = Depends(get_ctx), user: Use
         service.delete_template(session=s, template_id=template_id, user=user)
 
 
-@router.get("/replies/failed")
-def failed_replies(ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/replies/failed", response_model=Page[ReplyOut])
+def failed_replies(request: Request, params: PageParams = Depends(), ctx: Context = Depends(get_ctx),
+                   user: User = Depends(current_user)) -> dict[str, Any]:
     """Replies of the user's department that did not go out (admins without a department: all)."""
     if user.department_id is None and not user.has_role("admin"):
-        raise PermissionDenied(f"{user.username} belongs to no department")
+        raise PermissionDenied("user.no_department", user=user.username)
     with ctx.session() as s:
-        return [reply_json(r) for r in answering.failed_replies(session=s, department_id=user.department_id)]
+        return page(request, params,
+                    [reply_json(r) for r in answering.failed_replies(session=s, department_id=user.department_id)])
 
 
-@router.post("/replies/{reply_id}/retry")
+@router.post("/replies/{reply_id}/retry", response_model=ReplyOut)
 def retry_reply(reply_id: int, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     return reply_json(answering.retry_and_send(ctx, reply_id=reply_id, username=user.username))
 
@@ -165,17 +178,20 @@ def retry_reply(reply_id: int, ctx: Context = Depends(get_ctx), user: User = Dep
 # -- tickets -------------------------------------------------------------------------------------
 
 
-@router.get("")
-def inbox(state: str = "open", ctx: Context = Depends(get_ctx),
-          user: User = Depends(current_user)) -> list[dict[str, Any]]:
-    """The user's department's tickets in deadline order, the most overdue first."""
+@router.get("", response_model=Page[InboxItemOut])
+def inbox(request: Request, state: str = "open", overdue: bool = False, params: PageParams = Depends(),
+          ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
+    """The user's department's tickets in deadline order, the most overdue first (`overdue`: only those past
+    their deadline, as `govbot tickets list --overdue`)."""
     now = utcnow()
     with ctx.session() as s:
-        return [{**ticket_json(e.ticket, now), "message": message_json(e.message), "failed_replies": e.failed_replies}
-                for e in answering.inbox(session=s, user=user, state=state, now=now)]
+        entries = [e for e in answering.inbox(session=s, user=user, state=state, now=now) if e.overdue or not overdue]
+        chosen = entries[params.offset:params.offset + params.limit]
+        return page(request, params, [{**ticket_json(e.ticket, now), "message": message_json(e.message),
+                                       "failed_replies": e.failed_replies} for e in chosen], total=len(entries))
 
 
-@router.get("/{ticket_id}")
+@router.get("/{ticket_id}", response_model=TicketDetailOut)
 def show(ticket_id: int, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     now = utcnow()
     with ctx.session() as s:
@@ -190,14 +206,14 @@ def _ticket(ctx: Context, ticket_id: int) -> dict[str, Any]:
         return ticket_json(service.get_ticket(session=s, ticket_id=ticket_id), utcnow())
 
 
-@router.post("/{ticket_id}/acknowledge")
+@router.post("/{ticket_id}/acknowledge", response_model=TicketOut)
 def acknowledge(ticket_id: int, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
         service.acknowledge(session=s, ticket_id=ticket_id, user=user)
     return _ticket(ctx, ticket_id)
 
 
-@router.post("/{ticket_id}/answer")
+@router.post("/{ticket_id}/answer", response_model=AnswerOut)
 def answer(ticket_id: int, body: AnswerIn, ctx: Context = Depends(get_ctx),
            user: User = Depends(current_user)) -> dict[str, Any]:
     """Answer through the ticket's channel. The reply's state says what happened: sent, pending (retried
@@ -209,7 +225,7 @@ def answer(ticket_id: int, body: AnswerIn, ctx: Context = Depends(get_ctx),
     return {"reply": reply_json(reply), "ticket": _ticket(ctx, ticket_id), "channel": channel.as_dict()}
 
 
-@router.post("/{ticket_id}/offline-answer", status_code=201)
+@router.post("/{ticket_id}/offline-answer", status_code=201, response_model=OfflineAnswerOut)
 def offline_answer(ticket_id: int, body: OfflineAnswerIn, ctx: Context = Depends(get_ctx),
                    user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
@@ -218,7 +234,7 @@ def offline_answer(ticket_id: int, body: OfflineAnswerIn, ctx: Context = Depends
     return {"reply": reply_json(reply), "ticket": _ticket(ctx, ticket_id)}
 
 
-@router.post("/{ticket_id}/reassign")
+@router.post("/{ticket_id}/reassign", response_model=TicketOut)
 def reassign(ticket_id: int, body: ReassignIn, ctx: Context = Depends(get_ctx),
              user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
@@ -226,7 +242,7 @@ def reassign(ticket_id: int, body: ReassignIn, ctx: Context = Depends(get_ctx),
     return _ticket(ctx, ticket_id)
 
 
-@router.post("/{ticket_id}/close")
+@router.post("/{ticket_id}/close", response_model=TicketOut)
 def close(ticket_id: int, body: CloseIn, ctx: Context = Depends(get_ctx),
           user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
@@ -234,15 +250,15 @@ def close(ticket_id: int, body: CloseIn, ctx: Context = Depends(get_ctx),
     return _ticket(ctx, ticket_id)
 
 
-@router.get("/{ticket_id}/notes")
-def list_notes(ticket_id: int, ctx: Context = Depends(get_ctx),
-               user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/{ticket_id}/notes", response_model=Page[NoteOut])
+def list_notes(request: Request, ticket_id: int, params: PageParams = Depends(), ctx: Context = Depends(get_ctx),
+               user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
         service.require_handler(session=s, user=user, ticket=service.get_ticket(session=s, ticket_id=ticket_id))
-        return [note_json(n) for n in service.notes(session=s, ticket_id=ticket_id)]
+        return page(request, params, [note_json(n) for n in service.notes(session=s, ticket_id=ticket_id)])
 
 
-@router.post("/{ticket_id}/notes", status_code=201)
+@router.post("/{ticket_id}/notes", status_code=201, response_model=NoteOut)
 def add_note(ticket_id: int, body: NoteIn, ctx: Context = Depends(get_ctx),
              user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:

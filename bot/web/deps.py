@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from bot.context import Context
@@ -21,7 +22,13 @@ def get_session(ctx: Context = Depends(get_ctx)) -> Iterator[Session]:
         yield session
 
 
-def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
+# The API's security scheme in OpenAPI (Swagger's Authorize button takes a `govbot user token`); the token
+# itself is checked by the access check (bot.web.access) with the session cookie, in one place.
+bearer = HTTPBearer(auto_error=False, scheme_name="token", description="An API token from `govbot user token USER`.")
+
+
+def current_user(request: Request, ctx: Context = Depends(get_ctx),
+                 _credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> User:
     """The user behind `Authorization: Bearer <token>` (API) or the console's session cookie, as found by
     the access check (bot.web.access) that already ran for this request."""
     with ctx.session() as s:

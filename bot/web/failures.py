@@ -7,6 +7,7 @@ without local variables (bot.logs) and never the request's secrets.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,27 +25,33 @@ MESSAGES = {400: "请求格式不正确", 401: "请先登录", 403: "无权进�
             503: "数据库暂时不可用，请稍后重试"}
 
 
-def error_body(status: int, message: str | None = None, detail: Any = None, code: str | None = None) -> dict:
-    return {"code": code or CODES.get(status, "error"), "message": message or MESSAGES.get(status, "请求未完成"),
-            "detail": detail}
+def error_body(code: str, message: str, detail: Any = None) -> dict:
+    """The one error shape of the JSON API: a catalogue code, its Chinese text, and details for programs."""
+    return {"code": code, "message": message, "detail": detail}
+
+
+def page_answer(request: Request, status: int, message: str | None, headers: dict | None = None) -> Response:
+    """An error as a console page (in the console's layout, with the user's menu)."""
+    from bot.web.console.common import render
+
+    title = MESSAGES.get(status, "请求未完成") if status != 403 else "无权进行此操作"
+    detail = message or MESSAGES.get(status, "请求未完成")
+    error = {"title": title, "detail": "" if detail == title else detail, "problems": []}
+    try:
+        page = render(request, "notfound.html", request.scope.get("auth_user"), status_code=status, error=error)
+    except Exception:  # the page itself cannot be drawn (database down ...): plain text says the same
+        return HTMLResponse(f"<h1>{title}</h1><p>{html.escape(detail)}</p>", status_code=status, headers=headers)
+    if headers:
+        page.headers.update(headers)
+    return page
 
 
 def _answer(request: Request, status: int, message: str | None, detail: Any = None,
             headers: dict | None = None) -> Response:
-    body = error_body(status, message, detail)
     if request.url.path.startswith(("/api/", "/wechat/", "/healthz")):
+        body = error_body(CODES.get(status, "error"), message or MESSAGES.get(status, "请求未完成"), detail)
         return JSONResponse(body, status_code=status, headers=headers)
-    from bot.web.console.common import render
-
-    title = MESSAGES.get(status, "请求未完成") if status != 403 else "无权进行此操作"
-    error = {"title": title, "detail": "" if body["message"] == title else body["message"], "problems": []}
-    try:
-        page = render(request, "notfound.html", request.scope.get("auth_user"), status_code=status, error=error)
-    except Exception:  # the page itself cannot be drawn (database down ...): plain text says the same
-        return HTMLResponse(f"<h1>{title}</h1>", status_code=status, headers=headers)
-    if headers:
-        page.headers.update(headers)
-    return page
+    return page_answer(request, status, message, headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -4,7 +4,6 @@ running one domain action per transaction, and domain errors shown in Chinese.""
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -22,6 +21,7 @@ from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, Permiss
 from bot.labels import LABELS, label
 from bot.models import User
 from bot.resources import package_dir
+from bot.triage.names import names_for, rule_name
 
 STATIC_DIR = package_dir("web", "static")
 templates = Jinja2Templates(directory=str(package_dir("web", "templates")))
@@ -75,6 +75,13 @@ def deadline(context: Any, value: datetime | None) -> str:
 WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
+@pass_context
+def rule_zh(context: Any, rule_id: str | None) -> str:
+    """A triage or FAQ rule by its Chinese name (rules/names.toml of the configured rules directory)."""
+    config = ctx_of(context["request"]).config
+    return rule_name(rule_id, names_for(config.path(config.triage.rules_dir)))
+
+
 def roles_zh(user: User) -> str:
     return "、".join(label(r, "role") for r in sorted(user.role_set()))
 
@@ -82,6 +89,7 @@ def roles_zh(user: User) -> str:
 templates.env.filters["dt"] = local_dt
 templates.env.filters["deadline"] = deadline
 templates.env.filters["zh"] = label
+templates.env.filters["rule_zh"] = rule_zh
 templates.env.globals["LABELS"] = LABELS
 
 
@@ -89,63 +97,17 @@ def error_view(exc: GovbotError) -> dict[str, Any]:
     """A domain error as the page shows it: a Chinese heading, the detail, and check problems if any."""
     title = next(t for cls, t in _ERROR_TITLES if isinstance(exc, cls))
     problems = [problem_view(p) for p in exc.problems] if isinstance(exc, CheckFailed) else []
-    return {"title": title, "detail": "" if problems else str(exc), "problems": problems}
-
-
-FIELDS_ZH = {"title": "标题", "body": "正文", "digest": "摘要", "weibo_text": "微博文案", "cover": "封面",
-             "post": "稿件", "account": "账号", "text": "答复内容", "answer": "答复内容"}
-
-# The checks' problems in the officers' language, by problem code; {0}, {1} ... are the quoted parts
-# (“…”) of the original message, {n0}, {n1} ... its numbers. Unknown codes keep the original message.
-PROBLEMS_ZH = {
-    "sensitive_word": ("敏感词“{0}”", r"“(.+?)” \((.+?)\)", "（{1}）"),
-    "sensitive_pattern": ("疑似敏感信息“{0}”", None, ""),
-    "typo": ("“{0}”应为“{1}”", r"“(.+?)” should be “(.+?)” \((.+?)\)", "（{2}）"),
-    "empty_title": ("标题为空", None, ""),
-    "empty_body": ("正文为空", None, ""),
-    "wechat_title_too_long": ("公众号标题最多 {n0} 字，现为 {n1} 字", None, ""),
-    "wechat_digest_too_long": ("公众号摘要最多 {n0} 字，现为 {n1} 字", None, ""),
-    "wechat_body_too_long": ("公众号正文最多 {n0} 字，现为 {n1} 字", None, ""),
-    "wechat_cover_missing": ("公众号图文必须有封面图片", None, ""),
-    "wechat_cover_invalid": ("封面图片的格式或大小不符合公众号要求（JPEG/PNG/GIF/BMP，不超过 10MB）", None, ""),
-    "weibo_text_missing": ("发布到微博需要填写微博文案", None, ""),
-    "weibo_text_too_long": ("微博文案最多 {n0} 字，现为 {n1} 字", None, ""),
-    "weibo_link_missing": ("微博文案须包含本单位安全域名的链接（{domain}）", None, ""),
-    "weibo_picture_invalid": ("封面将作为微博配图，须为 JPEG/PNG/GIF 且不超过 5MB", None, ""),
-    "answer_too_long": ("答复超出平台长度限制（最多 {n0}，现为 {n1}）", None, ""),
-}
-
-
-def problem_zh(code: str, message: str) -> str:
-    entry = PROBLEMS_ZH.get(code)
-    if entry is None:
-        return message
-    text, pattern, tail = entry
-    quoted = re.findall(r"“(.+?)”", message)
-    if pattern:
-        m = re.search(pattern, message)
-        if m is None:
-            return message
-        quoted = list(m.groups())
-    numbers = re.findall(r"\d+", message)
-    domain = re.search(r"safe domain (\S+)", message)
-    values = {f"n{i}": n for i, n in enumerate(numbers)} | {"domain": domain.group(1) if domain else ""}
-    try:
-        out = text.format(*quoted, **values) + tail.format(*quoted, **values)
-    except (IndexError, KeyError):
-        return message
-    more = re.search(r"\((\d+) more not shown\)", message)
-    return out + (f"（另有 {more.group(1)} 处未列出）" if more else "")
+    return {"title": title, "detail": "" if problems else exc.message_zh, "problems": problems, "code": exc.error_code}
 
 
 def problem_view(problem: Any) -> dict[str, Any]:
     """A check problem for the page: where it is (field, line, column), what, and the fix if known."""
     where = getattr(problem, "where", None)
     line, column = getattr(problem, "line", None), getattr(problem, "column", None)
-    place = FIELDS_ZH.get(where, where or "")
+    place = label(where, "field")
     if line is not None:
         place += f" 第 {line} 行第 {column} 列"
-    message = problem_zh(getattr(problem, "code", ""), getattr(problem, "message", str(problem)))
+    message = getattr(problem, "message_zh", None) or str(problem)
     return {"field": where, "place": place, "message": message,
             "snippet": getattr(problem, "snippet", ""), "suggestion": getattr(problem, "suggestion", None),
             "text": str(problem)}
@@ -224,7 +186,7 @@ def parse_local_datetime(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise GovbotError(f"时间格式不正确：{text!r}（应为 年-月-日 时:分）") from None
+        raise GovbotError("datetime.invalid", value=text) from None
     return value.replace(tzinfo=None)
 
 

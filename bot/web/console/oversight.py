@@ -85,7 +85,7 @@ def digest_send(request: Request, org: str = Form(""), user: User = Depends(cons
             scope, _ = digest_scope(s, ctx.config, org)
         outcome = produce_digest(ctx, scope=scope, day=today_local(request))
     except GovbotError as exc:
-        flash(request, f"{error_view(exc)['title']}：{exc}", "error")
+        flash(request, f"{error_view(exc)['title']}：{exc.message_zh}", "error")
         return redirect(f"/digest?org={quote(org)}")
     if outcome is None:
         flash(request, "另一个进程正在生成今天的日报，请稍后刷新。", "warn")

@@ -193,7 +193,7 @@ def reply_template_save(request: Request, department: str = Form(""), template_i
         if tid:
             return tickets.update_template(session=s, template_id=tid, user=user, name=name, text=text)
         if dept_id is None:
-            raise GovbotError("请先选择部门")
+            raise GovbotError("department.required")
         return tickets.create_template(session=s, department_id=dept_id, name=name, text=text, user=user)
 
     _, error = run_action(request, act)
@@ -307,7 +307,7 @@ def ticket_reassign(request: Request, ticket_id: int, department: str = Form("")
 
     def act(s: Any) -> Any:
         if not department:
-            raise GovbotError("请选择要转办的部门")
+            raise GovbotError("department.required")
         return reassign(session=s, ticket_id=ticket_id, department=int(department), reason=reason, user=user)
 
     # After the move the ticket belongs to the other department: back to the inbox.
