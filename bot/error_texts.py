@@ -303,6 +303,47 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "cli.os_error": ("文件操作失败：{path}：{reason}", "{path}: {reason}"),
     "cli.internal": ("系统内部错误（{kind}），操作未完成；加 -v 可查看详细信息，或联系信息化管理员",
                      "internal error ({kind}); run with -v for the traceback"),
+    # -- database copy (govbot db copy) ----------------------------------------------------------------
+    "copy.same_database": ("目标数据库就是当前配置的数据库，不能复制到自身", "the target is the configured database itself"),
+    "copy.source_missing": ("当前配置的数据库文件 {path} 不存在", "the configured database {path} does not exist"),
+    "copy.prepare_failed": ("无法准备复制：{reason}", "cannot prepare the copy: {reason}"),
+    "copy.failed": ("复制失败，目标数据库中没有写入任何数据：{reason}", "copy failed, no rows were copied: {reason}"),
+    "copy.source_unreadable": ("无法读取当前配置的数据库 {url}：{reason}", "cannot read the configured database {url}: {reason}"),
+    "copy.source_behind": ("当前配置的数据库版本是 {current}，程序需要 {head}：请先运行 govbot db upgrade",
+                           "the configured database is at revision {current}, the code needs {head}: "
+                           "run `govbot db upgrade` first"),
+    "copy.source_empty": ("当前配置的数据库尚未建表，程序需要版本 {head}：请先运行 govbot db upgrade",
+                          "the configured database is at revision none (empty), the code needs {head}: "
+                          "run `govbot db upgrade` first"),
+    "copy.source_unknown_tables": ("当前配置的数据库中有本程序不认识的表：{tables}",
+                                   "the configured database has tables this govbot does not know: {tables}"),
+    "copy.target_unreachable": ("无法连接目标数据库 {url}：{reason}", "cannot reach the target database {url}: {reason}"),
+    "copy.target_not_empty": ("目标数据库 {url} 不是空的（表 {table} 中已有数据）；只能复制到新建的空数据库",
+                              "the target database {url} is not empty (table {table} has rows); "
+                              "copy only into a new, empty database"),
+    # -- inspection readiness (迎检) --------------------------------------------------------------------
+    "inspection.checklist_invalid": ("检查清单 {file} 中 {where} 有误：{reason}", "{file}: {where}: {reason}"),
+    "inspection.checklist_file_invalid": ("检查清单 {file} 有误：{reason}", "{file}: {reason}"),
+    "inspection.one_period": ("请给出一个检查周期：月份（2026-11）、季度（2026Q4）、年份（2026）或起止日期",
+                              "give one period: a month (2026-11), a quarter (2026Q4), a year (2026) or start and end"),
+    "inspection.start_and_end": ("起止日期需同时给出", "give both start and end"),
+    "inspection.bad_quarter": ("季度格式应为 2026Q4，收到“{value}”", "quarter {value!r}: expected e.g. 2026Q4"),
+    "inspection.bad_year": ("年份格式应为 2026，收到“{value}”", "year {value!r}: expected e.g. 2026"),
+    "inspection.empty_period": ("检查周期为空：结束日期必须晚于开始日期", "the period is empty: end must come after start"),
+    "inspection.not_begun": ("检查周期尚未开始", "the period has not begun yet"),
+    "rectification.not_found": ("整改记录 {rectification_id} 不存在", "rectification {rectification_id} does not exist"),
+    "rectification.denied": ("只有管理员或该账号所属部门的编辑、负责人可以填写整改情况",
+                             "{user} may not record the rectification of account #{account_id}"),
+    "rectification.measure_required": ("请填写整改措施", "the measure taken is required"),
+    "rectification.measure_too_long": ("整改措施最多 {limit} 字", "the measure taken has at most {limit} characters"),
+    "rectification.fixed_before_found": ("整改完成日期不能早于发现日期（{found_on}）",
+                                         "fixed on {fixed_on}, before it was found on {found_on}"),
+    # -- access and passwords ----------------------------------------------------------------------------
+    "permission.refused": ("{user} 无权{action_zh}（需要“{roles_zh}”角色）", "{user} may not {action}: needs the role {roles}"),
+    "permission.refused_scoped": ("{user} 无权{action_zh}（仅限本部门）", "{user} may not {action} outside their own department"),
+    "password.too_short": ("密码至少 {min_length} 个字符", "a password has at least {min_length} characters"),
+    "password.has_username": ("密码不能包含用户名", "the password must not contain the user name"),
+    "password.too_common": ("密码过于常见或过于简单，请换一个", "the password is too common or too simple"),
 }
 
 # Platform error codes people meet, explained: (platform, code) -> (what it means, what to do).

@@ -57,6 +57,7 @@ LABELS: dict[str, dict[str, str]] = {
         "publication.check_failed": "发布前复查未通过",
         "template.created": "新建答复模板", "template.updated": "修改答复模板", "template.deleted": "删除答复模板",
         "message.corrected": "更正分类",
+        "rectification.updated": "填写整改情况",
     },
 }
 

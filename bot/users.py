@@ -68,24 +68,21 @@ def needs_rehash(stored: str) -> bool:
     return stored.startswith("scrypt$") or HASHER.check_needs_rehash(stored)
 
 
-def password_problem(password: str, username: str) -> str | None:
-    """Why the password is refused (in Chinese), or None. Pure."""
+def check_password(password: str, username: str) -> None:
+    """Refuse a password the policy does not allow, saying why. Pure."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"密码至少 {MIN_PASSWORD_LENGTH} 个字符"
+        raise GovbotError("password.too_short", min_length=MIN_PASSWORD_LENGTH)
     lowered = password.lower()
     if username and username.lower() in lowered:
-        return "密码不能包含用户名"
+        raise GovbotError("password.has_username")
     if lowered in COMMON_PASSWORDS or len(set(password)) <= 2:
-        return "密码过于常见或过于简单，请换一个"
-    return None
+        raise GovbotError("password.too_common")
 
 
 def set_password(*, session: Session, user: User, password: str) -> None:
     """The one way a person's password is set: checked against the policy, hashed, and every console
     session of the user ended (whoever knew the old password is logged out)."""
-    problem = password_problem(password, user.username)
-    if problem:
-        raise GovbotError(problem)
+    check_password(password, user.username)
     user.password_hash = hash_password(password)
     session.add(user)
     end_sessions(session=session, user=user)

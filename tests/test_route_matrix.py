@@ -169,12 +169,12 @@ def test_lists_show_only_the_own_department(ctx, client_for) -> None:
                 "/api/tickets/templates"):
         assert editor.get(url).status_code == 403, url
     assert responder_out.get(f"/api/tickets/templates?department_id={objs['inside']}").status_code == 403
-    own = responder_in.get("/api/tickets/templates").json()
+    own = responder_in.get("/api/tickets/templates").json()["items"]
     assert [t["name"] for t in own] == ["matrix"]
-    assert responder_out.get("/api/tickets/templates").json() == []
+    assert responder_out.get("/api/tickets/templates").json()["items"] == []
     failed = responder_out.get("/api/tickets/replies/failed").json()
-    assert failed == []
-    assert len(responder_in.get("/api/tickets/replies/failed").json()) == 1
+    assert failed["items"] == [] and failed["total"] == 0
+    assert responder_in.get("/api/tickets/replies/failed").json()["total"] == 1
 
 
 def test_post_target_accounts_are_department_scoped(ctx) -> None:

@@ -149,7 +149,7 @@ def console_user(request: Request) -> User:
     with ctx_of(request).session() as s:
         user = identify(request, s)
     if user is None:
-        raise refuse_anonymous(request)
+        raise refuse_anonymous("request.unauthenticated", request)
     return user
 
 
