@@ -397,6 +397,10 @@ class Publisher:
 
         if post.content_hash != pub.content_hash:
             return edited(post.id, post.version)
+        if pub.account_id not in (post.target_account_ids or []):
+            # Whatever wrote this row, nobody signed this post for this account.
+            return {"state": "cancelled", "action": "publication.cancelled", "level": "ERROR",
+                    "error": f"account {pub.account_id} was not signed for post {post.id}; not published"}
         problems = recheck_publication(session=session, ctx=self.ctx, publication=pub)
         if problems:
             return {"state": "failed", "action": "publication.check_failed", "level": "ERROR",

@@ -34,6 +34,14 @@ from bot.publishing.checks import (
     rules_for,
 )
 from bot.publishing.signoff import current_chain, post_signoffs, touch_post, void_signoffs
+from bot.publishing.targets import (
+    allowed_accounts,
+    describe,
+    has_snapshot,
+    require_allowed,
+    snapshot,
+    target_accounts,
+)
 from bot.users import require_role
 
 # partially_failed / failed: set by the scheduler when a post's publications end.
@@ -52,16 +60,23 @@ MIME = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "im
 CoverUpload = tuple[str, bytes, str | None]
 
 
-def content_hash(*, title: str, body: str, digest: str, weibo_text: str, cover_sha256: str | None) -> str:
-    """sha256 over exactly what gets published; a sign-off holds for this hash only."""
-    payload = json.dumps([title, body, digest, weibo_text, cover_sha256 or ""], ensure_ascii=False)
+def content_hash(*, title: str, body: str, digest: str, weibo_text: str, cover_sha256: str | None,
+                 targets: Sequence[int] | None = None, planned_at: datetime | None = None) -> str:
+    """sha256 over exactly what gets published, where and when; a sign-off holds for this hash only.
+    A post not yet submitted has no targets: its hash is over the content alone."""
+    content = [title, body, digest, weibo_text, cover_sha256 or ""]
+    if targets is not None:
+        when = to_utc(planned_at, "UTC").isoformat(timespec="seconds") if planned_at else ""
+        content += [sorted(targets), when]
+    payload = json.dumps(content, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _post_hash(session: Session, post: Post) -> str:
     cover = session.get(Media, post.cover_media_id) if post.cover_media_id is not None else None
     return content_hash(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
-                        cover_sha256=cover.sha256 if cover else None)
+                        cover_sha256=cover.sha256 if cover else None, targets=post.target_account_ids,
+                        planned_at=post.planned_at)
 
 
 def save_cover(*, session: Session, filename: str, data: bytes, mime: str | None = None) -> Media:
@@ -212,7 +227,8 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
     elif cover is not None and (old_cover is None or hashlib.sha256(cover[1]).hexdigest() != old_cover.sha256):
         new_cover = save_cover(session=session, filename=cover[0], data=cover[1], mime=cover[2])
     new_hash = content_hash(**{k: changes.get(k, getattr(post, k)) for k in EDITABLE_FIELDS},
-                            cover_sha256=new_cover.sha256 if new_cover else None)
+                            cover_sha256=new_cover.sha256 if new_cover else None,
+                            targets=post.target_account_ids, planned_at=post.planned_at)
     if new_hash == post.content_hash:
         return EditResult(False)
     now = touch_post(session=session, post=post)
@@ -258,8 +274,14 @@ def check_existing_post(*, session: Session, config: Config, post: Post,
 
 
 def submit_post(*, session: Session, config: Config, post: Post, user: User,
-                platforms: Sequence[str] | None = None) -> Post:
-    """Send the post into the sign-off chain (送审) after the checks pass; raises CheckFailed otherwise."""
+                platforms: Sequence[str] | None = None, accounts: Iterable[str | int] | None = None,
+                at: datetime | None = None) -> Post:
+    """Send the post into the sign-off chain (送审) after the checks pass; raises CheckFailed otherwise.
+
+    `accounts` and `at` (naive: local time) are what the signers approve with the text. Without
+    `accounts`: the accounts the post was last submitted for, else every account the editor may
+    choose on `platforms` (default: the post's platforms). Without `at`: the time it was last submitted for.
+    """
     _acting(user)
     require_role(user, "editor")
     if post.status not in ("draft", "rejected"):
@@ -267,16 +289,78 @@ def submit_post(*, session: Session, config: Config, post: Post, user: User,
     for p in platforms or ():
         if p not in ("wechat", "weibo"):
             raise GovbotError(f"unknown platform {p!r}; platforms are wechat, weibo")
-    targets = list(platforms) if platforms else default_platforms(session=session, post=post)
+    if accounts is not None:
+        chosen = resolve_accounts(session=session, names=accounts)
+    elif post.target_account_ids:
+        chosen = resolve_accounts(session=session, names=post.target_account_ids)
+    else:
+        wanted = set(platforms) if platforms else set(default_platforms(session=session, post=post))
+        chosen = [a for a in allowed_accounts(session=session, config=config, user=user) if a.platform in wanted]
+        if not chosen:
+            raise GovbotError("没有可发布的账号：请选择至少一个本部门的账号")
+    require_allowed(session=session, config=config, user=user, accounts=chosen)
+    planned = to_utc(at, config.timezone) if at is not None else post.planned_at
+    if at is not None and planned <= utcnow():
+        raise GovbotError(f"发布时间 {at:%Y-%m-%d %H:%M} 已过，请选择以后的时间")
+    targets = sorted({a.platform for a in chosen})
     problems = check_existing_post(session=session, config=config, post=post, platforms=targets)
     if problems:
         raise CheckFailed(problems)
+    _set_targets(session, post, user, [a.id for a in chosen], planned)
     touch_post(session=session, post=post)
     post.status = "in_review"
     post.rejection_reason = None
     session.add(post)
-    _audit(session, user, "post.submitted", post, platforms=targets)
+    snapshot(session=session, post=post)
+    _audit(session, user, "post.submitted", post, platforms=targets,
+           **describe(accounts=chosen, planned_at=planned, tz=config.timezone))
     return post
+
+
+def _set_targets(session: Session, post: Post, user: User, account_ids: list[int],
+                 planned: datetime | None) -> list[int] | None:
+    """Store where and when; a change after this version was submitted is a new version whose
+    sign-offs are void. Returns None when nothing changed, else the sign-offs voided."""
+    ids = sorted(account_ids)
+    before = (post.target_account_ids, post.planned_at)
+    post.target_account_ids, post.planned_at = ids, planned
+    new_hash = _post_hash(session, post)
+    if new_hash == post.content_hash:
+        return None
+    voided: list[int] = []
+    if has_snapshot(session=session, post=post):
+        post.version += 1
+        voided = void_signoffs(session=session, post=post, now=utcnow())
+        _audit(session, user, "post.retargeted", post, previous_targets=before[0],
+               previous_planned_at=before[1].isoformat() if before[1] else None, voided_signoffs=voided)
+    post.content_hash = new_hash
+    return voided
+
+
+def retarget_post(*, session: Session, config: Config, post: Post, user: User, accounts: Iterable[str | int],
+                  at: datetime | None) -> EditResult:
+    """Change the accounts or the time of a submitted or signed post: like an edit, the sign-offs
+    are void, pending publications cancelled, and the post is a draft to submit again."""
+    _acting(user)
+    require_role(user, "editor")
+    _refuse_if_live(session, post, "retargeted")
+    chosen = resolve_accounts(session=session, names=accounts)
+    require_allowed(session=session, config=config, user=user, accounts=chosen)
+    planned = to_utc(at, config.timezone) if at is not None else None
+    if planned is not None and planned <= utcnow():
+        raise GovbotError(f"发布时间 {at:%Y-%m-%d %H:%M} 已过，请选择以后的时间")
+    now = touch_post(session=session, post=post)
+    if not has_snapshot(session=session, post=post):
+        snapshot(session=session, post=post)
+    voided = _set_targets(session, post, user, [a.id for a in chosen], planned)
+    if voided is None:
+        return EditResult(False)
+    cancelled = _cancel_pending(session, post, user.username, f"targets changed in version {post.version}", now)
+    post.status = "draft"
+    post.scheduled_at = None
+    session.add(post)
+    session.flush()
+    return EditResult(True, ["targets"], voided, [p.id for p in cancelled])
 
 
 def resolve_accounts(*, session: Session, names: Iterable[str | int]) -> list[Account]:
@@ -310,14 +394,22 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
     if not chain.complete:
         raise InvalidState(f"post {post.id} version {post.version} is not fully signed off "
                            f"(next stage: {chain.next_stage.name}); only a fully signed post can be scheduled")
-    targets = resolve_accounts(session=session, names=accounts)
+    accounts = list(accounts)
+    targets = resolve_accounts(session=session, names=accounts) if accounts else \
+        target_accounts(session=session, post=post)
+    unsigned = [a.name for a in targets if a.id not in (post.target_account_ids or [])]
+    if unsigned or not targets:
+        raise PermissionDenied(f"稿件 {post.id} 未经审签发布到：{'、'.join(unsigned) or '（未选择账号）'}；"
+                               "只能发布到送审时选定并签署的账号")
+    require_allowed(session=session, config=config, user=user, accounts=targets)
     problems = check_existing_post(session=session, config=config, post=post,
                                    platforms=sorted({a.platform for a in targets}))
     if problems:
         raise CheckFailed(problems)
     now = utcnow()
     due = now if at is None else to_utc(at, config.timezone)
-    due = max(due, now)
+    # The signed time is the earliest it may go out; later (a delay, a retry) needs no new sign-off.
+    due = max(due, now, post.planned_at or now)
     existing = {p.account_id: p for p in _publications(session, post)}
     touch_post(session=session, post=post)
     scheduled: list[Publication] = []
@@ -482,6 +574,8 @@ def post_view(*, session: Session, config: Config, post: Post, history: bool = T
     view = post_summary(post=post, author=users[post.author_id].username if post.author_id in users else None,
                         config=config)
     view.update({
+        "target_accounts": [a.name for a in target_accounts(session=session, post=post)],
+        "planned_at": _t(post.planned_at, tz),
         "body": post.body,
         "digest": post.digest,
         "weibo_text": post.weibo_text,

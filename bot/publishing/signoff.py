@@ -22,6 +22,7 @@ from bot.clock import utcnow
 from bot.config import Config, SignoffStage
 from bot.errors import GovbotError, InvalidState, PermissionDenied
 from bot.models import AuditEvent, Post, SignOff, User
+from bot.publishing.targets import describe, target_accounts
 
 # Audit actions whose actor shaped the content: they may not sign it.
 AUTHORING_ACTIONS = ("post.created", "post.edited")
@@ -166,7 +167,9 @@ def sign(*, session: Session, config: Config, post: Post, user: User, version: i
     session.flush()
     record(session=session, actor=user.username, action="post.signed", subject_type="post", subject_id=post.id,
            version=post.version, content_hash=post.content_hash, stage=stage.name, stage_index=stage.index,
-           role=stage.role, signoff_id=so.id)
+           role=stage.role, signoff_id=so.id,
+           **describe(accounts=target_accounts(session=session, post=post), planned_at=post.planned_at,
+                      tz=config.timezone))
     if stage.index == len(chain.stages) - 1:
         post.status = "approved"
         record(session=session, actor=user.username, action="post.approved", subject_type="post", subject_id=post.id,
@@ -208,5 +211,7 @@ def reject(*, session: Session, config: Config, post: Post, user: User, reason: 
     session.flush()
     record(session=session, actor=user.username, action="post.rejected", subject_type="post", subject_id=post.id,
            version=post.version, content_hash=post.content_hash, stage=stage.name, stage_index=stage.index, role=role,
-           reason=reason, signoff_id=so.id, voided_signoffs=voided)
+           reason=reason, signoff_id=so.id, voided_signoffs=voided,
+           **describe(accounts=target_accounts(session=session, post=post), planned_at=post.planned_at,
+                      tz=config.timezone))
     return so

@@ -65,6 +65,12 @@ class PlatformsIn(_Body):
     platforms: list[Literal["wechat", "weibo"]] | None = None
 
 
+class SubmitIn(PlatformsIn):
+    # The accounts (names) and local time the signers approve with the text (送审时选定).
+    accounts: list[str] | None = None
+    at: datetime | None = None
+
+
 class SignIn(_Body):
     # The version the reviewer read: one of the two is required, so nobody signs an edit unseen.
     version: int | None = None
@@ -192,12 +198,14 @@ def check_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Dep
 
 
 @router.post("/posts/{post_id}/submit")
-def submit_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Depends(get_ctx),
+def submit_post(post_id: int, body: SubmitIn | None = None, ctx: Context = Depends(get_ctx),
                 user: User = Depends(current_user)) -> Any:
     def run() -> dict[str, Any]:
         with ctx.session() as s:
             service.submit_post(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id),
-                                user=user, platforms=body.platforms if body else None)
+                                user=user, platforms=body.platforms if body else None,
+                                accounts=body.accounts if body else None,
+                                at=body.at if body else None)
         return _view(ctx, post_id)
 
     return _checked(run)
