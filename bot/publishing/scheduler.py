@@ -62,6 +62,7 @@ from bot.context import Context
 from bot.db import claim
 from bot.errors import GovbotError
 from bot.models import Account, Media, Post, Publication
+from bot.publishing import notices
 
 ACTIVE = ("pending", "publishing")
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
@@ -501,6 +502,7 @@ def settle_posts(ctx: Context, *, writing: Callable[[], AbstractContextManager[S
             audit.record(session=session, actor="system", action=f"post.{status}", subject_type="post",
                          subject_id=post.id, version=post.version, content_hash=post.content_hash,
                          publications=len(states), published=published)
+            notices.settled(session=session, config=ctx.config, post=session.get(Post, post.id), status=status)
         settled += 1
     return settled
 

@@ -25,6 +25,7 @@ from bot.clock import to_local, to_utc, utcnow
 from bot.config import Config
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
 from bot.models import Account, AuditEvent, Media, Post, Publication, User
+from bot.publishing import notices
 from bot.publishing.checks import (
     WECHAT_IMAGE_MAX_BYTES,
     Problem,
@@ -33,7 +34,7 @@ from bot.publishing.checks import (
     image_kind,
     rules_for,
 )
-from bot.publishing.signoff import current_chain, post_signoffs, touch_post, void_signoffs
+from bot.publishing.signoff import contributors, current_chain, post_signoffs, touch_post, void_signoffs
 from bot.publishing.targets import (
     allowed_accounts,
     describe,
@@ -314,6 +315,10 @@ def submit_post(*, session: Session, config: Config, post: Post, user: User,
     snapshot(session=session, post=post)
     _audit(session, user, "post.submitted", post, platforms=targets,
            **describe(accounts=chosen, planned_at=planned, tz=config.timezone))
+    first = current_chain(session=session, config=config, post=post).next_stage
+    if first is not None:
+        notices.waiting(session=session, config=config, post=post, stage=first.name, role=first.role,
+                        exclude=contributors(session=session, post=post))
     return post
 
 

@@ -22,6 +22,7 @@ from bot.clock import utcnow
 from bot.config import Config, SignoffStage
 from bot.errors import GovbotError, InvalidState, PermissionDenied
 from bot.models import AuditEvent, Post, SignOff, User
+from bot.publishing import notices
 from bot.publishing.targets import describe, target_accounts
 
 # Audit actions whose actor shaped the content: they may not sign it.
@@ -174,6 +175,11 @@ def sign(*, session: Session, config: Config, post: Post, user: User, version: i
         post.status = "approved"
         record(session=session, actor=user.username, action="post.approved", subject_type="post", subject_id=post.id,
                version=post.version, content_hash=post.content_hash, stages=[s.name for s in chain.stages])
+    else:
+        following = chain.stages[stage.index + 1]
+        signed = {u for u in session.exec(select(User.username).where(col(User.id).in_(chain.signer_ids | {user.id})))}
+        notices.waiting(session=session, config=config, post=post, stage=following.name, role=following.role,
+                        exclude=contributors(session=session, post=post) | signed)
     session.add(post)
     return so
 
@@ -214,4 +220,7 @@ def reject(*, session: Session, config: Config, post: Post, user: User, reason: 
            reason=reason, signoff_id=so.id, voided_signoffs=voided,
            **describe(accounts=target_accounts(session=session, post=post), planned_at=post.planned_at,
                       tz=config.timezone))
+    author = session.get(User, post.author_id)
+    notices.notify(session=session, config=config, kind="post_rejected", post=post,
+                   people=[author] if author else [], reason=reason)
     return so
