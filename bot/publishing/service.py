@@ -34,6 +34,7 @@ from bot.publishing.checks import (
     image_kind,
     rules_for,
 )
+from bot.publishing.richtext import clean_body
 from bot.publishing.signoff import contributors, current_chain, post_signoffs, touch_post, void_signoffs
 from bot.publishing.targets import (
     allowed_accounts,
@@ -112,6 +113,7 @@ def create_post(*, session: Session, author: User, title: str, body: str, digest
     """A new draft by an editor (宣传干事). Checks run at submission, so a draft may be incomplete."""
     _acting(author)
     require_role(author, "editor")
+    body = clean_body(body)
     media = save_cover(session=session, filename=cover[0], data=cover[1], mime=cover[2]) if cover else None
     now = utcnow()
     post = Post(title=title, body=body, digest=digest, weibo_text=weibo_text, author_id=author.id,
@@ -218,6 +220,7 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
     if cover is not None and remove_cover:
         raise GovbotError("give a new cover or remove the cover, not both")
     _refuse_if_live(session, post, "edited")
+    body = clean_body(body) if body is not None else None
     changes: dict[str, Any] = {k: v for k, v in {"title": title, "body": body, "digest": digest,
                                                  "weibo_text": weibo_text}.items()
                                if v is not None and v != getattr(post, k)}
