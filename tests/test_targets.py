@@ -12,6 +12,7 @@ from bot.errors import PermissionDenied
 from bot.models import Account, AuditEvent, Post, Publication, SignOff
 from bot.publishing import service
 from bot.publishing.scheduler import Publisher
+from bot.publishing.targets import since_last_signed
 from bot.service import register_emulator_accounts
 from tests.test_scheduler import FAST, run
 from tests.test_scheduler_support import signed_post
@@ -116,3 +117,24 @@ def test_scheduler_never_publishes_on_an_account_not_signed_for(make_config, ope
     assert pubs[ids[1]].state == "cancelled" and "not signed" in pubs[ids[1]].last_error
     with Session(ctx.engine) as s:
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "publication.published")).one().detail["account"] == WECHAT
+
+
+def test_diff_since_last_signed_shows_words_accounts_and_time(ctx: Context):
+    post_id = new_post(ctx, body="<p>经县政府研究，决定公开招聘工作人员。</p>")
+    at = later()
+    submit(ctx, post_id, [WECHAT], at=at)
+    sign_as(ctx, post_id, "bianji")
+    with ctx.session() as s:
+        version, diff = since_last_signed(session=s, post=s.get(Post, post_id), tz=ctx.tz)
+    assert version == 1 and diff.empty
+    with ctx.session() as s:
+        service.edit_post(session=s, post=s.get(Post, post_id), user=user(s, "xuanchuan"),
+                          body="<p>经县政府研究，决定公开招聘教师。</p>")
+    submit(ctx, post_id, [WECHAT, WEIBO_ACC], at=later(3))
+    with ctx.session() as s:
+        version, diff = since_last_signed(session=s, post=s.get(Post, post_id), tz=ctx.tz)
+    assert version == 1
+    [body] = diff.fields
+    assert ("removed", "工作人员") in body.parts and ("added", "教师") in body.parts
+    assert diff.accounts_added == [WEIBO_ACC] and not diff.accounts_removed
+    assert diff.planned[0] == at.strftime("%Y-%m-%d %H:%M")

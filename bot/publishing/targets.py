@@ -16,7 +16,8 @@ from sqlmodel import Session, col, select
 from bot.clock import to_local
 from bot.config import Config
 from bot.errors import PermissionDenied
-from bot.models import Account, Post, PostVersion, User
+from bot.models import Account, Media, Post, PostVersion, SignOff, User
+from bot.publishing.diff import Snapshot, VersionDiff, compare
 
 
 def may_target_any(config: Config, user: User) -> bool:
@@ -70,3 +71,28 @@ def snapshot(*, session: Session, post: Post) -> PostVersion:
 def has_snapshot(*, session: Session, post: Post) -> bool:
     return session.exec(select(PostVersion.id).where(PostVersion.post_id == post.id,
                                                      PostVersion.version == post.version)).first() is not None
+
+
+def _as_snapshot(session: Session, row: Post | PostVersion, tz: str) -> Snapshot:
+    cover = session.get(Media, row.cover_media_id) if row.cover_media_id is not None else None
+    ids = row.target_account_ids or []
+    names = {a.id: a.name for a in session.exec(select(Account).where(col(Account.id).in_(ids)))} if ids else {}
+    return Snapshot(title=row.title, body=row.body, digest=row.digest, weibo_text=row.weibo_text,
+                    cover=cover.sha256 if cover else "", accounts=tuple(names.get(i, str(i)) for i in ids),
+                    planned_at=to_local(row.planned_at, tz).strftime("%Y-%m-%d %H:%M") if row.planned_at else "")
+
+
+def since_last_signed(*, session: Session, post: Post, tz: str) -> tuple[int | None, VersionDiff | None]:
+    """The version someone last signed (voided or not) and what changed since; (None, None) when
+    nobody signed any version yet."""
+    last = session.exec(select(SignOff).where(SignOff.post_id == post.id, SignOff.decision == "approve")
+                        .order_by(col(SignOff.id).desc())).first()
+    if last is None:
+        return None, None
+    if last.post_version == post.version:
+        return last.post_version, VersionDiff()
+    old = session.exec(select(PostVersion).where(PostVersion.post_id == post.id,
+                                                 PostVersion.version == last.post_version)).first()
+    if old is None:
+        return last.post_version, None
+    return last.post_version, compare(_as_snapshot(session, old, tz), _as_snapshot(session, post, tz))
