@@ -32,6 +32,8 @@ LABELS: dict[str, dict[str, str]] = {
         "post.created": "创建", "post.edited": "修改", "post.submitted": "送审", "post.signed": "签署通过",
         "post.approved": "审定", "post.rejected": "退回", "post.chain_restarted": "审签重新开始", "post.scheduled": "排期",
         "post.unscheduled": "撤销排期",
+        "post.retargeted": "修改发布账号或时间", "post.published": "已发布", "post.partially_failed": "部分发布失败",
+        "post.failed": "发布失败", "post.retried": "重新发布",
     },
 }
 

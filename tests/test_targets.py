@@ -57,7 +57,7 @@ def test_targets_and_time_are_signed_and_changing_them_voids_signoffs(ctx: Conte
     with ctx.session() as s:
         signed = s.exec(select(AuditEvent).where(AuditEvent.action == "post.signed")).one()
     # The audit log says which accounts and which time were signed.
-    assert signed.detail["targets"] == [f"{WECHAT}（wechat）"]
+    assert signed.detail["targets"] == [f"{WECHAT}（微信公众号）"]
     assert signed.detail["planned_at"] == at.isoformat(timespec="minutes") + "+08:00"
 
     result = act(ctx, service.retarget_post, post_id, "xuanchuan", config=ctx.config, accounts=[WECHAT, WEIBO_ACC],

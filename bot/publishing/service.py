@@ -279,12 +279,13 @@ def check_existing_post(*, session: Session, config: Config, post: Post,
 
 def submit_post(*, session: Session, config: Config, post: Post, user: User,
                 platforms: Sequence[str] | None = None, accounts: Iterable[str | int] | None = None,
-                at: datetime | None = None) -> Post:
+                at: datetime | None = None, decide_time_later: bool = False) -> Post:
     """Send the post into the sign-off chain (送审) after the checks pass; raises CheckFailed otherwise.
 
     `accounts` and `at` (naive: local time) are what the signers approve with the text. Without
     `accounts`: the accounts the post was last submitted for, else every account the editor may
-    choose on `platforms` (default: the post's platforms). Without `at`: the time it was last submitted for.
+    choose on `platforms` (default: the post's platforms). Without `at`: the time it was last submitted
+    for, or none with `decide_time_later` (the editor sets it after the last sign-off).
     """
     _acting(user)
     require_role(user, "editor")
@@ -303,7 +304,7 @@ def submit_post(*, session: Session, config: Config, post: Post, user: User,
         if not chosen:
             raise GovbotError("没有可发布的账号：请选择至少一个本部门的账号")
     require_allowed(session=session, config=config, user=user, accounts=chosen)
-    planned = to_utc(at, config.timezone) if at is not None else post.planned_at
+    planned = to_utc(at, config.timezone) if at is not None else None if decide_time_later else post.planned_at
     if at is not None and planned <= utcnow():
         raise GovbotError(f"发布时间 {at:%Y-%m-%d %H:%M} 已过，请选择以后的时间")
     targets = sorted({a.platform for a in chosen})
@@ -457,6 +458,19 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
     session.add(post)
     _audit(session, user, "post.scheduled", post, accounts=[a.name for a in targets], due_at=due.isoformat())
     return scheduled
+
+
+def retry_failed(*, session: Session, config: Config, post: Post, user: User,
+                 at: datetime | None = None) -> list[Publication]:
+    """Publish the same signed version again on the accounts where it failed or was missed (重新发布),
+    now or at `at`. Nothing changed, so no new sign-off: the chain must still hold for this version."""
+    failed = [p for p in _publications(session, post) if p.state in ("failed", "missed")]
+    if not failed:
+        raise InvalidState(f"稿件 {post.id} 没有发布失败或错过的账号，无需重新发布")
+    pubs = schedule_post(session=session, config=config, post=post, user=user,
+                         accounts=[p.account_id for p in failed], at=at)
+    _audit(session, user, "post.retried", post, publications=[p.id for p in pubs])
+    return pubs
 
 
 def _earliest_pending(session: Session, post: Post) -> datetime | None:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from bot.clock import to_local
 from bot.config import Config
 from bot.errors import PermissionDenied
+from bot.labels import label
 from bot.models import Account, Media, Post, PostVersion, SignOff, User
 from bot.publishing.diff import Snapshot, VersionDiff, compare
 
@@ -49,7 +50,7 @@ def target_accounts(*, session: Session, post: Post) -> list[Account]:
 
 def describe(*, accounts: Iterable[Account], planned_at: datetime | None, tz: str) -> dict:
     """What the audit log records with a submission or sign-off: the accounts and the time signed."""
-    return {"targets": [f"{a.name}（{a.platform}）" for a in accounts],
+    return {"targets": [f"{a.name}（{label(a.platform, 'platform')}）" for a in accounts],
             "planned_at": to_local(planned_at, tz).isoformat(timespec="minutes") if planned_at else None}
 
 
