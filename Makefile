@@ -20,7 +20,7 @@ run: $(STAMP)
 
 ## Run the whole test suite, with a throwaway PostgreSQL for the scale-out tests (installed if missing).
 test: $(STAMP)
-	bash -c 'source .ci/postgres.sh && $(BIN)/python -m pytest -q -p no:cacheprovider'
+	bash -c 'source .ci/postgres.sh && source .ci/browser.sh && $(BIN)/python -m pytest -q -p no:cacheprovider'
 
 ## An extra worker process on the same database (scale-out).
 worker: $(STAMP)

@@ -434,10 +434,12 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
             _take_pending(session, pub, now, due_at=due, next_attempt_at=due)
             action = "publication.rescheduled"
         else:
-            if pub.content_hash != post.content_hash:
-                # Platform ids of an attempt on older content must not be resumed with this one.
+            if pub.content_hash != post.content_hash or pub.state == "failed":
+                # Platform ids of an attempt on older content, or of a publish job that ended in failure,
+                # must not be resumed: this is a new attempt.
                 pub.step = ""
                 pub.remote_media_id = pub.remote_draft_id = pub.remote_publish_id = None
+            if pub.content_hash != post.content_hash:
                 pub.first_attempt_at = None
             # first_attempt_at is otherwise kept: the scheduler then asks the platform before publishing again.
             pub.state = "pending"

@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlmodel import select
 
 from bot.errors import NotFound
 from bot.models import Account, Media, Post, Publication, User
 from bot.web.console.common import (
+    STATIC_DIR,
     check_csrf,
     console_user,
     ctx_of,
@@ -160,6 +161,16 @@ def post_edit(request: Request, post_id: int, title: str = Form(""), body: str =
     flash(request, "已保存为新版本，原有审签已作废，需重新送审。" if changed else "内容没有变化。",
           "warn" if changed else "ok")
     return redirect(f"/posts/{post_id}")
+
+
+@router.get("/static/vendor/{package}/{name}")
+def vendored(package: str, name: str) -> Response:
+    """Third-party browser files shipped in the package (the editor): offices are often offline, no CDN."""
+    root = (STATIC_DIR / "vendor").resolve()
+    path = (root / package / name).resolve()
+    if path.parent.parent != root or not path.is_file():
+        raise HTTPException(404)
+    return FileResponse(path, headers={"Cache-Control": "max-age=86400"})
 
 
 @router.post("/posts/media", dependencies=[Depends(check_csrf)])

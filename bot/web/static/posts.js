@@ -122,6 +122,8 @@
     if (cover) {
       cover.addEventListener("change", function () {
         if (!cover.files.length) { return; }
+        var name = cover.closest(".file-pick").querySelector(".file-name");
+        if (name) { name.textContent = cover.files[0].name; }
         var url = URL.createObjectURL(cover.files[0]);
         document.querySelectorAll("[data-live=cover]").forEach(function (img) { img.src = url; img.hidden = false; });
       });
