@@ -129,3 +129,22 @@ def test_bad_cover_keeps_the_form(ctx: Context, app) -> None:
     editor = as_user(app, "xuanchuan")
     r = create(editor, {"title": "保留我"}, cover=b"not an image")
     assert r.status_code == 422 and 'value="保留我"' in r.text and "cover" in r.text
+
+
+@pytest.mark.parametrize("typed", ["2026-12-03 09:00", "2026/12/3 9:00", "2026年12月3日 9时00分", "2026-12-03T09:00",
+                                   "2026-12-3 9：00"])
+def test_times_are_read_as_officers_type_them(typed: str) -> None:
+    from datetime import datetime
+
+    from bot.web.console.post_page import _when
+
+    assert _when("at", typed) == datetime(2026, 12, 3, 9, 0)
+
+
+@pytest.mark.parametrize("typed", ["", "明天上午", "2026-13-01 09:00"])
+def test_a_wrong_time_is_refused_in_chinese(typed: str) -> None:
+    from bot.errors import GovbotError
+    from bot.web.console.post_page import _when
+
+    with pytest.raises(GovbotError, match="时间"):
+        _when("at", typed)

@@ -24,8 +24,9 @@ from bot.context import Context
 from tests.conftest import EXAMPLE, deep_merge
 
 CHROMIUM = "/usr/bin/chromium"
+# --lang: the browser's own widgets (date pickers) in Chinese, as on the offices' computers.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+                 "--disable-sync", "--no-first-run", "--lang=zh-CN"]
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 

@@ -59,6 +59,11 @@ def submitted_post(live, title: str, accounts=(WECHAT,), signers=()) -> int:
     return post_id
 
 
+def post_status(live, post_id: int) -> str:
+    with live.ctx.session() as s:
+        return s.get(Post, post_id).status
+
+
 def publications(live, post_id: int) -> dict[str, Publication]:
     with live.ctx.session() as s:
         names = {a.id: a.name for a in s.exec(select(Account))}
@@ -125,7 +130,7 @@ def test_three_signoffs_publish_on_the_chosen_accounts_only(live, page, phone, t
     schedule.locator("input[name=when][value=now]").check()
     schedule.locator("button.primary").click()
     page.wait_for_selector("text=已安排立即发布")
-    wait_until(lambda: {p.state for p in publications(live, post_id).values()} == {"published"}, "publication")
+    wait_until(lambda: post_status(live, post_id) == "published", "the post to be published")
     page.reload()
     shot(page, "posts-published-laptop")
     assert set(publications(live, post_id)) == {WECHAT}
@@ -169,7 +174,7 @@ def test_failed_publication_is_retried_without_new_signoffs(live, page, phone):
         service.schedule_post(session=s, config=live.ctx.config, post=s.get(Post, post_id),
                               user=get_user(session=s, username="xuanchuan"), accounts=[])
     wait_until(lambda: publications(live, post_id)[WECHAT].state == "failed", "the failure")
-    wait_until(lambda: live.ctx.session().__enter__().get(Post, post_id).status == "failed", "the post to settle")
+    wait_until(lambda: post_status(live, post_id) == "failed", "the post to settle")
     login(page, live, "xuanchuan")
     page.goto(f"{live.url}/posts/{post_id}")
     reason = page.inner_text(".reason")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -25,7 +25,6 @@ from bot.web.console.common import (
     ctx_of,
     error_view,
     flash,
-    parse_local_datetime,
     problem_view,
     redirect,
     render,
@@ -55,7 +54,7 @@ def _default_form(s: Any, ctx: Any, user: User, post: Post, allowed: list[Accoun
     else:
         platforms = set(default_platforms(session=s, post=post))
         ids = {a.id for a in allowed if a.platform in platforms}
-    planned = to_local(post.planned_at, ctx.tz).strftime("%Y-%m-%dT%H:%M") if post.planned_at else ""
+    planned = to_local(post.planned_at, ctx.tz).strftime("%Y-%m-%d %H:%M") if post.planned_at else ""
     return {"accounts": {str(i) for i in ids}, "at": planned,
             "when": "later" if post.target_account_ids and not post.planned_at else "at"}
 
@@ -93,9 +92,9 @@ def post_page(request: Request, user: User, post_id: int, *, error: dict | None 
                   is_editor=user.has_role("editor") or user.has_role("admin"), diff_version=diff_version, diff=diff,
                   failed=failed, planned_local=planned_local, planned_future=bool(post.planned_at and post.planned_at > now),
                   now_local=to_local(now, ctx.tz).strftime("%Y-%m-%d %H:%M"),
-                  min_local=to_local(now + timedelta(minutes=1), ctx.tz).strftime("%Y-%m-%dT%H:%M"),
+                  min_local=to_local(now + timedelta(days=1), ctx.tz).strftime("%Y-%m-%d 09:00"),
                   wechat_name=wechat_name, weibo_name=weibo_name, when_text=when_text,
-                  show_weibo=bool(post.weibo_text.strip()) or any(a.platform == "weibo" for a in targets))
+                  show_weibo=any(a.platform == "weibo" for a in targets) if targets else bool(post.weibo_text.strip()))
 
 
 @router.get("/posts/{post_id}")
@@ -117,12 +116,22 @@ def post_action(request: Request, user: User, post_id: int, action: Callable[[An
     return redirect(f"/posts/{post_id}")
 
 
+_TIME = re.compile(r"^\s*(\d{4})\s*[-/年.]\s*(\d{1,2})\s*[-/月.]\s*(\d{1,2})\s*日?\s*[T ]?\s*(\d{1,2})\s*[:：时]\s*(\d{1,2})\s*分?\s*$")
+
+
 def _when(when: str, at: str) -> Any:
-    """The time chosen in a form: a local time, or None for the choices without one."""
+    """The time chosen in a form: a local time, or None for the choices without one. Typed as officers
+    type it: 2026-12-03 09:00, 2026/12/3 9:00, 2026年12月3日 9时00分, a full-width colon."""
     if when == "at":
         if not at.strip():
             raise GovbotError("请填写发布时间")
-        return parse_local_datetime(at)
+        m = _TIME.match(at)
+        if m is None:
+            raise GovbotError(f"时间格式不正确：“{at.strip()}”（应为 年-月-日 时:分，如 2026-12-03 09:00）")
+        try:
+            return datetime(*(int(x) for x in m.groups()))
+        except ValueError:
+            raise GovbotError(f"没有这个时间：“{at.strip()}”") from None
     if when not in ("later", "now", "signed"):
         raise GovbotError("请选择发布时间")
     return None
