@@ -59,3 +59,14 @@ def plain_text(html: str) -> str:
     text = nh3.clean(text, tags=set())
     return re.sub(r"\n\s*\n+", "\n", text.replace("&nbsp;", " ").replace("&amp;", "&")
                   .replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')).strip()
+
+
+_OWN_IMAGE = re.compile(r'src="(/media/(\d+))"')
+
+
+def body_images(html: str) -> list[tuple[str, int]]:
+    """Images of the body uploaded through the editor: (their src, the Media id), each once."""
+    seen: dict[str, int] = {}
+    for src, media_id in _OWN_IMAGE.findall(html or ""):
+        seen.setdefault(src, int(media_id))
+    return list(seen.items())

@@ -63,6 +63,7 @@ from bot.db import claim
 from bot.errors import GovbotError
 from bot.models import Account, Media, Post, Publication
 from bot.publishing import notices
+from bot.publishing.richtext import body_images
 
 ACTIVE = ("pending", "publishing")
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
@@ -371,8 +372,13 @@ class Publisher:
             media = session.get(Media, post.cover_media_id)
             if media is not None:
                 cover = Cover(filename=media.filename, data=media.data, mime=media.mime)
+        images = []
+        for src, media_id in body_images(post.body):
+            media = session.get(Media, media_id)
+            if media is not None:
+                images.append((src, Cover(filename=media.filename, data=media.data, mime=media.mime)))
         return OutgoingPost(publication_id=pub.id, title=post.title, body=post.body, digest=post.digest,
-                            weibo_text=post.weibo_text, cover=cover)
+                            weibo_text=post.weibo_text, cover=cover, images=tuple(images))
 
     def _fenced(self, session: Session, pub_id: int, **values: Any) -> None:
         result = session.execute(update(Publication)

@@ -138,7 +138,9 @@ def test_three_signoffs_publish_on_the_chosen_accounts_only(live, page, phone, t
     assert not [s for s in state["weibo"]["statuses"].values() if s["original_text"] == WEIBO_TEXT]
     articles = [i for a in state["wechat"]["articles"].values() for i in a["news_item"]
                 if i["title"] == "示例县2026年冬季供暖工作安排"]
-    assert len(articles) == 1 and "<img" in articles[0]["content"]
+    # The body's image went to WeChat's own image host, not as a link to the console.
+    assert len(articles) == 1 and 'src="http://mmbiz.qpic.cn/' in articles[0]["content"]
+    assert "/media/" not in articles[0]["content"]
 
 
 def test_changing_targets_after_a_signature_voids_it(live, page):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlmodel import select
 
-from bot.errors import NotFound
+from bot.errors import GovbotError, NotFound
 from bot.models import Account, Media, Post, Publication, User
 from bot.web.console.common import (
     STATIC_DIR,
@@ -25,6 +25,7 @@ from bot.web.console.common import (
 )
 
 router = APIRouter()
+ARTICLE_IMAGE_MAX_BYTES = 1024 * 1024
 
 POST_TABS = (("", "全部"), ("mine", "待我审签"), ("draft", "草稿"), ("in_review", "审核中"), ("rejected", "已退回"),
              ("approved", "已审定"), ("scheduled", "已排期"), ("published", "已发布"))
@@ -176,13 +177,17 @@ def vendored(package: str, name: str) -> Response:
 @router.post("/posts/media", dependencies=[Depends(check_csrf)])
 def post_media_upload(request: Request, image: UploadFile = File(...), user: User = Depends(console_user)) -> Response:
     """An image of the body, uploaded from the editor; answers its URL."""
+    from bot.publishing.checks import image_kind
     from bot.publishing.service import save_cover
     from bot.users import require_role
 
     def act(s: Any) -> int:
         require_role(user, "editor")
-        return save_cover(session=s, filename=image.filename or "image", data=image.file.read(),
-                          mime=image.content_type).id
+        data = image.file.read()
+        # What WeChat takes inside an article (media/uploadimg): JPEG or PNG up to 1 MB.
+        if image_kind(data) not in ("jpeg", "png") or len(data) > ARTICLE_IMAGE_MAX_BYTES:
+            raise GovbotError("正文图片须为 JPG 或 PNG 格式，且不超过 1MB（公众号的要求），请压缩或转换后再上传")
+        return save_cover(session=s, filename=image.filename or "image", data=data, mime=image.content_type).id
 
     media_id, error = run_action(request, act)
     if error:

@@ -59,7 +59,7 @@
     ["attributors/style/align", "attributors/style/color", "attributors/style/background", "attributors/style/size"]
       .forEach(function (name) { window.Quill.register(window.Quill.import(name), true); });
     var Size = window.Quill.import("attributors/style/size");
-    Size.whitelist = ["14px", "16px", "18px", "20px", "24px"];
+    Size.whitelist = ["14px", "18px", "20px", "24px"];
     window.Quill.register(Size, true);
     var hidden = document.querySelector("input[name=body]");
     var quill = new window.Quill(holder, {
@@ -68,7 +68,7 @@
       modules: {
         toolbar: {
           container: [
-            [{header: [2, 3, false]}], [{size: Size.whitelist}],
+            [{header: [false, 2, 3]}], [{size: ["14px", false, "18px", "20px", "24px"]}],
             ["bold", "italic", "underline"], [{color: []}, {background: []}],
             [{align: []}], [{list: "ordered"}, {list: "bullet"}], ["blockquote", "image"], ["clean"]
           ],
