@@ -9,7 +9,7 @@ from bot.clock import to_local, utcnow
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, PermissionDenied
 from bot.models import AuditEvent, Post, Publication, SignOff, User
-from bot.publishing import service
+from bot.publishing import service, views
 from bot.publishing.checks import recheck_publication
 from bot.publishing.signoff import current_chain, reject, sign, touch_post
 from bot.users import get_user
@@ -232,7 +232,7 @@ def test_reject_returns_the_post_to_its_editor_with_the_reason(ctx: Context):
     submit(ctx, post_id)
     assert get(ctx, Post, post_id).rejection_reason is None
     with ctx.session() as s:
-        view = service.post_view(session=s, config=ctx.config, post=s.get(Post, post_id))
+        view = views.post_view(session=s, config=ctx.config, post=s.get(Post, post_id))
     assert [(x["decision"], x["reason"]) for x in view["signoffs"]] == [
         ("approve", None), ("reject", "招聘人数与县人社局文件不一致，请核实")]
     assert "post.rejected" in events(ctx, post_id)

@@ -19,7 +19,7 @@ import click
 from bot.cli import CliState, as_option, fail, handle_errors, pass_state
 from bot.errors import CheckFailed
 from bot.models import Post
-from bot.publishing import service
+from bot.publishing import service, views
 from bot.publishing.signoff import reject, sign
 from bot.users import get_user
 
@@ -236,11 +236,11 @@ def post_schedule(state: CliState, post_id: int, as_user: str, accounts: tuple[s
         p = _load(session, post_id)
         pubs = service.schedule_post(session=session, config=ctx.config, post=p,
                                      user=get_user(session=session, username=as_user), accounts=list(accounts), at=when)
-        views = [service.publication_view(session=session, config=ctx.config, publication=x, post=p) for x in pubs]
+        shown = [views.publication_view(session=session, config=ctx.config, publication=x, post=p) for x in pubs]
         session.flush()
         gaps = {g.account_name: g for g in account_gaps(session=session, config=ctx.config)}
-    click.echo(f"post {post_id} scheduled on {len(views)} account(s):")
-    for v in views:
+    click.echo(f"post {post_id} scheduled on {len(shown)} account(s):")
+    for v in shown:
         g = gaps.get(v["account"])
         verdict = f"  [{g.level}: {g.message}]" if g is not None and g.level != "ok" else ""
         click.echo(f"  publication {v['id']}: {v['account']} ({v['platform']}) at {_when(v['due_at'])}{verdict}")
@@ -271,7 +271,7 @@ def post_list(state: CliState, status: str | None, limit: int, as_json: bool) ->
     """List posts, most recently changed first."""
     ctx = state.ctx
     with ctx.session() as session:
-        rows = service.list_post_views(session=session, config=ctx.config, status=status, limit=limit)
+        rows = views.list_post_views(session=session, config=ctx.config, status=status, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -311,7 +311,7 @@ def post_show(state: CliState, post_id: int, full: bool, as_json: bool) -> None:
     """A post with its sign-off chain, publications and audit trail."""
     ctx = state.ctx
     with ctx.session() as session:
-        v = service.post_view(session=session, config=ctx.config, post=_load(session, post_id))
+        v = views.post_view(session=session, config=ctx.config, post=_load(session, post_id))
     if as_json:
         click.echo(json.dumps(v, ensure_ascii=False, indent=2))
         return
@@ -368,7 +368,7 @@ def publication_list(state: CliState, state_filter: str | None, post_id: int | N
     """List publications, latest due first."""
     ctx = state.ctx
     with ctx.session() as session:
-        rows = [service.publication_view(session=session, config=ctx.config, publication=p)
+        rows = [views.publication_view(session=session, config=ctx.config, publication=p)
                 for p in service.list_publications(session=session, state=state_filter, post_id=post_id, limit=limit)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -391,7 +391,7 @@ def publication_show(state: CliState, publication_id: int, as_json: bool) -> Non
     """One publication's status, with the platform's error message if it failed."""
     ctx = state.ctx
     with ctx.session() as session:
-        v = service.publication_view(session=session, config=ctx.config,
+        v = views.publication_view(session=session, config=ctx.config,
                                      publication=service.get_publication(session=session, publication_id=publication_id))
     if as_json:
         click.echo(json.dumps(v, ensure_ascii=False, indent=2))

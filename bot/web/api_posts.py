@@ -27,7 +27,7 @@ from bot.clock import to_local
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError
 from bot.models import Account, Department, Media, User
-from bot.publishing import service
+from bot.publishing import service, views
 from bot.publishing.gap import AccountGap, account_gaps
 from bot.publishing.signoff import reject, sign
 from bot.web.deps import current_user, get_ctx
@@ -113,7 +113,7 @@ def _checked(fn: Callable[[], Any]) -> Any:
 
 def _view(ctx: Context, post_id: int) -> dict[str, Any]:
     with ctx.session() as s:
-        return service.post_view(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id))
+        return views.post_view(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id))
 
 
 def _gap_json(g: AccountGap | None, tz: str) -> dict[str, Any] | None:
@@ -137,7 +137,7 @@ def _gaps(session: Session, ctx: Context) -> dict[int, AccountGap]:
 def list_posts(status: str | None = None, limit: int = Query(100, ge=1, le=1000), ctx: Context = Depends(get_ctx),
                user: User = Depends(current_user)) -> list[dict[str, Any]]:
     with ctx.session() as s:
-        return service.list_post_views(session=s, config=ctx.config, status=status, limit=limit)
+        return views.list_post_views(session=s, config=ctx.config, status=status, limit=limit)
 
 
 @router.post("/posts", status_code=201)
@@ -253,13 +253,13 @@ def schedule_post(post_id: int, body: ScheduleIn, ctx: Context = Depends(get_ctx
             ids = [p.id for p in pubs]
         with ctx.session() as s:
             gaps = _gaps(s, ctx)
-            views = [service.publication_view(session=s, config=ctx.config,
+            shown = [views.publication_view(session=s, config=ctx.config,
                                               publication=service.get_publication(session=s, publication_id=i))
                      for i in ids]
             accounts = {a.name: a.id for a in s.exec(select(Account))}
-        for v in views:
+        for v in shown:
             v["gap"] = _gap_json(gaps.get(accounts.get(v["account"])), ctx.tz)
-        return {"post": _view(ctx, post_id), "publications": views}
+        return {"post": _view(ctx, post_id), "publications": shown}
 
     return _checked(run)
 
@@ -281,7 +281,7 @@ def unschedule_post(post_id: int, body: UnscheduleIn | None = None, ctx: Context
 def list_publications(state: str | None = None, post_id: int | None = None, limit: int = Query(200, ge=1, le=1000),
                       ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
     with ctx.session() as s:
-        return [service.publication_view(session=s, config=ctx.config, publication=p)
+        return [views.publication_view(session=s, config=ctx.config, publication=p)
                 for p in service.list_publications(session=s, state=state, post_id=post_id, limit=limit)]
 
 
@@ -289,7 +289,7 @@ def list_publications(state: str | None = None, post_id: int | None = None, limi
 def show_publication(publication_id: int, ctx: Context = Depends(get_ctx),
                      user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
-        return service.publication_view(session=s, config=ctx.config,
+        return views.publication_view(session=s, config=ctx.config,
                                         publication=service.get_publication(session=s, publication_id=publication_id))
 
 

@@ -62,8 +62,9 @@ def _default_form(s: Any, ctx: Any, user: User, post: Post, allowed: list[Accoun
 def post_page(request: Request, user: User, post_id: int, *, error: dict | None = None, form: dict | None = None,
               status_code: int = 200) -> HTMLResponse:
     from bot.publishing.reasons import explain
-    from bot.publishing.service import check_existing_post, get_post, post_view
+    from bot.publishing.service import check_existing_post, get_post
     from bot.publishing.targets import allowed_accounts, since_last_signed, target_accounts
+    from bot.publishing.views import post_view
 
     ctx = ctx_of(request)
     now = utcnow()
