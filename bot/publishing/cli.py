@@ -164,16 +164,26 @@ def post_check(state: CliState, post_id: int, platforms: tuple[str, ...]) -> Non
 @as_option
 @click.option("--platform", "platforms", type=PLATFORM, multiple=True,
               help="Platforms to check for (default: every platform with an account; Weibo if the post has a Weibo text).")
+@click.option("--account", "accounts", multiple=True,
+              help="Account to publish on, signed with the text; repeat for several (default: the editor's accounts "
+                   "on the platforms checked).")
+@click.option("--at", "at", help="Local publication time signed with the text, e.g. '2026-11-21 18:00' "
+                                 "(default: chosen after the last sign-off).")
 @pass_state
 @post_errors
-def post_submit(state: CliState, post_id: int, as_user: str, platforms: tuple[str, ...]) -> None:
-    """Run the checks and send the post into the sign-off chain (送审)."""
+def post_submit(state: CliState, post_id: int, as_user: str, platforms: tuple[str, ...], accounts: tuple[str, ...],
+                at: str | None) -> None:
+    """Run the checks and send the post into the sign-off chain (送审) with its accounts and time."""
     ctx = state.ctx
+    when = _parse_at(at, False) if at else None
     with ctx.session() as session:
         p = service.submit_post(session=session, config=ctx.config, post=_load(session, post_id),
-                                user=get_user(session=session, username=as_user), platforms=list(platforms) or None)
+                                user=get_user(session=session, username=as_user), platforms=list(platforms) or None,
+                                accounts=list(accounts) or None, at=when)
+        targets = [a.name for a in service.target_accounts(session=session, post=p)]
     first = ctx.config.signoff.stages[0]
-    click.echo(f"post {post_id} version {p.version} submitted; checks passed. next: {first.name} ({first.role})")
+    click.echo(f"post {post_id} version {p.version} submitted for {', '.join(targets)}; checks passed. "
+               f"next: {first.name} ({first.role})")
 
 
 @post.command("sign")
@@ -220,7 +230,8 @@ def post_reject(state: CliState, post_id: int, as_user: str, reason: str) -> Non
 @post.command("schedule")
 @click.argument("post_id", type=int)
 @as_option
-@click.option("--account", "accounts", multiple=True, required=True, help="Account name; repeat for several.")
+@click.option("--account", "accounts", multiple=True,
+              help="Account name; repeat for several (default: every account signed with the post).")
 @click.option("--at", "at", help="Local time (config timezone), e.g. '2026-11-21 18:00'.")
 @click.option("--now", is_flag=True, help="Publish as soon as possible.")
 @pass_state
