@@ -159,13 +159,19 @@ def test_changing_targets_after_a_signature_voids_it(live, page):
         post = s.get(Post, post_id)
         assert (post.status, post.version) == ("draft", 2)
         assert all(so.voided_at is not None for so in s.exec(select(SignOff).where(SignOff.post_id == post_id)))
-    # Sent again, the first reviewer sees what changed since they signed: the added account.
+    with live.ctx.session() as s:
+        service.edit_post(session=s, post=s.get(Post, post_id), user=get_user(session=s, username="xuanchuan"),
+                          body="<p>为保障群众温暖过冬，示例县开通供暖服务热线 12345，全天受理。</p>")
+    # Sent again, the first reviewer sees what changed since they signed: words and the added account.
+    page.reload()
     page.locator("form[action$='/submit'] button.primary").click()
     page.wait_for_selector("text=已送审")
     logout(page)
     login(page, live, "bianji")
     page.goto(f"{live.url}/posts/{post_id}")
-    assert f"增加 {WEIBO}" in page.inner_text(".diff")
+    diff = page.inner_text(".diff")
+    assert f"增加 {WEIBO}" in diff and page.locator(".diff ins", has_text="12345").count() == 1
+    assert page.locator(".diff del", has_text="作出安排").count() == 1
     shot(page, "posts-diff-laptop")
 
 
