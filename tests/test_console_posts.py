@@ -68,6 +68,9 @@ def test_publishing_story_through_the_forms(ctx: Context, app) -> None:
         assert s.get(Post, post_id).status == "approved"
         assert len(s.exec(select(SignOff).where(SignOff.post_id == post_id)).all()) == 3
 
+    # The 排期 form never publishes at once by default: with no choice made, nothing is scheduled.
+    r = post_form(editor, f"{page}/schedule", {}, page=page)
+    assert r.status_code == 422 and "请选择发布时间" in r.text
     r = post_form(editor, f"{page}/schedule", {"when": "signed"}, page=page)
     assert r.status_code == 200 and "已排期" in r.text
     with ctx.session() as s:

@@ -188,6 +188,10 @@ def test_failed_publication_is_retried_without_new_signoffs(live, page, phone):
     reason = page.inner_text(".reason")
     assert "公众号平台审核未通过" in reason and "处理办法" in reason
     shot(page, "posts-failed-laptop")
+    page.goto(f"{live.url}/posts?status=failed")
+    assert "示例县供暖收费标准公示" in page.inner_text("table")
+    shot(page, "posts-list-failed-laptop")
+    page.goto(f"{live.url}/posts/{post_id}")
     page.locator("form[action$='/retry'] button.primary").click()
     page.wait_for_selector("text=已安排重新发布")
     wait_until(lambda: publications(live, post_id)[WECHAT].state == "published",
@@ -257,4 +261,11 @@ def test_author_sees_the_sent_back_notice(live, page, phone):
     assert "请补充投诉电话的服务时间" in phone.inner_text(".flash.error")
     assert phone.locator("header .notice-link .count").count() == 0
     shot(phone, "posts-rejected-phone")
+    assert_no_horizontal_scroll(phone)
+    phone.click("text=编辑内容")
+    phone.wait_for_selector(".ql-editor")
+    shot(phone, "posts-editor-phone")
+    assert_no_horizontal_scroll(phone)
+    phone.goto(f"{live.url}/posts")
+    shot(phone, "posts-list-phone")
     assert_no_horizontal_scroll(phone)

@@ -28,7 +28,7 @@ router = APIRouter()
 ARTICLE_IMAGE_MAX_BYTES = 1024 * 1024
 
 POST_TABS = (("", "全部"), ("mine", "待我审签"), ("draft", "草稿"), ("in_review", "审核中"), ("rejected", "已退回"),
-             ("approved", "已审定"), ("scheduled", "已排期"), ("published", "已发布"))
+             ("approved", "已审定"), ("scheduled", "已排期"), ("published", "已发布"), ("failed", "发布失败"))
 
 
 def can_sign_next(session: Any, config: Any, post: Post, user: User) -> dict | None:
@@ -69,6 +69,9 @@ def posts_page(request: Request, status: str = "", user: User = Depends(console_
             rows = [item["post"] for item in posts_to_sign(s, ctx.config, user)]
         else:
             rows = list_posts(session=s, status=status if status in POST_STATUSES else None, limit=200)
+            if status == "failed":  # 发布失败: wholly or on some accounts
+                rows = sorted(rows + list_posts(session=s, status="partially_failed", limit=200),
+                              key=lambda p: p.updated_at, reverse=True)
         authors = {u.id: u for u in s.exec(select(User).where(User.id.in_({p.author_id for p in rows})))}
         pubs: dict[int, list[Publication]] = {}
         for pub in s.exec(select(Publication).where(Publication.post_id.in_([p.id for p in rows]))):
