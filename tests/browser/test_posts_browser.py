@@ -75,7 +75,13 @@ def test_three_signoffs_publish_on_the_chosen_accounts_only(live, page, phone, t
     image.write_bytes(png(120, 80))
     login(page, live, "xuanchuan")
     page.goto(f"{live.url}/posts/new")
+    # The checks run while typing; a sensitive word is marked where it is, in the preview.
+    page.fill("input[name=title]", "内部资料：示例县2026年冬季供暖工作安排")
+    page.wait_for_selector(".preview .wx-title mark.problem:has-text('内部资料')")
+    assert "内部资料" in page.inner_text("#live-problems")
+    shot(page, "posts-editor-live-check-laptop")
     page.fill("input[name=title]", "示例县2026年冬季供暖工作安排")
+    page.wait_for_selector(".preview mark.problem", state="detached")
     page.click(".ql-editor")
     page.keyboard.type("为保障群众温暖过冬，示例县对今冬供暖工作作出安排。")
     with page.expect_file_chooser() as chooser:

@@ -14,11 +14,13 @@ from bot.errors import GovbotError, NotFound
 from bot.models import Account, Media, Post, Publication, User
 from bot.web.console.common import (
     STATIC_DIR,
+    as_int,
     check_csrf,
     console_user,
     ctx_of,
     error_view,
     flash,
+    problem_view,
     redirect,
     render,
     run_action,
@@ -165,6 +167,28 @@ def post_edit(request: Request, post_id: int, title: str = Form(""), body: str =
     flash(request, "已保存为新版本，原有审签已作废，需重新送审。" if changed else "内容没有变化。",
           "warn" if changed else "ok")
     return redirect(f"/posts/{post_id}")
+
+
+@router.post("/posts/check", dependencies=[Depends(check_csrf)])
+def post_live_check(request: Request, title: str = Form(""), body: str = Form(""), digest: str = Form(""),
+                    weibo_text: str = Form(""), post_id: str = Form(""),
+                    user: User = Depends(console_user)) -> JSONResponse:
+    """The pre-publish checks on what is in the editor now, for the live preview (the cover is checked at 送审)."""
+    from bot.publishing.checks import check_post, rules_for
+    from bot.publishing.richtext import clean_body
+    from bot.publishing.targets import allowed_accounts, target_accounts
+
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        post = s.get(Post, as_int(post_id)) if as_int(post_id) else None
+        accounts = (target_accounts(session=s, post=post) if post is not None else []) or \
+            allowed_accounts(session=s, config=ctx.config, user=user)
+        platforms = {a.platform for a in accounts}
+    if not weibo_text.strip():
+        platforms.discard("weibo")
+    problems = check_post(title=title, body=clean_body(body), digest=digest, weibo_text=weibo_text, cover=None,
+                          platforms=sorted(platforms), config=ctx.config, rules=rules_for(ctx.config))
+    return JSONResponse({"problems": [problem_view(p) for p in problems if p.where != "cover"]})
 
 
 @router.get("/static/vendor/{package}/{name}")

@@ -44,7 +44,7 @@
       out.className = "wb-count " + (n > max ? "red" : "muted");
       document.querySelectorAll("[data-live=weibo_text]").forEach(function (el) { el.innerHTML = weiboHtml(ta.value) || "（未填写微博文案）"; });
     }
-    ta.addEventListener("input", update);
+    ta.addEventListener("input", function () { update(); scheduleCheck(); });
     update();
   }
 
@@ -81,6 +81,7 @@
       var html = quill.getText().trim() || quill.root.querySelector("img") ? quill.getSemanticHTML() : "";
       hidden.value = html;
       document.querySelectorAll("[data-live=body]").forEach(function (el) { el.innerHTML = html || '<p class="muted">（正文为空）</p>'; });
+      scheduleCheck();
     }
     quill.on("text-change", sync);
     sync();
@@ -114,7 +115,7 @@
     ["title", "digest"].forEach(function (name) {
       var input = document.querySelector("[name=" + name + "]");
       if (!input) { return; }
-      var update = function () { live(name, input.value || (name === "title" ? "（无标题）" : "")); };
+      var update = function () { live(name, input.value || (name === "title" ? "（无标题）" : "")); scheduleCheck(); };
       input.addEventListener("input", update);
       update();
     });
@@ -133,20 +134,64 @@
   // Check results pinned to the spot: the quoted words are marked in the preview, numbered like the list.
   function pinProblems() {
     var data = document.getElementById("problems-data");
-    if (!data) { return; }
-    var problems = JSON.parse(data.textContent);
+    if (data) { applyPins(JSON.parse(data.textContent)); }
+  }
+
+  function clearPins() {
+    document.querySelectorAll(".preview .pin").forEach(function (pin) { pin.remove(); });
+    document.querySelectorAll(".preview mark.problem").forEach(function (mark) {
+      mark.replaceWith(document.createTextNode(mark.textContent));
+    });
+  }
+
+  function applyPins(problems) {
+    clearPins();
     problems.forEach(function (p, i) {
       var n = i + 1;
       var area = document.querySelector(".preview [data-field=" + (p.field || "post") + "]");
       if (!area) { area = document.querySelector(".preview [data-field=post]"); }
       if (!area) { return; }
-      if (p.snippet && markText(area, p.snippet, n, p.message)) { return; }
+      // The words at fault are the first quoted part of the check's message (the snippet is their context).
+      var quoted = /“(.+?)”/.exec(p.text || "");
+      if (quoted && markText(area, quoted[1], n, p.message)) { return; }
       var pin = document.createElement("span");
       pin.className = "pin";
       pin.textContent = n;
       pin.title = p.message;
       area.insertBefore(pin, area.firstChild);
     });
+  }
+
+  // While editing: the checks run on what is typed (after a pause) and their results are pinned live.
+  var checkTimer = null;
+  function scheduleCheck() {
+    var form = document.querySelector("form[data-live-check]");
+    var list = document.getElementById("live-problems");
+    if (!form || !list) { return; }
+    clearTimeout(checkTimer);
+    checkTimer = setTimeout(function () {
+      var data = new FormData();
+      ["title", "body", "digest", "weibo_text"].forEach(function (name) {
+        var field = form.querySelector("[name=" + name + "]");
+        data.append(name, field ? field.value : "");
+      });
+      data.append("post_id", form.dataset.postId || "");
+      data.append("csrf_token", csrf());
+      fetch("/posts/check", {method: "POST", body: data, headers: {"X-CSRF-Token": csrf()}, credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (j) {
+          if (!j) { return; }
+          list.innerHTML = "";
+          j.problems.forEach(function (p) {
+            var li = document.createElement("li");
+            li.textContent = (p.place ? p.place + "：" : "") + p.message + (p.snippet ? "（“" + p.snippet + "”）" : "");
+            list.appendChild(li);
+          });
+          var ok = document.getElementById("live-ok");
+          if (ok) { ok.hidden = j.problems.length > 0; }
+          applyPins(j.problems);
+        });
+    }, 700);
   }
 
   function markText(root, snippet, n, message) {
