@@ -243,18 +243,19 @@ def retry_cmd(state: CliState, reply_id: int, as_user: str) -> None:
 @pass_state
 @handle_errors
 def notifications_cmd(state: CliState, state_filter: str | None) -> None:
-    """Warnings and escalations sent (or not) by e-mail and 企业微信, newest first."""
+    """Ticket warnings and escalations, and post notices, sent (or not) by e-mail and 企业微信, newest first."""
     from bot.models import Notification
 
     with state.ctx.session() as session:
-        query = select(Notification).order_by(Notification.id.desc()).limit(200)
+        # Console notices (channel "console") are read in the console, not delivered.
+        query = select(Notification).where(Notification.channel != "console").order_by(Notification.id.desc()).limit(200)
         if state_filter:
             query = query.where(Notification.state == state_filter)
         for n in session.exec(query):
             to = n.address or "企业微信群"
             error = f"  ({n.last_error})" if n.last_error and n.state != "sent" else ""
             click.echo(f"{n.id:>6}  {_when(state, n.created_at)}  {n.kind:<10} {n.channel:<5} {n.state:<7} "
-                       f"ticket {n.ticket_id}  {to}{error}")
+                       f"{f'post {n.post_id}' if n.post_id else f'ticket {n.ticket_id}'}  {to}{error}")
 
 
 @tickets.command("retry-notifications")
