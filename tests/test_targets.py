@@ -138,3 +138,26 @@ def test_diff_since_last_signed_shows_words_accounts_and_time(ctx: Context):
     assert ("removed", "工作人员") in body.parts and ("added", "教师") in body.parts
     assert diff.accounts_added == [WEIBO_ACC] and not diff.accounts_removed
     assert diff.planned[0] == at.strftime("%Y-%m-%d %H:%M")
+
+
+def test_retry_sends_the_signed_version_again_on_failed_accounts_only(ctx: Context):
+    post_id = new_post(ctx)
+    submit(ctx, post_id, [WECHAT, WEIBO_ACC])
+    for name in ("bianji", "fenguan", "zhuyao"):
+        sign_as(ctx, post_id, name)
+    with pytest.raises(Exception, match="没有发布失败"):
+        act(ctx, service.retry_failed, post_id, "xuanchuan", config=ctx.config)
+    pubs = act(ctx, service.schedule_post, post_id, "xuanchuan", config=ctx.config, accounts=[])
+    with ctx.session() as s:
+        for pub in pubs:
+            row = s.get(Publication, pub.id)
+            row.state = "failed" if s.get(Account, row.account_id).name == WEIBO_ACC else "published"
+            row.remote_publish_id = "stale"
+            s.add(row)
+    [again] = act(ctx, service.retry_failed, post_id, "xuanchuan", config=ctx.config)
+    with ctx.session() as s:
+        row = s.get(Publication, again.id)
+        assert s.get(Account, row.account_id).name == WEIBO_ACC and row.state == "pending"
+        assert row.remote_publish_id is None  # a new attempt, not the failed job resumed
+        assert all(so.voided_at is None for so in s.exec(select(SignOff)))
+        assert len(s.exec(select(SignOff)).all()) == 3

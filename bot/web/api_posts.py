@@ -274,6 +274,25 @@ def unschedule_post(post_id: int, body: UnscheduleIn | None = None, ctx: Context
     return {"cancelled_publications": ids, "post": _view(ctx, post_id)}
 
 
+class RetryIn(_Body):
+    # Local time; none: now. The same signed version goes out again on the failed accounts only.
+    at: datetime | None = None
+
+
+@router.post("/posts/{post_id}/retry")
+def retry_post(post_id: int, body: RetryIn | None = None, ctx: Context = Depends(get_ctx),
+               user: User = Depends(current_user)) -> Any:
+    """Publish again, on the accounts where it failed or was missed, without new sign-offs (重新发布)."""
+    def run() -> dict[str, Any]:
+        with ctx.session() as s:
+            pubs = service.retry_failed(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id),
+                                        user=user, at=body.at if body else None)
+            ids = [p.id for p in pubs]
+        return {"publications": ids, "post": _view(ctx, post_id)}
+
+    return _checked(run)
+
+
 # ---- publications and accounts ------------------------------------------------------------------
 
 
