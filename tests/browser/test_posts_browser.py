@@ -23,6 +23,10 @@ from tests.test_scheduler_support import arm, png
 
 WECHAT, WEIBO, HOUSING = "示例县发布", "示例县发布微博", "示例县住建"
 WEIBO_TEXT = "示例县2026年冬季供暖工作安排发布，详见 https://www.gov.example.cn/gn/2026"
+WORD_PASTE = ('<html xmlns:o="urn:schemas-microsoft-com:office:office"><body><!--StartFragment-->'
+              '<p class="MsoNormal" align="center" style="text-align:center;mso-line-height-alt:12pt">'
+              '<b><span style="color:#C00000;mso-bidi-font-family:宋体">供暖时间</span></b>'
+              '<span>：11月15日至次年3月15日</span><o:p></o:p></p><!--EndFragment--></body></html>')
 
 
 def logout(page) -> None:
@@ -84,6 +88,18 @@ def test_three_signoffs_publish_on_the_chosen_accounts_only(live, page, phone, t
     page.wait_for_selector(".preview mark.problem", state="detached")
     page.click(".ql-editor")
     page.keyboard.type("为保障群众温暖过冬，示例县对今冬供暖工作作出安排。")
+    page.keyboard.press("Enter")
+    # Pasted from Word: bold, colour and centring stay; Office markup goes.
+    page.evaluate("""html => {
+        const data = new DataTransfer();
+        data.setData('text/html', html);
+        data.setData('text/plain', '供暖时间');
+        document.querySelector('.ql-editor').dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+    }""", WORD_PASTE)
+    page.wait_for_selector(".wx-body strong:has-text('供暖时间')")
+    pasted = page.inner_html(".wx-body")
+    assert "color: rgb(192, 0, 0)" in pasted and "text-align: center" in pasted
+    assert "mso" not in pasted and "MsoNormal" not in pasted and "o:p" not in pasted
     with page.expect_file_chooser() as chooser:
         page.click(".ql-toolbar .ql-image")
     chooser.value.set_files(str(image))
