@@ -1,5 +1,5 @@
 """Browser tests: a real `govbot serve` with the built-in emulator, driven by Playwright in Debian's
-Chromium (never a downloaded browser). One browser per session; each test gets a fresh service and
+Chromium (never a downloaded browser). One browser for the package; each test gets a fresh service and
 fresh pages: `page` a laptop (1366×768), `phone` a phone (390×844)."""
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def live(tmp_path: Path, migrated_db: Path) -> Iterator[Live]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+# One browser for all the browser tests, closed after them: Playwright's sync API keeps an event loop
+# running in the main thread while it is open, which the other tests' asyncio.run() would trip over.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
