@@ -102,6 +102,11 @@ class SignoffConfig(_Section):
     stages: list[SignoffStage] = Field(default_factory=_default_stages, min_length=1)
 
 
+class PostsConfig(_Section):
+    # Editors post only on their own department's accounts; these usernames may choose any account (跨部门发布).
+    any_account_editors: list[str] = Field(default_factory=list)
+
+
 class GapConfig(_Section):
     # 更新间隔: warn at warn_days without a post; inspections fail an account at limit_days.
     warn_days: int = Field(10, ge=1)
@@ -325,6 +330,7 @@ class Config(_Section):
     signoff: SignoffConfig = SignoffConfig()
     gap: GapConfig = GapConfig()
     inspection: InspectionConfig = InspectionConfig()
+    posts: PostsConfig = PostsConfig()
     platforms: PlatformsConfig = PlatformsConfig()
     triage: TriageConfig = TriageConfig()
     autoreply: AutoReplyConfig = AutoReplyConfig()

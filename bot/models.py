@@ -110,6 +110,31 @@ class Post(SQLModel, table=True):
     rejection_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # 发布账号与时间, chosen at 送审 and covered by content_hash: the signers approve them with the text.
+    # Account ids, sorted; None before the post was first submitted.
+    target_account_ids: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Signed publication time (UTC): publishing may be later (a retry), never earlier. None: the editor
+    # chooses the time after the last sign-off.
+    planned_at: datetime | None = None
+
+
+class PostVersion(SQLModel, table=True):
+    """What one submitted version said (标题、正文、账号、时间), kept so signers see what changed since they signed."""
+
+    __table_args__ = (UniqueConstraint("post_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    version: int
+    content_hash: str = Field(max_length=64)
+    title: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(default="", max_length=300)
+    weibo_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    cover_media_id: int | None = Field(default=None, foreign_key="media.id")
+    target_account_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    planned_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class SignOff(SQLModel, table=True):
@@ -336,10 +361,12 @@ class DigestRun(SQLModel, table=True):
 
 
 class Notification(SQLModel, table=True):
-    """An outbox row: a ticket warning (提醒) or escalation (督办) to deliver by e-mail or the WeCom robot.
+    """An outbox row: a ticket warning (提醒) or escalation (督办), or a post's news (待审签、退回、已发布、
+    发布失败), to deliver by e-mail or the WeCom robot, or to show in the console (channel "console").
 
-    Written in the transaction that records the warning or escalation; the `notifications.send` job
-    claims pending rows with a lease, sends them and records the outcome (bot/tickets/notifications.py).
+    Written in the transaction that records the event; the `notifications.send` job claims pending
+    rows with a lease, sends them and records the outcome (bot/tickets/notifications.py). Console rows
+    are written as sent and read in the console (bot/publishing/notices.py).
     """
 
     __table_args__ = (
@@ -349,8 +376,9 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
-    kind: str = Field(max_length=20)  # warning | escalation
-    channel: str = Field(max_length=10)  # email | wecom
+    # warning | escalation (tickets); post_waiting | post_rejected | post_published | post_failed
+    kind: str = Field(max_length=20)
+    channel: str = Field(max_length=10)  # email | wecom | console
     # The user told (username); "" for the WeCom group message, whose text names everyone told.
     recipient: str = Field(default="", max_length=64)
     address: str = Field(default="", max_length=200)  # e-mail address; "" for WeCom
@@ -365,6 +393,8 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = None
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = None
+    post_id: int | None = Field(default=None, foreign_key="post.id", index=True)
+    read_at: datetime | None = None  # console notices: when the recipient opened it
 
 
 class Correction(SQLModel, table=True):

@@ -51,7 +51,9 @@ def test_story_draft_three_signoffs_schedule_to_two_accounts(api):
     assert (post["status"], post["version"], post["author"]) == ("draft", 1, "xuanchuan")
     assert post["cover"]["mime"] == "image/png" and post["cover"]["size"] == len(PNG)
     pid = post["id"]
-    assert api("POST", f"/api/posts/{pid}/submit", "xuanchuan")["status"] == "in_review"
+    post = api("POST", f"/api/posts/{pid}/submit", "xuanchuan")
+    # The accounts chosen at submission are part of what is signed: the hash covers them.
+    assert post["status"] == "in_review" and post["target_accounts"] == ["示例县发布", "示例县发布微博"]
     for name, stage in (("bianji", "初审"), ("fenguan", "复审"), ("zhuyao", "终审")):
         post = api("POST", f"/api/posts/{pid}/sign", name, json={"content_hash": post["content_hash"]})
         done = [s for s in post["chain"]["stages"] if s["signed_by"]]

@@ -77,6 +77,8 @@ class OutgoingPost:
     weibo_text: str = ""
     cover: Cover | None = None
     author: str = ""
+    # Images inside the body: (the src it has in `body`, the image). WeChat takes only images it hosts.
+    images: tuple[tuple[str, Cover], ...] = ()
 
 
 @dataclass(frozen=True)

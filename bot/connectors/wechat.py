@@ -227,8 +227,21 @@ class WeChatConnector:
             raise TransientError(PLATFORM, None, f"material/add_material: unexpected answer {str(res)[:200]}")
         return str(res["media_id"])
 
+    def _body_with_hosted_images(self, post: OutgoingPost) -> str:
+        """Article images must be on WeChat's own servers: each is uploaded (media/uploadimg) and its src
+        replaced by the URL WeChat answers (https://developers.weixin.qq.com/doc/offiaccount/Asset_Management/Adding_Permanent_Assets.html)."""
+        body = post.body
+        for src, image in post.images:
+            url = self._call("media/uploadimg", lambda c, image=image: c.media.upload_image(
+                (image.filename, io.BytesIO(image.data), image.mime)))
+            if not isinstance(url, str) or not url:
+                raise TransientError(PLATFORM, None, f"media/uploadimg: unexpected answer {str(url)[:200]}")
+            body = body.replace(f'src="{src}"', f'src="{url}"')
+        return body
+
     def _add_draft(self, post: OutgoingPost, thumb_media_id: str) -> str:
-        article = {"title": post.title, "author": post.author, "digest": post.digest, "content": post.body,
+        content = self._body_with_hosted_images(post)
+        article = {"title": post.title, "author": post.author, "digest": post.digest, "content": content,
                    "content_source_url": "", "thumb_media_id": thumb_media_id,
                    "need_open_comment": 1, "only_fans_can_comment": 0}
         return str(self._post("draft/add", {"articles": [article]}, need="media_id")["media_id"])

@@ -62,6 +62,8 @@ from bot.context import Context
 from bot.db import claim
 from bot.errors import GovbotError, text_zh
 from bot.models import Account, Media, Post, Publication
+from bot.publishing import notices
+from bot.publishing.richtext import body_images
 
 ACTIVE = ("pending", "publishing")
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
@@ -371,8 +373,13 @@ class Publisher:
             media = session.get(Media, post.cover_media_id)
             if media is not None:
                 cover = Cover(filename=media.filename, data=media.data, mime=media.mime)
+        images = []
+        for src, media_id in body_images(post.body):
+            media = session.get(Media, media_id)
+            if media is not None:
+                images.append((src, Cover(filename=media.filename, data=media.data, mime=media.mime)))
         return OutgoingPost(publication_id=pub.id, title=post.title, body=post.body, digest=post.digest,
-                            weibo_text=post.weibo_text, cover=cover)
+                            weibo_text=post.weibo_text, cover=cover, images=tuple(images))
 
     def _fenced(self, session: Session, pub_id: int, **values: Any) -> None:
         result = session.execute(update(Publication)
@@ -398,6 +405,10 @@ class Publisher:
 
         if post.content_hash != pub.content_hash:
             return edited(post.id, post.version)
+        if pub.account_id not in (post.target_account_ids or []):
+            # Whatever wrote this row, nobody signed this post for this account.
+            return {"state": "cancelled", "action": "publication.cancelled", "level": "ERROR",
+                    "error": f"account {pub.account_id} was not signed for post {post.id}; not published"}
         problems = recheck_publication(session=session, ctx=self.ctx, publication=pub)
         if problems:
             return {"state": "failed", "action": "publication.check_failed", "level": "ERROR",
@@ -498,6 +509,7 @@ def settle_posts(ctx: Context, *, writing: Callable[[], AbstractContextManager[S
             audit.record(session=session, actor="system", action=f"post.{status}", subject_type="post",
                          subject_id=post.id, version=post.version, content_hash=post.content_hash,
                          publications=len(states), published=published)
+            notices.settled(session=session, config=ctx.config, post=session.get(Post, post.id), status=status)
         settled += 1
     return settled
 
