@@ -16,6 +16,10 @@ next ones at once, so a burst of due posts does not wait for the next tick. For 
    the publication) and pass the pre-publish checks again (bot.publishing.checks).
 4. Transient errors retry with bounded exponential backoff and jitter; permanent ones, and the last
    allowed attempt, end in state failed with the platform's message in last_error.
+5. Two waits are never failures and use up no attempt: a budget spent (QuotaWait: the publication
+   waits for the next window, step "quota:<api>") and a WeChat article submitted whose outcome is
+   still to come (AwaitingOutcome, step "awaiting_push"): the PUBLISHJOBFINISH push settles it
+   (bot.publishing.outcome); freepublish/get is asked only at scheduler.publish_status_checks_s.
 
 Publications never attempted are claimed up to PREPARE_AHEAD before their time: checked, recorded as
 started, and prepared on the platform as far as nothing becomes public (WeChat cover and draft); they
@@ -33,13 +37,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
@@ -49,6 +54,7 @@ from sqlmodel import Session, select
 from bot import audit
 from bot.clock import to_local, utcnow
 from bot.connectors.base import (
+    AwaitingOutcome,
     Cover,
     OutgoingPost,
     PermanentError,
@@ -57,6 +63,7 @@ from bot.connectors.base import (
     PublishResult,
     TransientError,
 )
+from bot.connectors.quota import WAITING_STEP, QuotaWait
 from bot.connectors.registry import close_all, connector_for
 from bot.context import Context
 from bot.db import claim
@@ -72,6 +79,8 @@ THREADS = 16
 PREPARE_AHEAD = timedelta(seconds=30)
 # Prepared publications one process keeps waiting for their time, at most.
 WAITING_LIMIT = 1000
+# An image inside a body, uploaded to govbot: <img src="media:12">.
+MEDIA_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']media:(\d+)["']""", re.I)
 # Connector id names -> Publication columns.
 ID_COLUMNS = {"media_id": "remote_media_id", "draft_id": "remote_draft_id", "publish_id": "remote_publish_id",
               "msg_data_id": "remote_msg_data_id"}
@@ -350,6 +359,12 @@ class Publisher:
                         self._finish(pub, **refusal)
                         return
             result = connector.publish(outgoing, progress=self._progress_of(attempt), resume=resume)
+        except QuotaWait as e:
+            self._defer(attempt, until=e.until, step=f"{WAITING_STEP}{e.api}", error=str(e))
+            return
+        except AwaitingOutcome as e:
+            self._await_outcome(attempt, str(e))
+            return
         except TransientError as e:
             self._retry(pub, account, attempt.number, str(e), e.retry_after)
             return
@@ -362,6 +377,9 @@ class Publisher:
             logger.exception("publication {}: unexpected error while publishing", pub.id)
             self._retry(pub, account, attempt.number, f"internal error: {type(e).__name__}: {e}", None)
             return
+        if result.pending:
+            self._await_outcome(attempt, "submitted; waiting for the platform's PUBLISHJOBFINISH")
+            return
         self._published(pub, account, result, reconciled=False)
 
     def _outgoing(self, session: Session, pub: Publication, post: Post) -> OutgoingPost:
@@ -371,11 +389,14 @@ class Publisher:
             if media is not None:
                 cover = Cover(filename=media.filename, data=media.data, mime=media.mime)
         return OutgoingPost(publication_id=pub.id, title=post.title, body=post.body, digest=post.digest,
-                            weibo_text=post.weibo_text, cover=cover)
+                            weibo_text=post.weibo_text, cover=cover, author=post.byline,
+                            open_comment=post.open_comment, images=body_images(session, post.body))
 
     def _fenced(self, session: Session, pub_id: int, **values: Any) -> None:
+        # An active state too: a PUBLISHJOBFINISH push may have settled the publication meanwhile.
         result = session.execute(update(Publication)
-                                 .where(Publication.id == pub_id, Publication.lease_owner == self.owner)
+                                 .where(Publication.id == pub_id, Publication.lease_owner == self.owner,
+                                        Publication.state.in_(ACTIVE))
                                  .values(**values).execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise LeaseLost(f"lease taken over by another worker; {self.owner} stops")
@@ -419,6 +440,23 @@ class Publisher:
         logger.info("publication {} (post {}) published on {} as {}{}", pub.id, pub.post_id, account.name,
                     result.remote_id, " (found on the platform after an interrupted attempt)" if reconciled else "")
 
+    def _defer(self, attempt: Attempt, *, until: datetime, step: str, error: str) -> None:
+        """Wait until `until` without using up the attempt: a spent budget or a job still running is no failure."""
+        state = "publishing" if attempt.resume.get("publish_id") else "pending"
+        with self._writing() as session:
+            self._fenced(session, attempt.pub.id, state=state, step=step, attempts=attempt.number - 1,
+                         next_attempt_at=until, last_error=error, lease_owner=None, lease_until=None)
+        logger.info("publication {} on {}: {}; next look at {}", attempt.pub.id, attempt.account.name, error,
+                    until.isoformat())
+
+    def _await_outcome(self, attempt: Attempt, why: str) -> None:
+        """Submitted to WeChat: the push settles it; freepublish/get only at the configured check times."""
+        checks = self.ctx.config.scheduler.publish_status_checks_s
+        due = attempt.pub.due_at if attempt.pub.due_at.tzinfo else attempt.pub.due_at.replace(tzinfo=UTC)
+        now = utcnow()
+        until = now + timedelta(seconds=next_status_check((now - due).total_seconds(), checks))
+        self._defer(attempt, until=until, step="awaiting_push", error=why)
+
     def _retry(self, pub: Publication, account: Account, attempt: int, error: str, retry_after: float | None) -> None:
         cfg = self.ctx.config.scheduler
         if attempt >= cfg.max_attempts:
@@ -460,6 +498,29 @@ class Publisher:
         except PlatformError as e:
             logger.warning("publication {}: prepared draft {} not deleted: {}", pub.id, resume["draft_id"], e)
             return False
+
+
+def next_status_check(elapsed_s: float, checks: list[float]) -> float:
+    """Seconds from now to the next freepublish/get of a submitted job, `elapsed_s` after its due time.
+
+    `checks` are times after the submit (e.g. 1, 5, 30 min); after the last, it repeats as a period.
+    """
+    for at in checks:
+        if at > elapsed_s:
+            return at - elapsed_s
+    period = checks[-1]
+    beyond = elapsed_s - checks[-1]
+    return period - beyond % period if period > 0 else 0.0
+
+
+def body_images(session: Session, body: str) -> dict[str, Cover]:
+    """The images a body refers to as "media:<id>" (uploaded to govbot), by their src."""
+    images: dict[str, Cover] = {}
+    for ref in set(MEDIA_SRC.findall(body)):
+        media = session.get(Media, int(ref))
+        if media is not None:
+            images[f"media:{ref}"] = Cover(filename=media.filename, data=media.data, mime=media.mime)
+    return images
 
 
 def edited(post_id: int, version: int | None) -> dict[str, Any]:
