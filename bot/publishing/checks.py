@@ -31,13 +31,18 @@ from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.errors import GovbotError
+from bot.publishing.weibo_length import hashtags, weibo_cut, weibo_length
 
 SENSITIVE_FILE = "sensitive.txt"
 TYPOS_FILE = "typos.toml"
 
-# Platform limits that are facts of the platforms' APIs, not settings.
-WECHAT_DIGEST_MAX_CHARS = 120  # draft/add answers 45004 above it
-WECHAT_CONTENT_MAX_CHARS = 20000  # draft/add answers 45002 above it
+# Platform limits that are facts of the platforms' APIs, not settings (Draft_Box/Add_draft.html).
+WECHAT_AUTHOR_MAX_CHARS = 16  # draft/add answers 45110 above it
+WECHAT_DIGEST_MAX_CHARS = 128  # draft/add answers 45004 above it
+WECHAT_CONTENT_MAX_CHARS = 20000  # content 必须少于2万字符 (且小于1M: never reached below 20,000 characters)
+# Images WeChat keeps in an article: those uploaded by media/uploadimg (govbot uploads "media:<id>" ones).
+WECHAT_IMAGE_HOSTS = ("mmbiz.qpic.cn", "mmbiz.qlogo.cn")
+_IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']*)["']""", re.I)
 WECHAT_IMAGE_MAX_BYTES = 10 * 1024 * 1024  # material/add image: 40009 above it
 WEIBO_PIC_MAX_BYTES = 5 * 1024 * 1024  # statuses/share pic: 20006 above it
 WECHAT_IMAGE_KINDS = ("jpeg", "png", "gif", "bmp")
@@ -392,8 +397,19 @@ def _links_to(text: str, domain: str) -> tuple[bool, list[str]]:
     return False, hosts
 
 
+def _external_images(body: str) -> list[str]:
+    """Body images WeChat would filter out: neither uploaded to govbot (media:<id>) nor WeChat's own."""
+    out = []
+    for src in _IMG_SRC.findall(body):
+        src = html.unescape(src).strip()
+        host = (urlsplit(src).hostname or "").lower()
+        if not src.startswith("media:") and host not in WECHAT_IMAGE_HOSTS:
+            out.append(src)
+    return out
+
+
 def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "", cover: CoverInfo | None = None,
-               platforms: Iterable[str] = (), config: Config, rules: CheckRules) -> list[Problem]:
+               platforms: Iterable[str] = (), config: Config, rules: CheckRules, byline: str = "") -> list[Problem]:
     """Every check for a post going to `platforms` (wechat, weibo). Empty list: fine to publish."""
     targets = set(platforms)
     problems: list[Problem] = []
@@ -421,9 +437,16 @@ def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "",
             problems.append(Problem("wechat_digest_too_long",
                                     f"the WeChat digest (摘要) may have {WECHAT_DIGEST_MAX_CHARS} characters; this one has {len(digest)}",
                                     "digest"))
+        if len(byline) > WECHAT_AUTHOR_MAX_CHARS:
+            problems.append(Problem("wechat_author_too_long",
+                                    f"微信文章的作者最多 {WECHAT_AUTHOR_MAX_CHARS} 个字，现在有 {len(byline)} 个", "byline"))
         if len(body) > WECHAT_CONTENT_MAX_CHARS:
             problems.append(Problem("wechat_body_too_long",
                                     f"WeChat articles may have {WECHAT_CONTENT_MAX_CHARS} characters; this body has {len(body)}",
+                                    "body"))
+        for src in _external_images(body):
+            problems.append(Problem("wechat_external_image",
+                                    f"正文图片 {src[:80]} 不是上传到本系统的图片：微信会过滤外部图片，请先上传该图片再插入",
                                     "body"))
         if cover is None:
             problems.append(Problem("wechat_cover_missing", "a WeChat article needs a cover image (封面)", "cover"))
@@ -442,12 +465,19 @@ def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "",
                                     "a Weibo account is a target, so the post needs a Weibo text (weibo_text)", "weibo_text"))
         else:
             limit = weibo.long_post_max_chars if weibo.allow_long_posts else weibo.max_chars
-            if len(weibo_text) > limit:
+            length = weibo_length(weibo_text)
+            if length > limit:
                 kind = "long posts" if weibo.allow_long_posts else "posts (long posts are switched off)"
+                cut = weibo_cut(weibo_text, limit)
                 problems.append(Problem("weibo_text_too_long",
-                                        f"Weibo {kind} may have {limit} characters; this text has {len(weibo_text)}",
-                                        "weibo_text", limit, *_position(weibo_text, limit),
-                                        _snippet(weibo_text, limit, min(len(weibo_text), limit + SNIPPET_CONTEXT))))
+                                        f"Weibo {kind} may have {limit} characters as Weibo counts them (ASCII counts "
+                                        f"half, a link 10); this text has {length}",
+                                        "weibo_text", cut, *_position(weibo_text, cut),
+                                        _snippet(weibo_text, cut, min(len(weibo_text), cut + SNIPPET_CONTEXT))))
+            for m in hashtags(weibo_text):
+                problems.append(_at("weibo_hashtag",
+                                    f"微博正文不能带话题 {m.group(0)}：微博开放接口（statuses/share）不接受 #话题#，请去掉两边的 # 号",
+                                    "weibo_text", weibo_text, m.start(), m.end()))
             ok, hosts = _links_to(weibo_text, weibo.safe_domain)
             if not ok:
                 found = f" (it links to {', '.join(hosts)})" if hosts else ""
@@ -506,6 +536,7 @@ def recheck_publication(*, session: Session, ctx, publication) -> list[Problem]:
     if not account.enabled:
         problems.append(Problem("account_disabled", f"account {account.name} is disabled", "account"))
     problems += check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
+                           byline=post.byline,
                            cover=cover_info(session=session, media_id=post.cover_media_id),
                            platforms=[account.platform], config=ctx.config, rules=rules_for(ctx.config))
     return problems
