@@ -59,7 +59,7 @@ def test_state_survives_a_restart(tmp_path: Path):
         # ids keep increasing after the restart
         new_status = httpx.post(f"{base_url}/weibo/2/statuses/share.json",
                                 data={"access_token": WEIBO_TOKEN,
-                                      "status": "重启后 http://gov.example.cn/"}).json()
+                                      "status": "重启后 http://gov.example.cn/", "rip": "203.0.113.7"}).json()
         assert new_status["id"] > status_id
 
 
