@@ -371,7 +371,7 @@ def share(state: EmulatorState, call: Call) -> dict[str, Any]:
     _check_allowed(state, call, text)
     status_id = _next_id(state)
     status = {"id": status_id, "uid": call.uid, "text": _display_text(state, text),
-              "original_text": text, "created": now, "pic_ids": pic_ids}
+              "original_text": text, "created": now, "pic_ids": pic_ids, "rip": call.params.get("rip", "")}
     state.data["weibo"]["statuses"][str(status_id)] = status
     posts.append(now)
     state.changed()
