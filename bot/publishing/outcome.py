@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from bot import audit
@@ -42,7 +42,7 @@ def settle_publish_job(session: Session, *, account_id: int, outcome: JobOutcome
         return f"publication {pub.id} already {pub.state}"
     if outcome.status == 0:
         values = {"state": "published", "step": "done", "remote_id": outcome.article_id, "remote_url": outcome.url,
-                  "published_at": at, "last_error": None, "lease_owner": None, "lease_until": None}
+                  "published_at": func.coalesce(Publication.published_at, at), "last_error": None, "lease_owner": None, "lease_until": None}
         action, done = "publication.published", "published"
     else:
         error = job_failure(outcome.publish_id, outcome.status, list(outcome.fail_idx))

@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, select
 
 from bot import audit
@@ -378,7 +378,8 @@ class Publisher:
             self._retry(pub, account, attempt.number, f"internal error: {type(e).__name__}: {e}", None)
             return
         if result.pending:
-            self._await_outcome(attempt, "submitted; waiting for the platform's PUBLISHJOBFINISH")
+            self._await_outcome(attempt, "submitted; waiting for the platform's PUBLISHJOBFINISH",
+                                accepted_at=result.published_at)
             return
         self._published(pub, account, result, reconciled=False)
 
@@ -428,9 +429,12 @@ class Publisher:
 
     def _published(self, pub: Publication, account: Account, result: PublishResult, *, reconciled: bool) -> None:
         with self._writing() as session:
+            # A submit accepted earlier recorded its time already (_await_outcome): that one stays.
             values: dict[str, Any] = {"state": "published", "step": "done", "remote_id": result.remote_id,
                                       "remote_url": result.url, "last_error": None, "lease_owner": None,
-                                      "lease_until": None, "published_at": result.published_at or utcnow()}
+                                      "lease_until": None,
+                                      "published_at": func.coalesce(Publication.published_at,
+                                                                    result.published_at or utcnow())}
             if result.msg_data_id:
                 values["remote_msg_data_id"] = result.msg_data_id
             self._fenced(session, pub.id, **values)
@@ -440,22 +444,26 @@ class Publisher:
         logger.info("publication {} (post {}) published on {} as {}{}", pub.id, pub.post_id, account.name,
                     result.remote_id, " (found on the platform after an interrupted attempt)" if reconciled else "")
 
-    def _defer(self, attempt: Attempt, *, until: datetime, step: str, error: str) -> None:
+    def _defer(self, attempt: Attempt, *, until: datetime, step: str, error: str, **values: Any) -> None:
         """Wait until `until` without using up the attempt: a spent budget or a job still running is no failure."""
         state = "publishing" if attempt.resume.get("publish_id") else "pending"
         with self._writing() as session:
             self._fenced(session, attempt.pub.id, state=state, step=step, attempts=attempt.number - 1,
-                         next_attempt_at=until, last_error=error, lease_owner=None, lease_until=None)
+                         next_attempt_at=until, last_error=error, lease_owner=None, lease_until=None, **values)
         logger.info("publication {} on {}: {}; next look at {}", attempt.pub.id, attempt.account.name, error,
                     until.isoformat())
 
-    def _await_outcome(self, attempt: Attempt, why: str) -> None:
-        """Submitted to WeChat: the push settles it; freepublish/get only at the configured check times."""
+    def _await_outcome(self, attempt: Attempt, why: str, accepted_at: datetime | None = None) -> None:
+        """Submitted to WeChat: the push settles it; freepublish/get only at the configured check times.
+
+        The submit's acceptance is when the article went out: kept as published_at (counted only once
+        the state is published)."""
         checks = self.ctx.config.scheduler.publish_status_checks_s
         due = attempt.pub.due_at if attempt.pub.due_at.tzinfo else attempt.pub.due_at.replace(tzinfo=UTC)
         now = utcnow()
         until = now + timedelta(seconds=next_status_check((now - due).total_seconds(), checks))
-        self._defer(attempt, until=until, step="awaiting_push", error=why)
+        self._defer(attempt, until=until, step="awaiting_push", error=why,
+                    **({"published_at": accepted_at} if accepted_at else {}))
 
     def _retry(self, pub: Publication, account: Account, attempt: int, error: str, retry_after: float | None) -> None:
         cfg = self.ctx.config.scheduler
