@@ -95,7 +95,8 @@ def test_workers_claim_with_skip_locked_and_publish_each_once(tmp_path: Path, pg
     with run_emulator() as url, EmulatorAdmin(url) as admin:
         config_path, config = worker_config(tmp_path, url, {
             "database": {"url": pg_url}, "accounts": ACCOUNTS,
-            "scheduler": {"tick_seconds": 0.2, "lease_seconds": 30}, "polling": {"interval_s": 600.0}})
+            "scheduler": {"tick_seconds": 0.2, "lease_seconds": 30, "publish_status_checks_s": [0.5, 1.0]},
+            "polling": {"interval_s": 600.0}})
         ctx = Context.open(config)
         try:
             with ctx.session() as s:
