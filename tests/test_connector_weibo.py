@@ -14,9 +14,9 @@ from bot.connectors.base import Cover, OutgoingPost, PermanentError, ReplyRefuse
 from bot.connectors.quota import QuotaWait
 from bot.connectors.registry import ledger_for
 from bot.connectors.weibo import WeiboConnector, comparable
-from bot.models import Account
 from bot.context import Context
 from bot.emulator.testing import EmulatorAdmin, run_emulator
+from bot.models import Account
 from bot.service import register_emulator_accounts
 from tests.test_scheduler_support import png
 

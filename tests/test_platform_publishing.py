@@ -4,7 +4,7 @@ loopback so the emulator's PUBLISHJOBFINISH reaches it, as WeChat's would."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
