@@ -240,6 +240,11 @@ class PollCursor(SQLModel, table=True):
     cursor: str = Field(default="", max_length=200)
     backoff_until: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    # WeChat articles are polled on a schedule of their own (bot.inbound.schedule): when next, when a new
+    # comment was last found (activity), when the whole list was last read again (rescan).
+    next_poll_at: datetime | None = None
+    last_new_at: datetime | None = None
+    full_scan_at: datetime | None = None
 
 
 class Ticket(SQLModel, table=True):

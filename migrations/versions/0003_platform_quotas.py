@@ -56,9 +56,17 @@ def upgrade() -> None:
     with op.batch_alter_table('publication', schema=None) as batch_op:
         batch_op.add_column(sa.Column('stats_unavailable', sqlmodel.sql.sqltypes.AutoString(length=300),
                                       nullable=True))
+    with op.batch_alter_table('pollcursor', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('next_poll_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('last_new_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('full_scan_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('pollcursor', schema=None) as batch_op:
+        batch_op.drop_column('full_scan_at')
+        batch_op.drop_column('last_new_at')
+        batch_op.drop_column('next_poll_at')
     with op.batch_alter_table('publication', schema=None) as batch_op:
         batch_op.drop_column('stats_unavailable')
     with op.batch_alter_table('post', schema=None) as batch_op:
