@@ -26,7 +26,9 @@ def _key(ctx: Context, account: Account) -> tuple:
     cfg = ctx.config
     base = cfg.wechat_api_base if account.platform == "wechat" else cfg.weibo_api_base
     return (id(ctx.engine), cfg.database_url, account.id, account.platform, base,
-            json.dumps(account.credentials, sort_keys=True))
+            json.dumps(account.credentials, sort_keys=True),
+            json.dumps([limits_for(cfg, account.platform, account.name), window_length(cfg, account.platform)],
+                       sort_keys=True))
 
 
 def ledger_for(ctx: Context, account: Account) -> Ledger:
