@@ -6,6 +6,7 @@ import click
 from sqlmodel import select
 
 from bot.cli import CliState, fail, handle_errors, pass_state
+from bot.clock import to_local
 from bot.models import Account, Department, User
 from bot.users import check_roles, get_user, hash_password, issue_api_token
 
@@ -82,6 +83,10 @@ def user_token(state: CliState, username: str) -> None:
     click.echo(token)
 
 
+# Budgets listed even while untouched: the ones publishing and polling live within.
+SHOWN_BUDGETS = ("freepublish/submit", "freepublish/get", "comment/list", "calls", "statuses/share")
+
+
 @click.group()
 def accounts() -> None:
     """Official accounts (from the config's [[accounts]])."""
@@ -91,7 +96,9 @@ def accounts() -> None:
 @pass_state
 @handle_errors
 def accounts_list(state: CliState) -> None:
-    """List accounts with platform, department and days since the last post."""
+    """List accounts with platform, department, days since the last post, and the platform call budgets
+    (调用额度) left in the current window with what is waiting for them."""
+    from bot.connectors.quota import budget_overview
     from bot.publishing.gap import account_gaps
 
     ctx = state.ctx
@@ -104,3 +111,9 @@ def accounts_list(state: CliState) -> None:
             warn = f"  [{g.level}]" if g is not None and g.level != "ok" else ""
             click.echo(f"{a.name:<20} {a.platform:<7} {depts.get(a.department_id, '-'):<12} "
                        f"{'enabled' if a.enabled else 'disabled':<9} {since}{warn}")
+            for b in budget_overview(session, a.id, config=ctx.config):
+                if b.used or b.closed or b.waiting or b.api in SHOWN_BUDGETS:
+                    state_ = "closed by the platform" if b.closed else f"{b.remaining}/{b.limit} left"
+                    waiting = f", {b.waiting} waiting" if b.waiting else ""
+                    click.echo(f"    {b.api:<24} {b.label:<10} {state_}{waiting} "
+                               f"(until {to_local(b.window_end, ctx.tz):%m-%d %H:%M})")

@@ -130,7 +130,7 @@ class Replay:
             form = dict(await request.form()) if request.headers.get("content-type", "").startswith(
                 ("multipart/", "application/x-www-form-urlencoded")) else {}
             self.requests.append((path, {k: v for k, v in form.items() if isinstance(v, str)}))
-            for suffix, (platform, file) in self.routes.items():
+            for suffix, (_platform, file) in self.routes.items():
                 if path.endswith(suffix):
                     return Response(file.read_bytes(), media_type="application/json")
             return Response(json.dumps({"errcode": 48001, "errmsg": f"not recorded: {path}"}),
