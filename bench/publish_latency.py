@@ -79,6 +79,8 @@ def bench_config(tmp: Path, emulator_url: str, n_accounts: int) -> Config:
         "triage": {"rules_dir": str(REPO / "rules")},
         "tickets": {"holidays_file": str(REPO / "rules" / "holidays.toml")},
         "polling": {"interval_s": 3600.0},
+        # No callback server here: WeChat jobs are settled by the fallback freepublish/get checks.
+        "scheduler": {"publish_status_checks_s": [3.0, 5.0]},
         "accounts": accounts,
         "users": users,
     }

@@ -66,7 +66,9 @@ def publish_article(emulator: str) -> int:
                "content_source_url": "", "thumb_media_id": thumb, "need_open_comment": 1, "only_fans_can_comment": 0}
     media_id = client.post("draft/add", data={"articles": [article]})["media_id"]
     submitted = client.post("freepublish/submit", data={"media_id": media_id})
-    client.post("freepublish/get", data={"publish_id": submitted["publish_id"]})  # the first poll settles it
+    # The job ends after its run time (wechat_publish_delay_s) on the emulator's clock.
+    httpx.post(f"{emulator}/_emulator/clock", json={"advance_s": 3}).raise_for_status()
+    client.post("freepublish/get", data={"publish_id": submitted["publish_id"]})
     return submitted["msg_data_id"]
 
 
