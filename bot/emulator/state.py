@@ -73,6 +73,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Callers' IPs allowed to call the API (IP白名单); empty: all. Others get 40164.
     "wechat_ip_whitelist": [],
     "wechat_custom_window_s": 48 * 3600,
+    # Weibo wiki 接口访问频次权限 (per user and app): 150 calls an hour for a test-level app (1,000 for a
+    # normal one), 30 posts and 60 comments an hour; over them 10023 / 20016 / 10024.
     "weibo_calls_per_hour": 150,
     "weibo_posts_per_hour": 30,
     "weibo_comments_per_hour": 60,

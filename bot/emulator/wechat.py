@@ -197,6 +197,8 @@ def _issue_token(state: EmulatorState, appid: str, kind: str, force: bool) -> di
     mine = [(t, rec) for t, rec in tokens.items()
             if rec["appid"] == appid and rec["kind"] == kind and rec["expires_at"] > now
             and not rec.get("superseded")]
+    # api_getstableaccesstoken: stable tokens are isolated from /cgi-bin/token ones and a non-forced call
+    # returns the valid one; api_getaccesstoken: a new token invalidates the previous (5 min grace).
     if kind == "stable" and not force and mine:
         token, rec = max(mine, key=lambda item: item[1]["issued"])
         return {"access_token": token, "expires_in": int(rec["expires_at"] - now)}
