@@ -140,7 +140,7 @@ def test_workers_claim_with_skip_locked_and_publish_each_once(tmp_path: Path, pg
                 pubs = s.exec(select(Publication).where(Publication.id.in_(ids))).all()
                 published_events = s.exec(select(AuditEvent.subject_id)
                                           .where(AuditEvent.action == "publication.published")).all()
-            assert all(p.attempts == 1 and p.remote_id for p in pubs)
+            assert all(p.attempts == 1 and p.remote_id for p in pubs), [(p.attempts, p.remote_id, p.last_error) for p in pubs if p.attempts != 1 or not p.remote_id][:5]
             assert sorted(published_events) == sorted(ids)
             # The work was shared: more than one process published.
             per_worker = [w.log().count(" published on ") for w in workers]
