@@ -157,3 +157,20 @@ def test_push_delivered_twice_settles_once(live_factory):
     assert (again.state, again.remote_id) == ("published", pub.remote_id)
     assert any("already published" in o for o in outcomes)
     assert httpx.get(f"{live.admin.base_url}/_emulator/health").status_code == 200
+
+
+def test_status_checks_are_sparse_then_hourly():
+    from bot.publishing.outcome import next_status_check
+
+    checks = [60.0, 300.0, 1800.0, 3600.0]
+    assert next_status_check(0, checks) == 60
+    assert next_status_check(61, checks) == 239
+    assert next_status_check(1800, checks) == 1800
+    assert next_status_check(3600, checks) == 3600  # then every hour after the last
+    assert next_status_check(3600 + 1000, checks) == 2600
+    # A day of checks costs 27 freepublish/get calls at most: well within 100 a day, even for several posts.
+    t, n = 0.0, 0
+    while t < 86400:
+        t += next_status_check(t, checks)
+        n += 1
+    assert n <= 27

@@ -57,3 +57,16 @@ def settle_publish_job(session: Session, *, account_id: int, outcome: JobOutcome
                  url=outcome.url, via="PUBLISHJOBFINISH",
                  **({"error": values["last_error"]} if outcome.status else {}))
     return f"publication {pub.id} {done}"
+
+
+def next_status_check(elapsed_s: float, checks: list[float]) -> float:
+    """Seconds from now to the next freepublish/get of a submitted job, `elapsed_s` after its due time.
+
+    `checks` are times after the submit (e.g. 1, 5, 30 min); after the last, it repeats as a period.
+    """
+    for at in checks:
+        if at > elapsed_s:
+            return at - elapsed_s
+    period = checks[-1]
+    beyond = elapsed_s - checks[-1]
+    return period - beyond % period if period > 0 else 0.0

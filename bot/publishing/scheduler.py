@@ -37,7 +37,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -69,6 +68,8 @@ from bot.context import Context
 from bot.db import claim
 from bot.errors import GovbotError
 from bot.models import Account, Media, Post, Publication
+from bot.publishing.images import body_images
+from bot.publishing.outcome import next_status_check
 
 ACTIVE = ("pending", "publishing")
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
@@ -79,8 +80,6 @@ THREADS = 16
 PREPARE_AHEAD = timedelta(seconds=30)
 # Prepared publications one process keeps waiting for their time, at most.
 WAITING_LIMIT = 1000
-# An image inside a body, uploaded to govbot: <img src="media:12">.
-MEDIA_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']media:(\d+)["']""", re.I)
 # Connector id names -> Publication columns.
 ID_COLUMNS = {"media_id": "remote_media_id", "draft_id": "remote_draft_id", "publish_id": "remote_publish_id",
               "msg_data_id": "remote_msg_data_id"}
@@ -506,29 +505,6 @@ class Publisher:
         except PlatformError as e:
             logger.warning("publication {}: prepared draft {} not deleted: {}", pub.id, resume["draft_id"], e)
             return False
-
-
-def next_status_check(elapsed_s: float, checks: list[float]) -> float:
-    """Seconds from now to the next freepublish/get of a submitted job, `elapsed_s` after its due time.
-
-    `checks` are times after the submit (e.g. 1, 5, 30 min); after the last, it repeats as a period.
-    """
-    for at in checks:
-        if at > elapsed_s:
-            return at - elapsed_s
-    period = checks[-1]
-    beyond = elapsed_s - checks[-1]
-    return period - beyond % period if period > 0 else 0.0
-
-
-def body_images(session: Session, body: str) -> dict[str, Cover]:
-    """The images a body refers to as "media:<id>" (uploaded to govbot), by their src."""
-    images: dict[str, Cover] = {}
-    for ref in set(MEDIA_SRC.findall(body)):
-        media = session.get(Media, int(ref))
-        if media is not None:
-            images[f"media:{ref}"] = Cover(filename=media.filename, data=media.data, mime=media.mime)
-    return images
 
 
 def edited(post_id: int, version: int | None) -> dict[str, Any]:
