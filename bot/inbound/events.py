@@ -89,6 +89,7 @@ def handle_system_event(session: Session, *, account_id: int, doc: dict[str, Any
     if outcome is not None:
         row.outcome = settle_publish_job(session, account_id=account_id, outcome=outcome, at=received_at)
     else:
-        row.subject, row.outcome = (s[:200] if i == 0 else s for i, s in enumerate(_describe(event, doc)))
+        subject, row.outcome = _describe(event, doc)
+        row.subject = subject[:200]
     session.add(row)
     return row
