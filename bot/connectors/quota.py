@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -25,6 +25,7 @@ from sqlmodel import Session
 from bot.clock import utcnow
 from bot.config import Config
 from bot.connectors.base import TransientError
+from bot.db import write_lock
 from bot.models import Account, Publication, QuotaUsage
 
 # Windows are aligned on Beijing time: a 86,400 s window starts at midnight there.
@@ -115,38 +116,48 @@ class Ledger:
         self.limits, self.window_s = dict(limits), window_s
 
     def spend(self, api: str, *, now: datetime | None = None, share: float = 1.0) -> None:
-        """Count one call of `api`, or raise QuotaWait. `share` < 1 caps what this use may take of the budget."""
+        """Count one call of `api`, or raise QuotaWait. `share` < 1 caps what this use may take of the budget.
+
+        One statement: insert the window's row with this call, or add the call to it unless the window
+        is closed or the cap reached (on SQLite under the process's writer lock: no busy-handler sleeps).
+        """
         now = now or utcnow()
         window = window_of(now, self.window_s)
         limit = self.limits.get(api)
-        with Session(self.engine) as session:
-            if limit is None:
-                # Not metered; only a window the platform closed stops it.
-                closed = session.execute(select(QuotaUsage.id).where(
-                    QuotaUsage.account_id == self.account_id, QuotaUsage.api == api,
-                    QuotaUsage.window_start == window.start, QuotaUsage.closed.is_(True))).first()
-                if closed:
-                    raise self._wait(api, window, "closed by the platform")
-                return
-            cap = math.floor(limit * share)
-            _ensure_row(session, self.account_id, api, window, limit)
-            spent = session.execute(
-                update(QuotaUsage)
-                .where(QuotaUsage.account_id == self.account_id, QuotaUsage.api == api,
-                       QuotaUsage.window_start == window.start, QuotaUsage.closed.is_(False),
-                       QuotaUsage.used < cap)
-                .values(used=QuotaUsage.used + 1, limit=limit, updated_at=now)
-                .execution_options(synchronize_session=False)).rowcount
-            session.commit()
-        if spent != 1:
-            why = f"{math.floor(limit * share)} of {limit} calls" if share < 1 else f"{limit} calls"
+        if limit is None:
+            self._check_open(api, window)
+            return
+        cap = math.floor(limit * share)
+        spent = None
+        if cap >= 1:
+            with write_lock(self.engine), Session(self.engine) as session:
+                insert = _insert(session)(QuotaUsage).values(
+                    account_id=self.account_id, api=api, window_start=window.start, window_end=window.end, used=1,
+                    limit=limit, closed=False, updated_at=now)
+                spent = session.execute(insert.on_conflict_do_update(
+                    index_elements=["account_id", "api", "window_start"],
+                    set_={"used": QuotaUsage.used + 1, "limit": limit, "updated_at": now},
+                    where=and_(QuotaUsage.closed.is_(False), QuotaUsage.used < cap),
+                ).returning(QuotaUsage.id)).scalar_one_or_none()
+                session.commit()
+        if spent is None:
+            why = f"{cap} of {limit} calls" if share < 1 else f"{limit} calls"
             raise self._wait(api, window, f"budget of {why} spent")
+
+    def _check_open(self, api: str, window: Window) -> None:
+        """An API without a budget of its own: only a window the platform closed stops it."""
+        with Session(self.engine) as session:
+            closed = session.execute(select(QuotaUsage.id).where(
+                QuotaUsage.account_id == self.account_id, QuotaUsage.api == api,
+                QuotaUsage.window_start == window.start, QuotaUsage.closed.is_(True))).first()
+        if closed:
+            raise self._wait(api, window, "closed by the platform")
 
     def close(self, api: str, *, now: datetime | None = None) -> Window:
         """The platform says the budget of `api` is exhausted: nothing more until the window ends."""
         now = now or utcnow()
         window = window_of(now, self.window_s)
-        with Session(self.engine) as session:
+        with write_lock(self.engine), Session(self.engine) as session:
             _ensure_row(session, self.account_id, api, window, self.limits.get(api, 0))
             session.execute(update(QuotaUsage).where(
                 QuotaUsage.account_id == self.account_id, QuotaUsage.api == api,

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,7 +65,7 @@ from bot.connectors.base import (
 from bot.connectors.quota import WAITING_STEP, QuotaWait
 from bot.connectors.registry import close_all, connector_for
 from bot.context import Context
-from bot.db import claim
+from bot.db import claim, write_lock
 from bot.errors import GovbotError
 from bot.models import Account, Media, Post, Publication
 from bot.publishing.images import body_images
@@ -133,10 +133,9 @@ class Publisher:
         self._fill_lock = threading.Lock()
         self._stopping = threading.Event()
         self._renewed_at = time.monotonic()
-        # SQLite has one writer at a time: this process's writers queue on a lock (woken at once) instead
-        # of in SQLite's busy handler, which sleeps in growing steps.
-        sqlite = ctx.engine.dialect.name == "sqlite"
-        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        # SQLite has one writer at a time: this process's writers (the quota ledger too) queue on one lock,
+        # woken at once, instead of in SQLite's busy handler, which sleeps in growing steps.
+        self._write_lock: AbstractContextManager[Any] = write_lock(ctx.engine)
         self._timer = threading.Thread(target=self._release_due, name="publish-timer", daemon=True)
         self._timer.start()
 
