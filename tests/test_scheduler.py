@@ -359,3 +359,12 @@ def test_backoff_is_exponential_bounded_and_jittered():
 def test_worker_registers_the_publishing_tick(sctx):
     spec = next(s for s in job_specs(sctx) if s.id == "publishing.tick")
     assert spec.seconds == sctx.config.scheduler.tick_seconds and spec.on_shutdown is not None
+
+
+def test_failing_status_checks_of_a_submitted_job_never_fail_the_publication(sctx, publisher, emulator):
+    # More failures than max_attempts (5): a submitted post is waited for, not given up.
+    arm(emulator, "wechat", "freepublish/get", "http_500", count=8)
+    post, ids = due(sctx, "供暖开始时间通知", targets=(WECHAT,))
+    pub = run(publisher, ids, timeout=40)[ids[0]]
+    assert pub.state == "published" and pub.attempts == 1 and pub.remote_id
+    assert copies(emulator_state(emulator), title="供暖开始时间通知") == 1

@@ -364,7 +364,12 @@ class Publisher:
             self._await_outcome(attempt, str(e))
             return
         except TransientError as e:
-            self._retry(pub, account, attempt.number, str(e), e.retry_after)
+            if resume.get("publish_id"):
+                # Submitted: the platform has the post. A status check that failed is asked again later,
+                # never counted against the attempts (a post accepted is never failed for lack of a status).
+                self._await_outcome(attempt, f"status check failed ({e}); asked again later")
+            else:
+                self._retry(pub, account, attempt.number, str(e), e.retry_after)
             return
         except PermanentError as e:
             self._fail(pub, account, str(e))
