@@ -168,3 +168,15 @@ def test_auth_and_not_found(api):
     assert api("GET", "/api/posts/999", "admin", 404)["code"] == "post.not_found"
     assert api("POST", "/api/posts", "fenguan", 403, json=POST)["code"] == "user.needs_role"
     assert "unknown state" in api("GET", "/api/publications?state=lost", "admin", 400)["detail"]["text"]
+
+
+def test_wechat_byline_and_comment_switch_are_checked_before_sign_off(api, ctx):
+    from bot.models import Post
+
+    post = create(api, byline="县委宣传部新闻科", open_comment=False)
+    with ctx.session() as s:
+        stored = s.get(Post, post["id"])
+        assert (stored.byline, stored.open_comment) == ("县委宣传部新闻科", False)
+    too_long = create(api, byline="县委宣传部新闻科融媒体中心编辑部值班室")
+    refused = api("POST", f"/api/posts/{too_long['id']}/submit", "xuanchuan", 422)
+    assert any("作者最多 16 个字" in p for p in refused["problems"])

@@ -93,20 +93,23 @@ def post() -> None:
 @click.option("--title", required=True, help="Title (标题), up to the WeChat title limit.")
 @click.option("--body", help="Body (HTML for WeChat articles).")
 @click.option("--body-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the body from a file (- for stdin).")
-@click.option("--digest", default="", help="WeChat digest (摘要), up to 120 characters.")
-@click.option("--weibo-text", default="", help="Weibo text (≤140 characters, with a link to the safe domain).")
+@click.option("--digest", default="", help="WeChat digest (摘要), up to 128 characters.")
+@click.option("--weibo-text", default="", help="Weibo text (≤140 characters as Weibo counts, with a link to the safe domain).")
 @click.option("--cover", type=click.Path(exists=True, dir_okay=False), help="Cover image (JPEG, PNG, GIF or BMP).")
+@click.option("--byline", default="", help="WeChat author (作者) shown under the title, up to 16 characters.")
+@click.option("--no-comments", is_flag=True, help="Close WeChat comments (留言) under the article.")
 @pass_state
 @post_errors
 def post_create(state: CliState, as_user: str, title: str, body: str | None, body_file: str | None, digest: str,
-                weibo_text: str, cover: str | None) -> None:
+                weibo_text: str, cover: str | None, byline: str, no_comments: bool) -> None:
     """Write a new draft."""
     text = _read_text(body, body_file, "body")
     if text is None:
         fail(text_zh("cli.body_required"))
     with state.ctx.session() as session:
         p = service.create_post(session=session, author=get_user(session=session, username=as_user), title=title,
-                                 body=text, digest=digest, weibo_text=weibo_text, cover=_read_cover(cover))
+                                 body=text, digest=digest, weibo_text=weibo_text, cover=_read_cover(cover),
+                                 byline=byline, open_comment=not no_comments)
     click.echo(f"created post {p.id} (draft, version {p.version}) by {as_user}")
     click.echo(f"next: govbot post submit {p.id} --as {as_user}")
 

@@ -111,7 +111,7 @@ def _audit(session: Session, user: User | str, action: str, post: Post, **detail
 
 
 def create_post(*, session: Session, author: User, title: str, body: str, digest: str = "", weibo_text: str = "",
-                cover: CoverUpload | None = None) -> Post:
+                cover: CoverUpload | None = None, byline: str = "", open_comment: bool = True) -> Post:
     """A new draft by an editor (宣传干事). Checks run at submission, so a draft may be incomplete."""
     _acting(author)
     require_role(author, "editor")
@@ -119,6 +119,7 @@ def create_post(*, session: Session, author: User, title: str, body: str, digest
     media = save_cover(session=session, filename=cover[0], data=cover[1], mime=cover[2]) if cover else None
     now = utcnow()
     post = Post(title=title, body=body, digest=digest, weibo_text=weibo_text, author_id=author.id,
+                byline=byline, open_comment=open_comment,
                 cover_media_id=media.id if media else None, status="draft", version=1,
                 content_hash=content_hash(title=title, body=body, digest=digest, weibo_text=weibo_text,
                                           cover_sha256=media.sha256 if media else None),
@@ -273,6 +274,7 @@ def check_existing_post(*, session: Session, config: Config, post: Post,
     """Run every check on a stored post (what `submit` would say), changing nothing."""
     targets = list(platforms) if platforms is not None else default_platforms(session=session, post=post)
     return check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
+                      byline=post.byline,
                       cover=cover_info(session=session, media_id=post.cover_media_id), platforms=targets,
                       config=config, rules=rules_for(config))
 

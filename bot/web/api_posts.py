@@ -62,6 +62,8 @@ class PostIn(_Body):
     digest: str = ""
     weibo_text: str = ""
     cover: CoverIn | None = None
+    byline: str = ""  # WeChat 作者, at most 16 characters
+    open_comment: bool = True  # WeChat 留言 open under the article
 
 
 class PostEdit(_Body):
@@ -148,7 +150,8 @@ def list_posts(request: Request, status: str | None = None, params: PageParams =
 def create_post(body: PostIn, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
         post = service.create_post(session=s, author=user, title=body.title, body=body.body, digest=body.digest,
-                                   weibo_text=body.weibo_text, cover=_decode_cover(body.cover))
+                                   weibo_text=body.weibo_text, cover=_decode_cover(body.cover),
+                                   byline=body.byline, open_comment=body.open_comment)
     return _view(ctx, post.id)
 
 

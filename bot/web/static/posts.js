@@ -5,17 +5,31 @@
   var URL_RE = /https?:\/\/[\x21-\x7e]+/g;
   var URL_LENGTH = 10;
 
-  // Mirror of bot/publishing/weibo_length.py: ASCII counts half, each link a fixed length.
-  function weiboLength(text, urlLength) {
-    if (urlLength === undefined) { urlLength = URL_LENGTH; }
-    var links = text.match(URL_RE) || [];
-    var rest = text.replace(URL_RE, "\u0000");
-    var total = 0;
-    for (var ch of rest) {
-      if (ch === "\u0000") { continue; }
-      total += ch.codePointAt(0) < 128 ? 0.5 : 1;
+  // Mirror of bot/publishing/weibo_length.py (Weibo's own counter): bytes halved; ASCII 1 byte, other
+  // UTF-16 code units 2; a link 20 bytes up to 140 (the excess added beyond); short weibo.com links
+  // their own length; t.cn links as plain text.
+  var WB_URL = /https?:\/\/[a-zA-Z0-9]+(?:\.[a-zA-Z0-9]+)+[-A-Z0-9a-z_$.+!*()\/\\,:@&=?~#%]*/g;
+  function wbBytes(s) {
+    var n = 0;
+    for (var i = 0; i < s.length; i++) { n += s.charCodeAt(i) < 128 ? 1 : 2; }
+    return n;
+  }
+  function wbUrlBytes(url) {
+    var own = wbBytes(url);
+    if (/^https?:\/\/(?:weibo\.com|weibo\.cn)/i.test(url) && own <= 41) { return own; }
+    return own <= 140 ? 20 : own - 140 + 20;
+  }
+  function weiboLength(text) {
+    var total = 0, rest = "", last = 0, m;
+    WB_URL.lastIndex = 0;
+    while ((m = WB_URL.exec(text)) !== null) {
+      if (/^https?:\/\/t\.cn/i.test(m[0])) { continue; }
+      total += wbUrlBytes(m[0]);
+      rest += text.slice(last, m.index);
+      last = m.index + m[0].length;
     }
-    return total + urlLength * links.length;
+    rest += text.slice(last);
+    return Math.ceil((total + wbBytes(rest)) / 2);
   }
   window.weiboLength = weiboLength;
 
