@@ -28,7 +28,7 @@ run: $(STAMP)
 ## Run the whole test suite, with a throwaway PostgreSQL for the scale-out tests (installed if missing),
 ## then the suite without the `slow` tests on every other Python of $(OTHER_PYS) on this machine.
 test: $(STAMP)
-	bash -c 'source .ci/postgres.sh && $(BIN)/python -m pytest -q -p no:cacheprovider'
+	bash -c 'source .ci/postgres.sh && source .ci/browser.sh && $(BIN)/python -m pytest -q -p no:cacheprovider'
 	PY_PRIMARY=$(BIN)/python bash .ci/other-pythons.sh $(OTHER_PYS)
 
 ## Regenerate the lock files (hashes, valid for Python 3.11-3.13) after changing dependencies in pyproject.toml.

@@ -77,6 +77,8 @@ def bench_config(tmp: Path, emulator_url: str, n_accounts: int) -> Config:
         "platforms": {"wechat": {"api_base": f"{emulator_url}/wechat/cgi-bin/"},
                       "weibo": {"api_base": f"{emulator_url}/weibo/2/"}},
         "polling": {"interval_s": 3600.0},
+        # No callback server here: WeChat jobs are settled by the fallback freepublish/get checks.
+        "scheduler": {"publish_status_checks_s": [3.0, 5.0]},
         "accounts": accounts,
         "users": users,
     }

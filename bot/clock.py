@@ -1,12 +1,29 @@
 """Time in one place: the database stores aware UTC datetimes; people see local time."""
 
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+# Set by `at`: how far this context's clock is from the wall clock.
+_offset: ContextVar[timedelta] = ContextVar("clock_offset", default=timedelta(0))
 
 
 def utcnow() -> datetime:
     """Aware UTC, the form every timestamp column stores (SQLModel refuses naive datetimes)."""
-    return datetime.now(UTC)
+    return datetime.now(UTC) + _offset.get()
+
+
+@contextmanager
+def at(moment: datetime) -> Iterator[None]:
+    """Run the block as if it were `moment` (time keeps running from there): days of quota windows
+    and polling schedules in seconds. Only this context (thread or task) sees the moved clock."""
+    token = _offset.set(moment - datetime.now(UTC))
+    try:
+        yield
+    finally:
+        _offset.reset(token)
 
 
 def to_local(dt: datetime, tz: str) -> datetime:

@@ -83,6 +83,10 @@ class SchedulerConfig(_Section):
     batch_size: int = Field(20, ge=1)
     # How long WeChat may take to finish an asynchronous publish before the attempt counts as failed.
     publish_poll_timeout_s: float = Field(120.0, gt=0)
+    # A submitted WeChat article is settled by the PUBLISHJOBFINISH push; freepublish/get (100 calls a
+    # day) is asked only this long after the submit, then again after each next delay (the last repeats).
+    publish_status_checks_s: list[float] = Field(default_factory=lambda: [60.0, 300.0, 1800.0, 3600.0],
+                                                 min_length=1)
 
 
 class SignoffStage(_Section):
@@ -100,6 +104,11 @@ def _default_stages() -> list[SignoffStage]:
 
 class SignoffConfig(_Section):
     stages: list[SignoffStage] = Field(default_factory=_default_stages, min_length=1)
+
+
+class PostsConfig(_Section):
+    # Editors post only on their own department's accounts; these usernames may choose any account (跨部门发布).
+    any_account_editors: list[str] = Field(default_factory=list)
 
 
 class GapConfig(_Section):
@@ -127,7 +136,11 @@ class WechatPlatform(_Section):
     # Empty: the real API, or the emulator when [emulator] is enabled.
     api_base: str = ""
     timeout_s: float = Field(10.0, gt=0)
-    title_max_chars: int = Field(64, ge=1)
+    # draft/add takes titles of at most 32 characters (Draft_Box/Add_draft.html).
+    title_max_chars: int = Field(32, ge=1)
+    # stable_token leaves the tokens other tools hold for the same AppID valid; token (the old
+    # /cgi-bin/token) invalidates them.
+    token_api: Literal["stable_token", "token"] = "stable_token"
 
 
 class WeiboPlatform(_Section):
@@ -139,6 +152,11 @@ class WeiboPlatform(_Section):
     long_post_max_chars: int = Field(2000, ge=1)
     # Post long texts (up to long_post_max_chars) instead of refusing them.
     allow_long_posts: bool = False
+    # statuses/share.json `rip`: the real IP of the user posting (the office's public address).
+    # Empty: this machine's own address.
+    rip: str = ""
+    # The app's level on open.weibo.com sets its hourly call budget per user: test apps 150, normal 1,000.
+    app_level: Literal["test", "normal"] = "test"
 
 
 class PlatformsConfig(_Section):
@@ -177,6 +195,8 @@ class AccountConfig(_Section):
     # Weibo
     uid: str = ""
     access_token: str = ""
+    # Budget overrides for this account: API -> calls per window (see [quotas]).
+    quotas: dict[str, int] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _platform_fields(self) -> AccountConfig:
@@ -238,6 +258,12 @@ class PollingConfig(_Section):
     lookback_days: int = Field(30, ge=1)
     # Refresh reads, likes, shares and comment counts of recent posts this often (for the reports).
     stats_interval_s: float = Field(3600.0, gt=0)
+    # WeChat articles: a new or busy article is polled this often; older ones less (see inbound.schedule).
+    fresh_interval_s: float = Field(300.0, gt=0)
+    # Share of an account's daily comment/list budget that polling may spend (the rest: replies, figures).
+    comment_budget_share: float = Field(0.5, gt=0, le=1)
+    # Every article's whole comment list is read again this often: comment order is not append-only.
+    full_rescan_s: float = Field(21600.0, gt=0)
 
 
 class PolicyEntry(_Section):
@@ -313,6 +339,16 @@ class DeliveryConfig(_Section):
     wecom: WecomConfig = WecomConfig()
 
 
+class QuotasConfig(_Section):
+    # Budget overrides for every account of a platform: API -> calls per window. Defaults come from
+    # the platforms' documents (bot/connectors/quota.py); an account's own `quotas` wins over these.
+    wechat: dict[str, int] = Field(default_factory=dict)
+    weibo: dict[str, int] = Field(default_factory=dict)
+    # Window lengths: WeChat counts per day (reset at midnight Beijing time), Weibo per hour.
+    wechat_window_s: int = Field(86400, ge=1)
+    weibo_window_s: int = Field(3600, ge=1)
+
+
 class Config(_Section):
     # Where this config came from ("<defaults>" for the embedded default); set by load_config.
     source: str = "<defaults>"
@@ -325,12 +361,14 @@ class Config(_Section):
     signoff: SignoffConfig = SignoffConfig()
     gap: GapConfig = GapConfig()
     inspection: InspectionConfig = InspectionConfig()
+    posts: PostsConfig = PostsConfig()
     platforms: PlatformsConfig = PlatformsConfig()
     triage: TriageConfig = TriageConfig()
     autoreply: AutoReplyConfig = AutoReplyConfig()
     polling: PollingConfig = PollingConfig()
     tickets: TicketsConfig = TicketsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    quotas: QuotasConfig = QuotasConfig()
     organisations: list[OrganisationConfig] = Field(default_factory=list)
     departments: list[DepartmentConfig] = Field(default_factory=list)
     accounts: list[AccountConfig] = Field(default_factory=list)

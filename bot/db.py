@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,23 @@ MIGRATIONS_DIR = migrations_dir()
 
 class DatabaseNotReady(GovbotError):
     """The database is missing migrations; says how to fix it."""
+
+
+_sqlite_writers: dict[int, threading.Lock] = {}
+_sqlite_writers_guard = threading.Lock()
+
+
+def write_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """The process's one writer lock of a SQLite engine (nothing for PostgreSQL).
+
+    SQLite has one write lock and its busy handler polls for it in sleeps of up to 100 ms: writers of one
+    process that queue on a Python lock instead are woken at once. Every in-process writer that runs
+    often (publishing, the quota ledger) takes this same lock.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _sqlite_writers_guard:
+        return _sqlite_writers.setdefault(id(engine), threading.Lock())
 
 
 def make_engine(url: str) -> Engine:

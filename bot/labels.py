@@ -31,7 +31,8 @@ LABELS: dict[str, dict[str, str]] = {
     "delivery": {"email": "邮件", "wecom": "企业微信"},
     "reply": {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"},
     "notification": {"pending": "待发送", "sent": "已发送", "failed": "发送失败"},
-    "notice": {"warning": "临期提醒", "escalation": "超期督办"},
+    "notice": {"warning": "临期提醒", "escalation": "超期督办", "post_waiting": "待审签", "post_rejected": "稿件退回",
+               "post_published": "稿件已发布", "post_failed": "发布失败"},
     "channel": {"wechat_passive": "公众号被动回复", "wechat_comment": "公众号留言回复",
                 "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复"},
     "kind": {"wechat_message": "公众号消息", "wechat_comment": "公众号留言", "weibo_comment": "微博评论"},
@@ -58,6 +59,7 @@ LABELS: dict[str, dict[str, str]] = {
         "template.created": "新建答复模板", "template.updated": "修改答复模板", "template.deleted": "删除答复模板",
         "message.corrected": "更正分类",
         "rectification.updated": "填写整改情况",
+        "post.retargeted": "修改发布账号或时间", "post.retried": "重新发布",
     },
 }
 

@@ -102,6 +102,10 @@ class Post(SQLModel, table=True):
     # Short text for Weibo (≤140 chars, must link to the safe domain); needed when a Weibo account is a target.
     weibo_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     cover_media_id: int | None = Field(default=None, foreign_key="media.id")
+    # WeChat 作者 shown under the title (draft/add author, at most 16 characters); "" shows none.
+    byline: str = Field(default="", max_length=100)
+    # WeChat 留言: readers may comment on the article (draft/add need_open_comment).
+    open_comment: bool = Field(default=True)
     author_id: int = Field(foreign_key="user.id", index=True)
     status: str = Field(default="draft", max_length=20, index=True)
     version: int = Field(default=1)
@@ -110,6 +114,31 @@ class Post(SQLModel, table=True):
     rejection_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # 发布账号与时间, chosen at 送审 and covered by content_hash: the signers approve them with the text.
+    # Account ids, sorted; None before the post was first submitted.
+    target_account_ids: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Signed publication time (UTC): publishing may be later (a retry), never earlier. None: the editor
+    # chooses the time after the last sign-off.
+    planned_at: datetime | None = None
+
+
+class PostVersion(SQLModel, table=True):
+    """What one submitted version said (标题、正文、账号、时间), kept so signers see what changed since they signed."""
+
+    __table_args__ = (UniqueConstraint("post_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    version: int
+    content_hash: str = Field(max_length=64)
+    title: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(default="", max_length=300)
+    weibo_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    cover_media_id: int | None = Field(default=None, foreign_key="media.id")
+    target_account_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    planned_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class SignOff(SQLModel, table=True):
@@ -168,6 +197,8 @@ class Publication(SQLModel, table=True):
     shares: int | None = None
     comments: int | None = None
     stats_at: datetime | None = None
+    # Why reads/shares stay empty for this post, when no platform API reports them (shown, not guessed).
+    stats_unavailable: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -234,6 +265,11 @@ class PollCursor(SQLModel, table=True):
     cursor: str = Field(default="", max_length=200)
     backoff_until: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    # WeChat articles are polled on a schedule of their own (bot.inbound.schedule): when next, when a new
+    # comment was last found (activity), when the whole list was last read again (rescan).
+    next_poll_at: datetime | None = None
+    last_new_at: datetime | None = None
+    full_scan_at: datetime | None = None
 
 
 class Ticket(SQLModel, table=True):
@@ -336,10 +372,12 @@ class DigestRun(SQLModel, table=True):
 
 
 class Notification(SQLModel, table=True):
-    """An outbox row: a ticket warning (提醒) or escalation (督办) to deliver by e-mail or the WeCom robot.
+    """An outbox row: a ticket warning (提醒) or escalation (督办), or a post's news (待审签、退回、已发布、
+    发布失败), to deliver by e-mail or the WeCom robot, or to show in the console (channel "console").
 
-    Written in the transaction that records the warning or escalation; the `notifications.send` job
-    claims pending rows with a lease, sends them and records the outcome (bot/tickets/notifications.py).
+    Written in the transaction that records the event; the `notifications.send` job claims pending
+    rows with a lease, sends them and records the outcome (bot/tickets/notifications.py). Console rows
+    are written as sent and read in the console (bot/publishing/notices.py).
     """
 
     __table_args__ = (
@@ -349,8 +387,9 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
-    kind: str = Field(max_length=20)  # warning | escalation
-    channel: str = Field(max_length=10)  # email | wecom
+    # warning | escalation (tickets); post_waiting | post_rejected | post_published | post_failed
+    kind: str = Field(max_length=20)
+    channel: str = Field(max_length=10)  # email | wecom | console
     # The user told (username); "" for the WeCom group message, whose text names everyone told.
     recipient: str = Field(default="", max_length=64)
     address: str = Field(default="", max_length=200)  # e-mail address; "" for WeCom
@@ -365,6 +404,8 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = None
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = None
+    post_id: int | None = Field(default=None, foreign_key="post.id", index=True)
+    read_at: datetime | None = None  # console notices: when the recipient opened it
 
 
 class Correction(SQLModel, table=True):
@@ -428,3 +469,47 @@ class LoginThrottle(SQLModel, table=True):
     failures: int = Field(default=0)
     last_failure_at: datetime = Field(default_factory=utcnow)
     locked_until: datetime | None = None
+
+
+class QuotaUsage(SQLModel, table=True):
+    """Calls spent from one account's budget (调用额度) for one platform API in one window.
+
+    Shared by every process: a call is counted by one UPDATE that refuses to pass the limit, so
+    workers never overspend between them. `closed` marks a window the platform itself declared
+    exhausted (WeChat 45009, Weibo 10022-10024): nothing more is tried until window_end.
+    """
+
+    __table_args__ = (UniqueConstraint("account_id", "api", "window_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    api: str = Field(max_length=60)  # e.g. freepublish/get, comment/list, weibo:calls
+    window_start: datetime
+    window_end: datetime
+    used: int = Field(default=0)
+    # The limit in force when the window was last spent from (config may change between windows).
+    limit: int = Field(default=0)
+    closed: bool = Field(default=False)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SystemEvent(SQLModel, table=True):
+    """A platform notice pushed to the callback (PUBLISHJOBFINISH, MASSSENDJOBFINISH, LOCATION, card events).
+
+    Not a citizen message: never triaged, ticketed or counted as interaction; kept for the record
+    and handled by what it reports (a publish job's outcome settles its publication).
+    """
+
+    __table_args__ = (UniqueConstraint("account_id", "dedupe_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    event: str = Field(max_length=50)  # lower case, e.g. publishjobfinish
+    dedupe_key: str = Field(max_length=200)
+    # What it is about: the publish_id, MsgID of a mass/template send, a card id ...
+    subject: str = Field(default="", max_length=200)
+    # What it did here, e.g. "publication 12 published", or why nothing was done.
+    outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    raw: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    received_at: datetime
+    stored_at: datetime = Field(default_factory=utcnow)

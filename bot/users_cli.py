@@ -115,6 +115,10 @@ def user_token(state: CliState, username: str) -> None:
     click.echo(token)
 
 
+# Budgets listed even while untouched: the ones publishing and polling live within.
+SHOWN_BUDGETS = ("freepublish/submit", "freepublish/get", "comment/list", "calls", "statuses/share")
+
+
 @click.group()
 def accounts() -> None:
     """Official accounts (from the config's [[accounts]])."""

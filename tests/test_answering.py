@@ -66,7 +66,9 @@ def publish_article(emulator: str) -> int:
                "content_source_url": "", "thumb_media_id": thumb, "need_open_comment": 1, "only_fans_can_comment": 0}
     media_id = client.post("draft/add", data={"articles": [article]})["media_id"]
     submitted = client.post("freepublish/submit", data={"media_id": media_id})
-    client.post("freepublish/get", data={"publish_id": submitted["publish_id"]})  # the first poll settles it
+    # The job ends after its run time (wechat_publish_delay_s) on the emulator's clock.
+    httpx.post(f"{emulator}/_emulator/clock", json={"advance_s": 3}).raise_for_status()
+    client.post("freepublish/get", data={"publish_id": submitted["publish_id"]})
     return submitted["msg_data_id"]
 
 
@@ -85,7 +87,7 @@ def weibo_comment_ticket(ctx, admin, emulator) -> tuple[int, dict]:
     # Weibo refuses the same text twice within a day: each status links to its own page.
     page = next(_pages)
     status = httpx.post(f"{emulator}/weibo/2/statuses/share.json",
-                        data={"access_token": WEIBO_TOKEN, "status": f"路灯维修安排 http://gov.example.cn/n/{page}"}).json()
+                        data={"access_token": WEIBO_TOKEN, "status": f"路灯维修安排 http://gov.example.cn/n/{page}", "rip": "203.0.113.7"}).json()
     c = admin.weibo_comment(status_id=status["id"], uid=6000000001, screen_name="老张", text="我家门口的路灯还没修")
     ticket_id = store(ctx, account_name="示例县发布微博", kind="weibo_comment", dedupe_key=str(c["id"]),
                       sender_id="6000000001", remote_ref=str(status["id"]), received_at=utcnow() - timedelta(hours=1),

@@ -19,7 +19,7 @@ from bot.publishing.checks import (
 RULES = load_check_rules(REPO_ROOT / "rules")
 CONFIG = parse_config({})
 COVER = CoverInfo("cover.png", 2048, "png")
-WEIBO_OK = "示例县发布秋季招聘公告，详情 https://www.gov.example.cn/zp/2026 #招聘#"
+WEIBO_OK = "示例县发布秋季招聘公告，详情 https://www.gov.example.cn/zp/2026"
 
 
 def problems(config=CONFIG, rules=RULES, **kw):
@@ -136,9 +136,9 @@ def test_cover_not_needed_for_weibo_only():
 
 
 def test_wechat_digest_limit():
-    [p] = problems(digest="摘" * 121)
+    [p] = problems(digest="摘" * 129)
     assert (p.code, p.where) == ("wechat_digest_too_long", "digest")
-    assert problems(digest="摘" * 120) == []
+    assert problems(digest="摘" * 128) == []
 
 
 def test_weibo_text_required_when_weibo_is_a_target():
@@ -150,7 +150,8 @@ def test_weibo_text_required_when_weibo_is_a_target():
 def test_weibo_text_length_and_long_posts():
     text = "字" * 150 + " https://gov.example.cn/a"
     [p] = problems(weibo_text=text)
-    assert p.code == "weibo_text_too_long" and "140" in p.message and str(len(text)) in p.message
+    # 150 characters, half a space, 10 for the link: 161 as Weibo counts.
+    assert p.code == "weibo_text_too_long" and "140" in p.message and "161" in p.message
     assert p.offset == 140 and p.column == 141
     long_ok = parse_config({"platforms": {"weibo": {"allow_long_posts": True}}})
     assert problems(weibo_text=text, config=long_ok) == []
@@ -251,3 +252,34 @@ def test_cache_reloads_changed_files_and_keeps_last_good_rules(tmp_path: Path):
     assert [t.text for t in second.sensitive] == ["机密", "绝密文件"]
     (tmp_path / "sensitive.txt").write_text("re:(broken\n", encoding="utf-8")
     assert cached_check_rules(tmp_path) is second
+
+
+def test_wechat_author_limit():
+    [p] = problems(byline="作" * 17, platforms=["wechat"])
+    assert (p.code, p.where) == ("wechat_author_too_long", "byline") and "16" in p.message
+    assert problems(byline="作" * 16, platforms=["wechat"]) == []
+
+
+def test_wechat_title_limit_is_32_by_default():
+    [p] = problems(title="题" * 33, platforms=["wechat"])
+    assert p.code == "wechat_title_too_long" and "32" in p.message
+    assert problems(title="题" * 32, platforms=["wechat"]) == []
+
+
+def test_wechat_body_images_must_be_uploaded():
+    body = '<p>图</p><img src="media:3"><img src="http://mmbiz.qpic.cn/mmbiz_png/x/0"><img src="https://x.com/a.png">'
+    [p] = problems(body=body, platforms=["wechat"])
+    assert p.code == "wechat_external_image" and "https://x.com/a.png" in p.message and "上传" in p.message_zh
+
+
+def test_weibo_ascii_heavy_text_that_weibo_accepts_passes():
+    # 250 ASCII characters count 125, the link 10: 135 <= 140 although len() is 276.
+    text = "Notice " + "x" * 243 + " https://gov.example.cn/notice/2026/autumn-recruitment-details"
+    assert len(text) > 140
+    assert problems(weibo_text=text, platforms=["weibo"]) == []
+
+
+def test_weibo_hashtag_refused_in_chinese_with_the_reason():
+    [p] = problems(weibo_text="秋季招聘 #招聘# 详情 https://gov.example.cn/zp", platforms=["weibo"])
+    assert (p.code, p.where) == ("weibo_hashtag", "weibo_text")
+    assert "#招聘#" in p.message_zh and "话题" in p.message_zh and p.offset == 5

@@ -22,7 +22,9 @@ def _keys(model_cls, prefix=""):
 
 def _example_keys(data, prefix=""):
     for k, v in data.items():
-        if isinstance(v, dict) and k not in ("topic_departments", "policy", "priority"):
+        # Mappings whose keys are data (topics, intents, API names), not settings.
+        if isinstance(v, dict) and k not in ("topic_departments", "policy", "priority") \
+                and f"{prefix}{k}" not in ("quotas.wechat", "quotas.weibo"):
             yield from _example_keys(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}"

@@ -6,13 +6,17 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from sqlmodel import Session, select
 
 from bot.clock import utcnow
 from bot.config import Config
 from bot.connectors.base import Cover, OutgoingPost, PermanentError, ReplyRefused, TransientError
+from bot.connectors.quota import QuotaWait
+from bot.connectors.registry import ledger_for
 from bot.connectors.weibo import WeiboConnector, comparable
 from bot.context import Context
 from bot.emulator.testing import EmulatorAdmin, run_emulator
+from bot.models import Account
 from bot.service import register_emulator_accounts
 from tests.test_scheduler_support import png
 
@@ -24,11 +28,15 @@ def admin(make_config: Callable[..., Config], open_ctx: Callable[[Config], Conte
     with run_emulator() as url, EmulatorAdmin(url) as admin:
         ctx = open_ctx(make_config(emulator_url=url))
         register_emulator_accounts(ctx, emulator_url=url)
+        admin.ctx = ctx
         yield admin
 
 
 def connector(admin: EmulatorAdmin, *, token: str = TOKEN, timeout: float = 5.0) -> WeiboConnector:
-    return WeiboConnector(uid=UID, access_token=token, api_base=f"{admin.base_url}/weibo/2/", timeout=timeout)
+    with Session(admin.ctx.engine) as s:
+        account = s.exec(select(Account).where(Account.remote_id == UID)).one()
+    return WeiboConnector(uid=UID, access_token=token, api_base=f"{admin.base_url}/weibo/2/", timeout=timeout,
+                          ledger=ledger_for(admin.ctx, account), rip="203.0.113.7")
 
 
 @pytest.fixture
@@ -71,7 +79,7 @@ def test_repeated_content_is_our_own_status(admin, wb):
 
 def test_errors_are_classified(admin, wb):
     with pytest.raises(PermanentError, match="Text too long") as long_text:
-        wb.publish(status("长" * 141 + " https://gov.example.cn/"), progress=nothing, resume={})
+        wb.publish(status("长" * 131 + " https://gov.example.cn/"), progress=nothing, resume={})
     assert long_text.value.code == 20012
     admin.fault("weibo", "statuses/share", "http_500")
     with pytest.raises(TransientError, match="system error"):
@@ -79,10 +87,6 @@ def test_errors_are_classified(admin, wb):
     admin.fault("weibo", "statuses/share", "http_500", status=502)
     with pytest.raises(TransientError, match="HTTP 502"):
         wb.publish(status(), progress=nothing, resume={})
-    admin.fault("weibo", "statuses/share", "rate_limit")
-    with pytest.raises(TransientError) as limited:
-        wb.publish(status(), progress=nothing, resume={})
-    assert limited.value.code == 10023 and 0 < limited.value.retry_after <= 3600
     admin.fault("weibo", "statuses/share", "timeout", delay_s=2)
     quick = connector(admin, timeout=0.5)
     with pytest.raises(TransientError, match="Timeout"):
@@ -93,10 +97,33 @@ def test_errors_are_classified(admin, wb):
         wb.publish(status(), progress=nothing, resume={})
     admin.config(weibo_posts_per_hour=1)
     wb.publish(status(), progress=nothing, resume={})
-    with pytest.raises(TransientError, match="too fast") as fast:
+    with pytest.raises(QuotaWait, match="too fast") as fast:
         wb.publish(status("第二条 https://gov.example.cn/n/9"), progress=nothing, resume={})
-    assert fast.value.code == 20016
+    assert fast.value.code == 20016 and fast.value.api == "statuses/share"
+    # 10023: every call of the user waits for the next hourly window; never a failure.
+    admin.fault("weibo", "comments/to_me", "rate_limit")
+    with pytest.raises(QuotaWait) as limited:
+        wb.list_comments(target="to_me", cursor="")
+    assert limited.value.code == 10023 and limited.value.transient and 0 < limited.value.retry_after <= 3600
+    with pytest.raises(QuotaWait):
+        wb.list_comments(target="to_me", cursor="")
     assert not admin.state()["faults"]
+
+
+def test_rip_is_sent(admin, wb):
+    result = wb.publish(status(pic=False), progress=nothing, resume={})
+    assert admin.state()["weibo"]["statuses"][result.remote_id]["rip"] == "203.0.113.7"
+
+
+def test_the_hourly_budget_is_spent_before_the_platform_refuses(admin, make_config):
+    admin.ctx = type(admin.ctx)(config=make_config({"quotas": {"weibo": {"calls": 2}}},
+                                                   emulator_url=admin.base_url), engine=admin.ctx.engine)
+    wb = connector(admin)
+    wb.list_comments(target="to_me", cursor="")
+    wb.list_comments(target="to_me", cursor="")
+    with pytest.raises(QuotaWait, match="budget of 2 calls spent"):
+        wb.list_comments(target="to_me", cursor="")
+    wb.close()
 
 
 def test_expired_or_revoked_token_is_permanent(admin, wb):

@@ -119,7 +119,7 @@ def weibo_comment_ticket(ctx: Context, emulator: str) -> int:
     """A citizen's comment under a Weibo post on the emulator, stored and ticketed as inbound would."""
     status = httpx.post(f"{emulator}/weibo/2/statuses/share.json",
                         data={"access_token": "demo-weibo-token-0001",
-                              "status": "老旧小区改造启动 http://gov.example.cn/n/1"}).json()
+                              "status": "老旧小区改造启动 http://gov.example.cn/n/1", "rip": "203.0.113.7"}).json()
     with EmulatorAdmin(emulator) as admin:
         c = admin.weibo_comment(status_id=status["id"], uid=6000000001, screen_name="老张", text="我们小区什么时候改造？")
     with ctx.session() as s:

@@ -30,9 +30,10 @@ def publish_both(base_url: str) -> tuple[str, int]:
         "title": "重启前发布", "content": "<p>正文</p>", "thumb_media_id": thumb}]})["media_id"]
     publish_id = client.post("freepublish/submit", data={"media_id": media_id})["publish_id"]
     client.post("freepublish/get", data={"publish_id": publish_id})
+    EmulatorAdmin(base_url).advance(3)  # the job's run time (wechat_publish_delay_s)
     article_id = client.post("freepublish/get", data={"publish_id": publish_id})["article_id"]
     status = httpx.post(f"{base_url}/weibo/2/statuses/share.json",
-                        data={"access_token": WEIBO_TOKEN, "status": "重启前 http://gov.example.cn/"})
+                        data={"access_token": WEIBO_TOKEN, "status": "重启前 http://gov.example.cn/", "rip": "203.0.113.7"})
     return article_id, status.json()["id"]
 
 
@@ -58,7 +59,7 @@ def test_state_survives_a_restart(tmp_path: Path):
         # ids keep increasing after the restart
         new_status = httpx.post(f"{base_url}/weibo/2/statuses/share.json",
                                 data={"access_token": WEIBO_TOKEN,
-                                      "status": "重启后 http://gov.example.cn/"}).json()
+                                      "status": "重启后 http://gov.example.cn/", "rip": "203.0.113.7"}).json()
         assert new_status["id"] > status_id
 
 

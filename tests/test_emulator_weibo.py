@@ -11,6 +11,7 @@ import pytest
 from bot.emulator.state import EmulatorState
 from bot.emulator.testing import EmulatorAdmin, run_emulator
 
+RIP = "203.0.113.7"
 TOKEN = "2.00weibo_test_token"
 CREATED_AT = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} "
                         r"\+0800 \d{4}$")
@@ -28,7 +29,7 @@ class Weibo:
         return self.http.post(path, data={"access_token": self.token, **data}, files=files)
 
     def share(self, text: str) -> httpx.Response:
-        return self.post("statuses/share.json", status=text)
+        return self.post("statuses/share.json", status=text, rip=RIP)
 
 
 @pytest.fixture
@@ -63,12 +64,12 @@ def test_share_accepts_the_oauth2_header_and_a_picture(emu):
     http = httpx.Client(base_url=f"{emu[0]}/weibo/2/")
     response = http.post("statuses/share.json",
                          headers={"Authorization": f"OAuth2 {TOKEN}"},
-                         data={"status": "图片 http://gov.example.cn/p"},
+                         data={"status": "图片 http://gov.example.cn/p", "rip": RIP},
                          files={"pic": ("p.jpg", b"\xff\xd8\xff\xe0" + b"0" * 32, "image/jpeg")})
     assert response.status_code == 200
     assert len(response.json()["pic_ids"]) == 1 and response.json()["original_pic"]
     bad = http.post("statuses/share.json", headers={"Authorization": f"OAuth2 {TOKEN}"},
-                    data={"status": "图片2 http://gov.example.cn/p"},
+                    data={"status": "图片2 http://gov.example.cn/p", "rip": RIP},
                     files={"pic": ("p.txt", b"hello", "text/plain")})
     assert error(bad) == (400, 20005)
 
@@ -76,23 +77,37 @@ def test_share_accepts_the_oauth2_header_and_a_picture(emu):
 @pytest.mark.parametrize(("text", "expected"), [
     (None, (400, 10016)),
     ("", (400, 20008)),
-    ("长" * 120 + " http://gov.example.cn/x", (400, 20012)),
+    ("长" * 131 + " http://gov.example.cn/x", (400, 20012)),
     ("没有链接的微博", (400, 10017)),
     ("别的域名 https://example.com/a", (400, 10017)),
     ("冒充域名 https://gov.example.cn.evil.com/a", (400, 10017)),
     ("含有违禁词示例 http://gov.example.cn/a", (400, 20021)),
 ])
 def test_share_validation(wb, text, expected):
-    data = {} if text is None else {"status": text}
+    data = {"rip": RIP} if text is None else {"status": text, "rip": RIP}
     response = wb.post("statuses/share.json", **data)
     assert error(response) == expected
     assert response.json()["request"] == "/2/statuses/share.json"
 
 
 def test_exactly_140_characters_is_allowed(wb):
-    text = "http://gov.example.cn/a " + "字" * (140 - 24)
-    assert len(text) == 140
+    # As Weibo counts: the link 10, the space and "a" half each, 129 characters: 140.
+    text = "http://gov.example.cn/a " + "字" * 129 + "a"
     assert wb.share(text).status_code == 200
+    assert error(wb.share(text + "b")) == (400, 20012)
+
+
+def test_ascii_counts_half_and_a_link_ten(wb):
+    text = "Notice " + "x" * 243 + " https://gov.example.cn/notice/2026/autumn-recruitment-details"
+    assert len(text) > 280 and wb.share(text).status_code == 200
+
+
+def test_share_needs_rip_and_refuses_hashtags(emu, wb):
+    response = wb.post("statuses/share.json", status="没有 rip http://gov.example.cn/r")
+    assert error(response) == (400, 10016) and "rip" in response.json()["error"]
+    assert error(wb.share("带话题 #防火# http://gov.example.cn/h")) == (400, 10017)
+    emu[2].config(weibo_require_rip=False)
+    assert wb.post("statuses/share.json", status="没有 rip http://gov.example.cn/r").status_code == 200
 
 
 def test_repeat_content_within_24_hours(emu, wb):

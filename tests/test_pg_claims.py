@@ -97,7 +97,8 @@ def test_workers_claim_with_skip_locked_and_publish_each_once(tmp_path: Path, pg
     with run_emulator() as url, EmulatorAdmin(url) as admin:
         config_path, config = worker_config(tmp_path, url, {
             "database": {"url": pg_url}, "accounts": ACCOUNTS,
-            "scheduler": {"tick_seconds": 0.2, "lease_seconds": 30}, "polling": {"interval_s": 600.0}})
+            "scheduler": {"tick_seconds": 0.2, "lease_seconds": 30, "publish_status_checks_s": [0.5, 1.0]},
+            "polling": {"interval_s": 600.0}})
         ctx = Context.open(config)
         try:
             with ctx.session() as s:
@@ -141,7 +142,7 @@ def test_workers_claim_with_skip_locked_and_publish_each_once(tmp_path: Path, pg
                 pubs = s.exec(select(Publication).where(Publication.id.in_(ids))).all()
                 published_events = s.exec(select(AuditEvent.subject_id)
                                           .where(AuditEvent.action == "publication.published")).all()
-            assert all(p.attempts == 1 and p.remote_id for p in pubs)
+            assert all(p.attempts == 1 and p.remote_id for p in pubs), [(p.attempts, p.remote_id, p.last_error) for p in pubs if p.attempts != 1 or not p.remote_id][:5]
             assert sorted(published_events) == sorted(ids)
             # The work was shared: more than one process published.
             per_worker = [w.log().count(" published on ") for w in workers]

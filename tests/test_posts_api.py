@@ -51,7 +51,9 @@ def test_story_draft_three_signoffs_schedule_to_two_accounts(api):
     assert (post["status"], post["version"], post["author"]) == ("draft", 1, "xuanchuan")
     assert post["cover"]["mime"] == "image/png" and post["cover"]["size"] == len(PNG)
     pid = post["id"]
-    assert api("POST", f"/api/posts/{pid}/submit", "xuanchuan")["status"] == "in_review"
+    post = api("POST", f"/api/posts/{pid}/submit", "xuanchuan")
+    # The accounts chosen at submission are part of what is signed: the hash covers them.
+    assert post["status"] == "in_review" and post["target_accounts"] == ["示例县发布", "示例县发布微博"]
     for name, stage in (("bianji", "初审"), ("fenguan", "复审"), ("zhuyao", "终审")):
         post = api("POST", f"/api/posts/{pid}/sign", name, json={"content_hash": post["content_hash"]})
         done = [s for s in post["chain"]["stages"] if s["signed_by"]]
@@ -166,3 +168,15 @@ def test_auth_and_not_found(api):
     assert api("GET", "/api/posts/999", "admin", 404)["code"] == "post.not_found"
     assert api("POST", "/api/posts", "fenguan", 403, json=POST)["code"] == "user.needs_role"
     assert "unknown state" in api("GET", "/api/publications?state=lost", "admin", 400)["detail"]["text"]
+
+
+def test_wechat_byline_and_comment_switch_are_checked_before_sign_off(api, ctx):
+    from bot.models import Post
+
+    post = create(api, byline="县委宣传部新闻科", open_comment=False)
+    with ctx.session() as s:
+        stored = s.get(Post, post["id"])
+        assert (stored.byline, stored.open_comment) == ("县委宣传部新闻科", False)
+    too_long = create(api, byline="县委宣传部新闻科融媒体中心编辑部值班室")
+    refused = api("POST", f"/api/posts/{too_long['id']}/submit", "xuanchuan", 422)
+    assert any("作者最多 16 个字" in p for p in refused["problems"])

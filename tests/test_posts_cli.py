@@ -68,7 +68,7 @@ def create(govbot, tmp: Path, *extra: str) -> int:
 def test_story_through_the_cli(govbot, config_file: Path):
     tmp = config_file.parent
     post_id = create(govbot, tmp)
-    assert "submitted; checks passed" in govbot("post", "submit", str(post_id), "--as", "xuanchuan").output
+    assert "submitted for 示例县发布, 示例县发布微博; checks passed" in govbot("post", "submit", str(post_id), "--as", "xuanchuan").output
 
     refused = govbot("post", "sign", str(post_id), "--as", "xuanchuan", ok=False)
     assert refused.stderr.startswith("error: ") and "不能审核自己的稿件" in refused.stderr

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from sqlmodel import Session, select
 
-from bot.clock import utcnow
+from bot.clock import to_local, utcnow
 from bot.config import Config
 from bot.connectors.registry import connector_for
 from bot.context import Context
@@ -31,7 +31,9 @@ from tests.test_scheduler_support import (
 
 WECHAT, WEIBO = "示例县发布", "示例县发布微博"
 FAST = {"scheduler": {"backoff_base_s": 0.1, "backoff_max_s": 0.4, "lease_seconds": 5, "max_attempts": 5,
-                      "publish_poll_timeout_s": 10.0},
+                      "publish_poll_timeout_s": 10.0,
+                      # No callback server here: jobs are settled by these freepublish/get checks.
+                      "publish_status_checks_s": [0.3, 0.5]},
         "platforms": {"wechat": {"timeout_s": 1.0}, "weibo": {"timeout_s": 1.0}}}
 
 
@@ -154,16 +156,26 @@ def test_rejected_content_fails_with_the_platforms_message(sctx, publisher, emul
     assert {e.detail["account"] for e in failed} == {WECHAT, WEIBO}
 
 
-def test_exhausted_quota_fails_and_weibo_rate_limit_retries(sctx, publisher, emulator):
+def test_platform_quota_errors_wait_for_the_next_window_and_never_fail(sctx, publisher, emulator):
     arm(emulator, "wechat", "freepublish/submit", "rate_limit")
     arm(emulator, "weibo", "statuses/share.json", "rate_limit")
     post, ids = due(sctx, "防汛工作部署")
-    pubs = run(publisher, ids)
-    assert pubs[ids[0]].state == "failed"
-    assert "quota exhausted for today" in pubs[ids[0]].last_error and "45009" in pubs[ids[0]].last_error
-    assert pubs[ids[1]].state == "published" and pubs[ids[1]].attempts == 2
+
+    def waiting() -> bool:
+        publisher.tick()
+        with Session(sctx.engine) as s:
+            return all(s.get(Publication, i).step.startswith("quota:") for i in ids)
+
+    wait_for(waiting, timeout=20, what="both publications waiting for their budgets")
     with Session(sctx.engine) as s:
-        assert s.get(Post, post.id).status == "partially_failed"
+        wechat, weibo = (s.get(Publication, i) for i in ids)
+        assert s.get(Post, post.id).status == "scheduled"
+    assert (wechat.state, wechat.step, wechat.attempts) == ("pending", "quota:freepublish/submit", 0)
+    assert "45009" in wechat.last_error and "next window" in wechat.last_error
+    # WeChat counts per Beijing day: the wait ends at the next midnight there.
+    assert to_local(wechat.next_attempt_at, "Asia/Shanghai").time() == time(0, 0)
+    assert (weibo.state, weibo.step, weibo.attempts) == ("pending", "quota:calls", 0)
+    assert 0 < (weibo.next_attempt_at - utcnow()).total_seconds() <= 3600
 
 
 def test_weibo_token_expiry_is_permanent(sctx, publisher, emulator):
@@ -347,3 +359,12 @@ def test_backoff_is_exponential_bounded_and_jittered():
 def test_worker_registers_the_publishing_tick(sctx):
     spec = next(s for s in job_specs(sctx) if s.id == "publishing.tick")
     assert spec.seconds == sctx.config.scheduler.tick_seconds and spec.on_shutdown is not None
+
+
+def test_failing_status_checks_of_a_submitted_job_never_fail_the_publication(sctx, publisher, emulator):
+    # More failures than max_attempts (5): a submitted post is waited for, not given up.
+    arm(emulator, "wechat", "freepublish/get", "http_500", count=8)
+    post, ids = due(sctx, "供暖开始时间通知", targets=(WECHAT,))
+    pub = run(publisher, ids, timeout=40)[ids[0]]
+    assert pub.state == "published" and pub.attempts == 1 and pub.remote_id
+    assert copies(emulator_state(emulator), title="供暖开始时间通知") == 1

@@ -31,7 +31,9 @@ from tests.test_scheduler_support import (
 pytestmark = pytest.mark.slow  # real worker processes, one SIGKILLed
 
 WECHAT, WEIBO = "示例县发布", "示例县发布微博"
-CONFIG = {"scheduler": {"tick_seconds": 0.2, "lease_seconds": 5, "backoff_base_s": 0.2, "backoff_max_s": 1.0},
+# No callback server: submitted WeChat jobs are settled by the freepublish/get checks.
+CONFIG = {"scheduler": {"tick_seconds": 0.2, "lease_seconds": 5, "backoff_base_s": 0.2, "backoff_max_s": 1.0,
+                        "publish_status_checks_s": [0.5, 1.0]},
           # Longer than the kill takes: the killed worker is still waiting for the answer when it dies.
           "platforms": {"wechat": {"timeout_s": 30.0}, "weibo": {"timeout_s": 30.0}},
           "polling": {"interval_s": 600.0}}

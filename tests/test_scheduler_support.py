@@ -53,8 +53,10 @@ def signed_post(session: Session, config: Config, *, title: str, body: str | Non
     body = body if body is not None else f"<p>{title}：正文内容。</p>"
     weibo_text = weibo_text if weibo_text is not None else f"{title} https://{config.platforms.weibo.safe_domain}/n/1"
     digest = hashlib.sha256(f"{title}|{body}|{weibo_text}".encode()).hexdigest()
+    # Signed for every account: tests schedule on any of them.
     post = Post(title=title, body=body, weibo_text=weibo_text, cover_media_id=cover.id,
-                author_id=users["xuanchuan"].id, status=status, content_hash=digest)
+                author_id=users["xuanchuan"].id, status=status, content_hash=digest,
+                target_account_ids=sorted(a.id for a in accounts(session).values()))
     session.add(post)
     session.flush()
     # Anyone holding the stage's role other than the author signs it.

@@ -105,7 +105,7 @@ def test_templates(ctx):
 
 def test_answer_and_retry_on_the_emulator(ectx, emulator):
     status = httpx.post(f"{emulator}/weibo/2/statuses/share.json",
-                        data={"access_token": "demo-weibo-token-0001", "status": "通知 http://gov.example.cn/2"}).json()
+                        data={"access_token": "demo-weibo-token-0001", "status": "通知 http://gov.example.cn/2", "rip": "203.0.113.7"}).json()
     with EmulatorAdmin(emulator) as admin:
         c = admin.weibo_comment(status_id=status["id"], uid=6000000010, screen_name="老王", text="楼道灯不亮")
         admin.fault("weibo", "comments/reply.json", "reject")

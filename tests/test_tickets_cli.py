@@ -132,7 +132,7 @@ def test_templates_and_answering_with_one(tmp_path, make_config, open_ctx, emula
                   "--as", "gongkai").exit_code == 0
 
     status = httpx.post(f"{emulator}/weibo/2/statuses/share.json",
-                        data={"access_token": "demo-weibo-token-0001", "status": "通知 http://gov.example.cn/1"}).json()
+                        data={"access_token": "demo-weibo-token-0001", "status": "通知 http://gov.example.cn/1", "rip": "203.0.113.7"}).json()
     with EmulatorAdmin(emulator) as admin:
         c = admin.weibo_comment(status_id=status["id"], uid=6000000009, screen_name="小李", text="垃圾没人收")
         admin.fault("weibo", "comments/reply.json", "reject")

@@ -55,6 +55,21 @@ class PermanentError(PlatformError):
     """Retrying will not help: token revoked, content rejected, quota exhausted, bad request."""
 
 
+class ConfigurationError(PermanentError):
+    """The account's set-up is wrong (AppSecret, IP whitelist, appid): `advice` says what to fix, in Chinese."""
+
+    def __init__(self, platform: str, code: str | int | None, message: str, advice: str):
+        self.advice = advice
+        super().__init__(platform, code, f"{message}: {advice}")
+
+
+class AwaitingOutcome(TransientError):
+    """The platform accepted the post and has not reported the outcome yet (WeChat publish job running).
+
+    Never a failure: the publication waits for the push (PUBLISHJOBFINISH) or its next status check.
+    """
+
+
 class ReplyRefused(PermanentError):
     """The platform refuses this reply (already replied: WeChat 88005; 48-hour window closed: 45015)."""
 
@@ -76,7 +91,10 @@ class OutgoingPost:
     digest: str = ""
     weibo_text: str = ""
     cover: Cover | None = None
-    author: str = ""
+    author: str = ""  # WeChat 作者 (byline)
+    open_comment: bool = True  # WeChat need_open_comment
+    # Images inside the body by their src in `body` (e.g. "media:12"), uploaded before the draft.
+    images: dict[str, Cover] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,8 @@ class PublishResult:
     # When the platform took the post: our clock at its answer, or the platform's own time for a post
     # found again by find_published; None if unknown.
     published_at: datetime | None = None
+    # Accepted, outcome still to come (WeChat: the publish job runs; its PUBLISHJOBFINISH settles it).
+    pending: bool = False
 
 
 # Called by a connector as soon as the platform hands back an id (cover media_id, draft media_id,
@@ -121,6 +141,8 @@ class Stats:
     likes: int | None = None
     shares: int | None = None
     comments: int | None = None
+    # Why the platform gives no reads/shares for this post (shown per post instead of a zero).
+    unavailable: str | None = None
 
 
 class Connector(Protocol):
@@ -138,8 +160,11 @@ class Connector(Protocol):
     def find_published(self, post: OutgoingPost, *, since: datetime, resume: dict[str, str]) -> PublishResult | None:
         """Reconcile: the post if the platform already has it (published after `since`), else None."""
 
-    def list_comments(self, *, target: str, cursor: str) -> CommentPage:
-        """New comments under `target` (WeChat "msg_data_id/index"; Weibo "to_me") after `cursor`."""
+    def list_comments(self, *, target: str, cursor: str, full: bool = False, share: float = 1.0) -> CommentPage:
+        """New comments under `target` (WeChat "msg_data_id/index"; Weibo "to_me") after `cursor`.
+
+        `full`: read the whole list again (order is not append-only); `share`: the part of the
+        budget this use may spend (comment polling leaves the rest to people)."""
 
     def reply_comment(self, comment: RemoteComment | dict[str, str], text: str) -> str:
         """Reply to one comment; returns the platform's id of the reply (may be empty)."""

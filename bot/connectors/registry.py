@@ -11,6 +11,9 @@ import json
 import threading
 
 from bot.connectors.base import Connector
+from bot.connectors.quota import Ledger, limits_for, window_length
+from bot.connectors.wechat import WeChatConnector
+from bot.connectors.weibo import WeiboConnector
 from bot.context import Context
 from bot.errors import GovbotError
 from bot.models import Account
@@ -23,23 +26,31 @@ def _key(ctx: Context, account: Account) -> tuple:
     cfg = ctx.config
     base = cfg.wechat_api_base if account.platform == "wechat" else cfg.weibo_api_base
     return (id(ctx.engine), cfg.database_url, account.id, account.platform, base,
-            json.dumps(account.credentials, sort_keys=True))
+            json.dumps(account.credentials, sort_keys=True),
+            json.dumps([limits_for(cfg, account.platform, account.name), window_length(cfg, account.platform)],
+                       sort_keys=True))
+
+
+def ledger_for(ctx: Context, account: Account) -> Ledger:
+    """The account's quota ledger with its budgets from the config (bot.connectors.quota)."""
+    return Ledger(ctx.engine, account_id=account.id, platform=account.platform,
+                  limits=limits_for(ctx.config, account.platform, account.name),
+                  window_s=window_length(ctx.config, account.platform))
 
 
 def _build(ctx: Context, account: Account) -> Connector:
     # Imported here: wechatpy and its crypto stack cost a CLI command that never calls a platform.
-    from bot.connectors.wechat import WeChatConnector
-    from bot.connectors.weibo import WeiboConnector
 
     cfg, creds = ctx.config, account.credentials
     if account.platform == "wechat":
         return WeChatConnector(appid=creds.get("appid") or account.remote_id, secret=creds.get("secret", ""),
                                engine=ctx.engine, api_base=cfg.wechat_api_base,
-                               timeout=cfg.platforms.wechat.timeout_s,
-                               poll_timeout=cfg.scheduler.publish_poll_timeout_s)
+                               timeout=cfg.platforms.wechat.timeout_s, ledger=ledger_for(ctx, account),
+                               token_api=cfg.platforms.wechat.token_api)
     if account.platform == "weibo":
         return WeiboConnector(uid=creds.get("uid") or account.remote_id, access_token=creds.get("access_token", ""),
-                              api_base=cfg.weibo_api_base, timeout=cfg.platforms.weibo.timeout_s)
+                              api_base=cfg.weibo_api_base, timeout=cfg.platforms.weibo.timeout_s,
+                              ledger=ledger_for(ctx, account), rip=cfg.platforms.weibo.rip)
     raise GovbotError("platform.unknown", account=account.name, platform=account.platform)
 
 

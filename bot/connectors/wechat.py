@@ -1,19 +1,25 @@
 """WeChat Official Account connector (公众号) through wechatpy 1.8.
 
-Publishing takes four calls: the cover (`material.add` -> thumb_media_id), `draft/add` (-> media_id),
-`freepublish/submit` (-> publish_id), then `freepublish/get` polled until the job ends. Each id goes
-to `progress` as soon as it arrives, so a crashed attempt resumes where it stopped instead of
-publishing twice. wechatpy runs with `auto_retry=False`: a refused access token is refreshed once
-here, through the token shared by all processes (bot.connectors.tokens).
+Publishing: the cover as permanent material (`material/add_material` -> thumb_media_id), the body's
+images through `media/uploadimg` (their src rewritten to WeChat's URLs: external images are
+filtered out by WeChat), `draft/add` (-> media_id), then `freepublish/submit` (-> publish_id). The
+outcome comes with the PUBLISHJOBFINISH push (bot.inbound.events); `freepublish/get`, limited to
+100 calls a day, is only a sparse fallback asked by the scheduler. Each id goes to `progress` as soon
+as it arrives, so a crashed attempt resumes where it stopped instead of publishing twice.
+
+Every call is first spent from the account's budget (bot.connectors.quota); 45009 closes the
+window instead of failing. wechatpy runs with `auto_retry=False`: a refused access token is
+refreshed once here, through the token shared by all processes (bot.connectors.tokens), fetched
+with `stable_token` by default so other tools on the same AppID keep theirs.
 """
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -24,7 +30,9 @@ from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from bot.connectors.base import (
+    AwaitingOutcome,
     CommentPage,
+    ConfigurationError,
     OutgoingPost,
     PermanentError,
     ProgressFn,
@@ -34,6 +42,7 @@ from bot.connectors.base import (
     Stats,
     TransientError,
 )
+from bot.connectors.quota import Ledger
 from bot.connectors.tokens import DbSessionStorage, SharedToken
 
 PLATFORM = "wechat"
@@ -47,6 +56,8 @@ REPLY_EXISTS = 88005
 WINDOW_CLOSED = 45015
 DRAFT_UNKNOWN = 40007
 DATE_NOT_READY = 61501  # data cube: date range error (figures exist up to yesterday only)
+API_UNAUTHORIZED = 48001  # api unauthorized: the account lacks the API's rights
+NO_DATA_RIGHTS = 61007  # data cube: api is unauthorized (unverified accounts)
 # freepublish/get publish_status values other than 0 (success) and 1 (publishing).
 PUBLISH_FAILURES = {
     2: "原创声明失败 (original-content declaration failed)",
@@ -55,13 +66,38 @@ PUBLISH_FAILURES = {
     5: "成功后用户删除所有文章 (all articles deleted after publishing)",
     6: "成功后系统封禁所有文章 (all articles blocked by the platform after publishing)",
 }
-POLL_FIRST_S = 0.05
-POLL_MAX_S = 5.0
+
+
+def job_failure(publish_id: str, status: int, fail_idx: list) -> str:
+    """Why a publish job failed, with the articles it names (1-based fail_idx), as officers read it."""
+    meaning = PUBLISH_FAILURES.get(status, "unknown status")
+    return f"publish job {publish_id} failed: publish_status {status}, {meaning}" + (
+        f", articles {fail_idx}" if fail_idx else "")
+# Set-up errors no retry can mend, with what the admin must fix (官方全局返回码).
+CONFIGURATION_ERRORS = {
+    40013: "AppID 无效：请核对配置中的 appid 与公众平台「设置与开发 → 基本配置」一致",
+    40125: "AppSecret 错误：请在公众平台「设置与开发 → 基本配置」重置或核对 AppSecret，并更新配置",
+    40164: "本服务器的出口 IP 不在 IP 白名单中：请在公众平台「设置与开发 → 基本配置 → IP白名单」加入它",
+    41004: "缺少 AppSecret：请在配置中填写该账号的 secret",
+    48001: "接口未授权：该公众号没有此接口权限（需认证或开通相应能力）",
+}
+# 40001 from the token endpoint itself means the AppSecret is wrong (elsewhere: a stale token).
+WRONG_SECRET = 40001
 BATCH = 20  # freepublish/batchget allows 1..20
-SCAN_LIMIT = 200  # published articles looked at when reconciling without a publish_id
+SCAN_LIMIT = 40  # published articles looked at when reconciling without a publish_id (batchget: 100 a day)
 COMMENT_PAGE = 49  # comment/list allows count < 50
 # comment/list pages by offset; re-reading a few already seen ones tolerates deleted comments.
 COMMENT_OVERLAP = 10
+IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
+_TAGS = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def comparable_article(title: str, body_html: str) -> tuple[str, str]:
+    """Title and visible text, HTML removed and whitespace folded: WeChat rewrites an article's HTML,
+    so a published article is recognised by what readers see, never by its markup."""
+    text = html.unescape(_TAGS.sub(" ", body_html or "")).replace("\xa0", " ")
+    return _SPACE.sub(" ", (title or "")).strip(), _SPACE.sub("", text)
 
 T = TypeVar("T")
 
@@ -90,10 +126,11 @@ class WeChatConnector:
     platform = PLATFORM
 
     def __init__(self, *, appid: str, secret: str, engine: Engine, api_base: str, timeout: float,
-                 poll_timeout: float):
+                 ledger: Ledger, token_api: str = "stable_token"):
         self.appid, self._secret = appid, secret
         self.api_base = api_base if api_base.endswith("/") else api_base + "/"
-        self.timeout, self.poll_timeout = timeout, poll_timeout
+        self.timeout = timeout
+        self.ledger, self.token_api = ledger, token_api
         self.storage = DbSessionStorage(engine)
         self.token = SharedToken(self.storage, f"{appid}_access_token", self._fetch_token)
         self._local = threading.local()
@@ -116,9 +153,15 @@ class WeChatConnector:
         return client
 
     def _fetch_token(self) -> tuple[str, int]:
+        self.ledger.spend(self.token_api)
         try:
-            res = requests.get(f"{self.api_base}token", timeout=self.timeout, params={
-                "grant_type": "client_credential", "appid": self.appid, "secret": self._secret})
+            if self.token_api == "stable_token":
+                res = requests.post(f"{self.api_base}stable_token", timeout=self.timeout, json={
+                    "grant_type": "client_credential", "appid": self.appid, "secret": self._secret,
+                    "force_refresh": False})
+            else:
+                res = requests.get(f"{self.api_base}token", timeout=self.timeout, params={
+                    "grant_type": "client_credential", "appid": self.appid, "secret": self._secret})
         except requests.RequestException as e:
             raise TransientError(PLATFORM, None, f"token: {type(e).__name__}: {e}") from e
         if res.status_code >= 500:
@@ -128,8 +171,11 @@ class WeChatConnector:
         except ValueError:
             raise TransientError(PLATFORM, None, f"token: HTTP {res.status_code}, not JSON") from None
         code = int(body.get("errcode", 0) or 0)
+        if code == WRONG_SECRET:
+            raise ConfigurationError(PLATFORM, code, f"{self.token_api}: {body.get('errmsg', '')}",
+                                     CONFIGURATION_ERRORS[40125])
         if code:
-            raise self._mapped("token", code, body.get("errmsg", ""), None)
+            raise self._mapped(self.token_api, code, body.get("errmsg", ""), None)
         if not body.get("access_token"):
             raise TransientError(PLATFORM, None, "token: answer without access_token")
         return body["access_token"], int(body.get("expires_in", 7200))
@@ -142,15 +188,19 @@ class WeChatConnector:
             return PermanentError(PLATFORM, None, text)
         text = f"{what}: {message}"
         if code == QUOTA_EXHAUSTED:
-            return PermanentError(PLATFORM, code, f"{what}: quota exhausted for today ({message})")
+            return self.ledger.closed_error(what, code, message)
+        if code in CONFIGURATION_ERRORS:
+            return ConfigurationError(PLATFORM, code, text, CONFIGURATION_ERRORS[code])
         if code in TRANSIENT_CODES or code in TOKEN_ERRORS:
             return TransientError(PLATFORM, code, text)
         return PermanentError(PLATFORM, code, text)
 
-    def _call(self, what: str, fn: Callable[[_Client], T]) -> T:
-        """One API call with errors classified; a refused token is refreshed once, then the call retried."""
+    def _call(self, what: str, fn: Callable[[_Client], T], *, share: float = 1.0) -> T:
+        """One API call, spent from the budget first, errors classified; a refused token is refreshed
+        once, then the call retried (the retry is spent too: the platform counts it)."""
         refreshed = False
         while True:
+            self.ledger.spend(what, share=share)
             client = self.client
             token = self.token.current()
             try:
@@ -197,27 +247,29 @@ class WeChatConnector:
         return draft_id
 
     def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
-        publish_id, msg_data_id = resume.get("publish_id"), resume.get("msg_data_id")
-        if not publish_id:
-            draft_id = resume.get("draft_id") or self._draft(post, progress, resume)
-            try:
-                res = self._post("freepublish/submit", {"media_id": draft_id}, need="publish_id")
-            except PermanentError as e:
-                if e.code == DRAFT_UNKNOWN and resume.get("draft_id"):
-                    # The stored draft is gone: an earlier submit was accepted. Never re-create it here.
-                    raise TransientError(PLATFORM, e.code, f"draft {draft_id} is no longer in the draft box: it "
-                                         "was submitted earlier; waiting to find the published article") from e
-                raise
-            # The article's publication time (its create_time) is the moment the submit was accepted.
-            accepted_at = datetime.now(UTC)
-            publish_id = str(res["publish_id"])
-            msg_data_id = str(res["msg_data_id"]) if res.get("msg_data_id") is not None else None
-            progress("poll", {"publish_id": publish_id, **({"msg_data_id": msg_data_id} if msg_data_id else {})})
-        else:
-            accepted_at = None
-        return replace(self._wait_for_job(publish_id, msg_data_id), published_at=accepted_at)
+        """Submit the draft; the outcome comes later (PublishResult.pending), with the push or a status check.
+
+        With a publish_id stored (a resumed attempt), the job's status is asked once instead."""
+        if resume.get("publish_id"):
+            return self.job_outcome(resume["publish_id"], resume.get("msg_data_id"))
+        draft_id = resume.get("draft_id") or self._draft(post, progress, resume)
+        try:
+            res = self._post("freepublish/submit", {"media_id": draft_id}, need="publish_id")
+        except PermanentError as e:
+            if e.code == DRAFT_UNKNOWN and resume.get("draft_id"):
+                # The stored draft is gone: an earlier submit was accepted. Never re-create it here.
+                raise AwaitingOutcome(PLATFORM, e.code, f"draft {draft_id} is no longer in the draft box: it "
+                                      "was submitted earlier; waiting to find the published article") from e
+            raise
+        # The article's publication time (its create_time) is the moment the submit was accepted.
+        accepted_at = datetime.now(UTC)
+        publish_id = str(res["publish_id"])
+        msg_data_id = str(res["msg_data_id"]) if res.get("msg_data_id") is not None else None
+        progress("awaiting_push", {"publish_id": publish_id, **({"msg_data_id": msg_data_id} if msg_data_id else {})})
+        return PublishResult(remote_id="", msg_data_id=msg_data_id, published_at=accepted_at, pending=True)
 
     def _upload_cover(self, post: OutgoingPost) -> str:
+        """The cover as permanent material (永久素材): draft/add takes no temporary media id."""
         if post.cover is None:
             raise PermanentError(PLATFORM, None, "a WeChat article needs a cover image")
         cover = post.cover
@@ -227,39 +279,37 @@ class WeChatConnector:
             raise TransientError(PLATFORM, None, f"material/add_material: unexpected answer {str(res)[:200]}")
         return str(res["media_id"])
 
+    def _body_with_uploaded_images(self, post: OutgoingPost) -> str:
+        """The body with each of its images uploaded by media/uploadimg and its src rewritten to WeChat's URL."""
+        urls: dict[str, str] = {}
+        for src, image in post.images.items():
+            res = self._call("media/uploadimg", lambda c, i=image: c.post(
+                "media/uploadimg", files={"media": (i.filename, io.BytesIO(i.data), i.mime)}))
+            if not isinstance(res, dict) or not res.get("url"):
+                raise TransientError(PLATFORM, None, f"media/uploadimg: unexpected answer {str(res)[:200]}")
+            urls[src] = str(res["url"])
+        return IMG_SRC.sub(lambda m: f"{m.group(1)}{m.group(2)}{urls.get(html.unescape(m.group(3)), m.group(3))}"
+                           f"{m.group(2)}", post.body)
+
     def _add_draft(self, post: OutgoingPost, thumb_media_id: str) -> str:
-        article = {"title": post.title, "author": post.author, "digest": post.digest, "content": post.body,
-                   "content_source_url": "", "thumb_media_id": thumb_media_id,
-                   "need_open_comment": 1, "only_fans_can_comment": 0}
+        article = {"title": post.title, "author": post.author, "digest": post.digest,
+                   "content": self._body_with_uploaded_images(post), "content_source_url": "",
+                   "thumb_media_id": thumb_media_id, "need_open_comment": int(post.open_comment),
+                   "only_fans_can_comment": 0}
         return str(self._post("draft/add", {"articles": [article]}, need="media_id")["media_id"])
 
     def _job(self, publish_id: str) -> dict[str, Any]:
         return self._post("freepublish/get", {"publish_id": publish_id}, need="publish_status")
 
-    def _wait_for_job(self, publish_id: str, msg_data_id: str | None) -> PublishResult:
-        deadline = time.monotonic() + self.poll_timeout
-        delay = 0.0
-        while True:
-            if delay and self._closed.wait(delay):
-                raise TransientError(PLATFORM, None, f"stopped while publish job {publish_id} was running")
-            job = self._job(publish_id)
-            status = int(job["publish_status"])
-            if status == 0:
-                return self._job_result(job, msg_data_id)
-            if status != 1:
-                raise PermanentError(PLATFORM, None, self._job_failure(publish_id, job))
-            if time.monotonic() > deadline:
-                raise TransientError(PLATFORM, None, f"publish job {publish_id} still publishing after "
-                                     f"{self.poll_timeout:g} s")
-            delay = min(POLL_MAX_S, max(POLL_FIRST_S, delay * 2))
-
-    @staticmethod
-    def _job_failure(publish_id: str, job: dict[str, Any]) -> str:
+    def job_outcome(self, publish_id: str, msg_data_id: str | None) -> PublishResult:
+        """One freepublish/get: the article when the job succeeded; AwaitingOutcome while it runs."""
+        job = self._job(publish_id)
         status = int(job["publish_status"])
-        meaning = PUBLISH_FAILURES.get(status, "unknown status")
-        failed = job.get("fail_idx") or []
-        return f"publish job {publish_id} failed: publish_status {status}, {meaning}" + (
-            f", articles {failed}" if failed else "")
+        if status == 0:
+            return self._job_result(job, msg_data_id)
+        if status == 1:
+            raise AwaitingOutcome(PLATFORM, None, f"publish job {publish_id} is still publishing")
+        raise PermanentError(PLATFORM, None, job_failure(publish_id, status, job.get("fail_idx") or []))
 
     @staticmethod
     def _job_result(job: dict[str, Any], msg_data_id: str | None) -> PublishResult:
@@ -270,32 +320,22 @@ class WeChatConnector:
     def find_published(self, post: OutgoingPost, *, since: datetime, resume: dict[str, str]) -> PublishResult | None:
         """The article if WeChat has it; None when publishing (again, or resuming the stored ids) is safe.
 
-        When the stored draft is gone, a submit whose answer was lost took it: its job is waited for
-        like a known one (the article shows up in the publish list once the job ends). Raises
-        TransientError if it is still not listed after the poll time-out: never "safe to publish" then.
+        Reconciles by publish_id first (the job's outcome), then, when the stored draft is gone (a
+        submit whose answer was lost took it), by title and visible text among the published articles.
+        Raises AwaitingOutcome while a job may still be running: never "safe to publish" then.
         """
         publish_id = resume.get("publish_id")
         if publish_id:
-            job = self._job(publish_id)
-            # Still running or failed: publish() resumes polling this job and reports its outcome.
-            return self._job_result(job, resume.get("msg_data_id")) if int(job["publish_status"]) == 0 else None
+            return self.job_outcome(publish_id, resume.get("msg_data_id"))
         draft_id = resume.get("draft_id")
         if not draft_id:
             return self._search_published(post, since)
         if self._draft_exists(draft_id):
             return None
-        deadline = time.monotonic() + self.poll_timeout
-        delay = 0.0
-        while True:
-            if delay and self._closed.wait(delay):
-                break
-            found = self._search_published(post, since)
-            if found is not None or time.monotonic() > deadline:
-                break
-            delay = min(POLL_MAX_S, max(POLL_FIRST_S, delay * 2))
+        found = self._search_published(post, since)
         if found is None:
-            raise TransientError(PLATFORM, None, f"draft {draft_id} was submitted earlier but no published article "
-                                 f"matches it after {self.poll_timeout:g} s; not publishing it again")
+            raise AwaitingOutcome(PLATFORM, None, f"draft {draft_id} was submitted earlier but no published article "
+                                  "matches it yet; not publishing it again")
         return found
 
     def _draft_exists(self, draft_id: str) -> bool:
@@ -309,6 +349,7 @@ class WeChatConnector:
 
     def _search_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
         since_ts = since.timestamp()
+        wanted = comparable_article(post.title, post.body)
         for offset in range(0, SCAN_LIMIT, BATCH):
             page = self._post("freepublish/batchget", {"offset": offset, "count": BATCH, "no_content": 0})
             items = page.get("item") or []
@@ -319,7 +360,7 @@ class WeChatConnector:
                 if created < since_ts or not news:
                     continue
                 first = news[0]
-                if first.get("title") == post.title and first.get("content") == post.body:
+                if comparable_article(first.get("title", ""), first.get("content", "")) == wanted:
                     return PublishResult(remote_id=str(item["article_id"]), url=first.get("url"),
                                          published_at=datetime.fromtimestamp(created, UTC))
             # Newest first by update time: once a page ends before `since`, older pages cannot match.
@@ -329,22 +370,24 @@ class WeChatConnector:
 
     # ---- comments, messages, figures ----------------------------------------------------
 
-    def list_comments(self, *, target: str, cursor: str) -> CommentPage:
+    def list_comments(self, *, target: str, cursor: str, full: bool = False, share: float = 1.0) -> CommentPage:
         """Comments (留言) under article `target` = "msg_data_id/index" (0-based index).
 
-        cursor = "<comments consumed>/<highest user_comment_id seen>" ("" at first).
+        cursor = "<comments consumed>/<highest user_comment_id seen>" ("" at first). comment/list is
+        not documented as append-only, so `full` reads the whole list again from offset 0 and returns
+        every comment (the store keeps each user_comment_id once); otherwise only the tail is read.
         """
         msg_data_id, _, index = target.partition("/")
         seen, _, last = cursor.partition("/")
         seen_n, last_id = int(seen or 0), int(last or 0)
-        begin = max(0, seen_n - COMMENT_OVERLAP)
+        begin = 0 if full else max(0, seen_n - COMMENT_OVERLAP)
         found: list[RemoteComment] = []
         while True:
             page = self._call("comment/list", lambda c, b=begin: c.material.list_comment(
-                int(msg_data_id), index=int(index or 0), begin=b, count=COMMENT_PAGE, type=0))
+                int(msg_data_id), index=int(index or 0), begin=b, count=COMMENT_PAGE, type=0), share=share)
             comments = page.get("comment") or []
             for raw in comments:
-                if int(raw["user_comment_id"]) > last_id:
+                if full or int(raw["user_comment_id"]) > last_id:
                     found.append(self._comment(msg_data_id, int(index or 0), raw))
             begin += len(comments)
             if len(comments) < COMMENT_PAGE or begin >= int(page.get("total", 0)):
@@ -382,28 +425,35 @@ class WeChatConnector:
             raise
 
     def fetch_stats(self, result: PublishResult) -> Stats:
-        """Reads and shares from the data cube (图文分析), comments from the comment list.
-
-        The data cube serves a day's articles only once the day is over: until then reads are None.
-        """
+        """Reads and shares from datacube/getarticletotaldetail (发表内容 data: the one data-cube API that
+        covers freepublish articles; getarticletotal covers mass-sent ones only and is no longer
+        maintained), comments from the comment list. The data cube serves a day once it is over:
+        until then reads stay None. An account without data-cube rights gets `unavailable` instead."""
         reads = shares = comments = None
+        unavailable = None
         if result.published_at is not None and result.msg_data_id:
             day = result.published_at.astimezone(BEIJING).date()
             try:
-                rows = self._call("datacube/getarticletotal", lambda c: c.datacube.get_article_total(day, day))
+                rows = self._call("datacube/getarticletotaldetail", lambda c: c.datacube._post(
+                    "getarticletotaldetail", data={"begin_date": day.isoformat(), "end_date": day.isoformat()},
+                    result_processor=lambda r: r.get("list", [])))
             except PermanentError as e:
-                if e.code != DATE_NOT_READY:
+                if e.code == DATE_NOT_READY:
+                    rows = []
+                elif e.code in (API_UNAUTHORIZED, NO_DATA_RIGHTS):
+                    rows, unavailable = [], f"微信未提供该文章的阅读和分享数据（{e.message}）"
+                else:
                     raise
-                rows = []
             mine = [r for r in rows or [] if str(r.get("msgid", "")).startswith(f"{result.msg_data_id}_")]
-            if mine and mine[0].get("details"):
-                latest = mine[0]["details"][-1]
-                reads, shares = latest.get("int_page_read_count"), latest.get("share_count")
+            details = (mine[0].get("detail_list") or []) if mine else []
+            if details:
+                reads = sum(int(d.get("read_user", 0) or 0) for d in details)
+                shares = sum(int(d.get("share_user", 0) or 0) for d in details)
         if result.msg_data_id:
             page = self._call("comment/list", lambda c: c.material.list_comment(
                 int(result.msg_data_id), index=0, begin=0, count=1, type=0))
             comments = int(page.get("total", 0))
-        return Stats(reads=reads, shares=shares, comments=comments)
+        return Stats(reads=reads, shares=shares, comments=comments, unavailable=unavailable)
 
     def close(self) -> None:
         self._closed.set()

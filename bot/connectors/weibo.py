@@ -1,14 +1,18 @@
 """Sina Weibo connector (政务微博) over httpx against the open API v2.
 
-A status goes out in one call (`statuses/share.json`, cover as `pic`), so there are no intermediate
-ids to resume from: reconciling means looking for our exact text on the account's timeline. Weibo
-rewrites links to t.cn short links, so texts are compared with every link masked.
+A status goes out in one call (`statuses/share.json`, cover as `pic`, the poster's real IP as
+`rip`), so there are no intermediate ids to resume from: reconciling means looking for our exact
+text on the account's timeline. Weibo rewrites links to t.cn short links, so texts are compared with
+every link masked. Every call is spent from the account's hourly budgets first (bot.connectors.quota:
+all calls per the app's level, posts, comments); 10022-10024 and 20016 close the window instead of
+failing. Error codes follow the official table (open.weibo.com/wiki/Error_code).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import socket
 import ssl
 import threading
 from datetime import UTC, datetime, timedelta
@@ -29,13 +33,26 @@ from bot.connectors.base import (
     Stats,
     TransientError,
 )
+from bot.connectors.quota import Ledger
 
 PLATFORM = "weibo"
-RATE_LIMITED = {10022, 10023, 10024}  # IP / user / user-per-API hourly limits
-TOO_FAST = {20016}  # too many posts in the hour
+# Error_code wiki: 10022 IP requests out of rate limit, 10023 user requests out of rate limit,
+# 10024 user requests for (api) out of rate limit: the window is closed, never a failure.
+RATE_LIMITED = {10022, 10023, 10024}
+TOO_FAST = {20016}  # Error_code wiki: out of limit (update weibo too fast)
 REPEATED = {20017, 20019, 20111}  # repeated text: maybe our own earlier attempt
-TOKEN_INVALID = {21301, 21314, 21315, 21316, 21317, 21319, 21327, 21332, 21501}
-SYSTEM_BUSY = {10001, 10002, 10009, 10010}
+# Error_code wiki 213xx: OAuth failures; 21327 expired_token, 21332 invalid_access_token.
+TOKEN_INVALID = {21301, 21314, 21315, 21316, 21317, 21319, 21327, 21332}
+# 10001 system error, 10002 service unavailable, 10009 too many pending tasks, 10010 job expired,
+# 20032 "update success, while server slow now": the status may be there, reconcile finds it.
+SYSTEM_BUSY = {10001, 10002, 10009, 10010, 20032}
+# Official meanings officers see (Error_code wiki); 21501 is the short-URL API's "Urls is null".
+MEANINGS = {
+    10014: "应用的接口访问权限受限", 10016: "缺少必要参数", 10017: "参数值非法", 20003: "用户不存在",
+    20005: "图片类型不支持（仅 JPG、GIF、PNG）", 20006: "图片太大", 20008: "内容为空", 20012: "内容超过字数限制",
+    20018: "包含非法网址", 20019: "重复内容", 20020: "包含广告信息", 20021: "包含非法内容",
+    21501: "Urls is null（短链接接口：网址为空）",
+}
 TARGET_GONE = {20101, 20201}  # the status or comment replied to no longer exists
 # Weibo refuses the same text by the same user within a day.
 REPEAT_WINDOW = timedelta(hours=24)
@@ -69,6 +86,24 @@ def tls_context() -> ssl.SSLContext:
         return _tls_context()
 
 
+def budget_of(path: str) -> str | None:
+    """The budget a call spends besides "calls": posting and commenting have their own hourly limits."""
+    if path.startswith("statuses/share"):
+        return "statuses/share"
+    if path.startswith(("comments/create", "comments/reply")):
+        return "comments"
+    return None
+
+
+@functools.cache
+def own_address() -> str:
+    """This machine's address, the `rip` sent when none is configured."""
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
 def parse_time(value: str) -> datetime:
     return datetime.strptime(value, "%a %b %d %H:%M:%S %z %Y").astimezone(UTC)
 
@@ -76,15 +111,21 @@ def parse_time(value: str) -> datetime:
 class WeiboConnector:
     platform = PLATFORM
 
-    def __init__(self, *, uid: str, access_token: str, api_base: str, timeout: float):
-        self.uid = uid
+    def __init__(self, *, uid: str, access_token: str, api_base: str, timeout: float, ledger: Ledger,
+                 rip: str = ""):
+        self.uid, self.ledger = uid, ledger
+        self.rip = rip or own_address()
         self.http = httpx.Client(base_url=api_base if api_base.endswith("/") else api_base + "/", timeout=timeout,
                                  headers={"Authorization": f"OAuth2 {access_token}"}, verify=tls_context())
 
     # ---- plumbing -----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                 data: dict[str, Any] | None = None, files: dict[str, Any] | None = None) -> Any:
+                 data: dict[str, Any] | None = None, files: dict[str, Any] | None = None, share: float = 1.0) -> Any:
+        budget = budget_of(path)
+        if budget:
+            self.ledger.spend(budget)
+        self.ledger.spend("calls", share=share)
         try:
             res = self.http.request(method, path, params=params, data=data, files=files)
         except httpx.HTTPError as e:
@@ -105,10 +146,14 @@ class WeiboConnector:
 
     def _error(self, path: str, body: dict[str, Any], http_status: int) -> Exception:
         code = int(body["error_code"])
-        text = f"{path}: {body.get('error', '')}"
+        meaning = MEANINGS.get(code)
+        text = f"{path}: {body.get('error', '')}" + (f" ({meaning})" if meaning else "")
         if code in RATE_LIMITED:
-            return TransientError(PLATFORM, code, text, retry_after=self._rate_limit_reset())
-        if code in TOO_FAST or code in SYSTEM_BUSY or http_status >= 500:
+            # 10024 limits one API; 10022/10023 every call of the user (or IP).
+            return self.ledger.closed_error((budget_of(path) or "calls") if code == 10024 else "calls", code, text)
+        if code in TOO_FAST:
+            return self.ledger.closed_error("statuses/share", code, text)
+        if code in SYSTEM_BUSY or http_status >= 500:
             return TransientError(PLATFORM, code, text)
         if code in REPEATED:
             return RepeatedContent(PLATFORM, code, text)
@@ -117,15 +162,6 @@ class WeiboConnector:
         if code in TARGET_GONE:
             return ReplyRefused(PLATFORM, code, text)
         return PermanentError(PLATFORM, code, text)
-
-    def _rate_limit_reset(self) -> float | None:
-        """Seconds until the hourly limit resets, as the platform reports it (this call is not counted)."""
-        try:
-            status = self.http.get("account/rate_limit_status.json").json()
-        except (httpx.HTTPError, ValueError):
-            return None
-        seconds = status.get("reset_time_in_seconds") if isinstance(status, dict) else None
-        return float(seconds) if isinstance(seconds, (int, float)) else None
 
     # ---- publishing ---------------------------------------------------------------------
 
@@ -138,7 +174,8 @@ class WeiboConnector:
     def publish(self, post: OutgoingPost, *, progress: ProgressFn, resume: dict[str, str]) -> PublishResult:
         files = {"pic": (post.cover.filename, post.cover.data, post.cover.mime)} if post.cover else None
         try:
-            body = self._request("POST", "statuses/share.json", data={"status": post.weibo_text}, files=files)
+            body = self._request("POST", "statuses/share.json", data={"status": post.weibo_text, "rip": self.rip},
+                                 files=files)
         except RepeatedContent:
             found = self.find_published(post, since=datetime.now(UTC) - REPEAT_WINDOW, resume=resume)
             if found is None:
@@ -170,14 +207,16 @@ class WeiboConnector:
 
     # ---- comments, messages, figures ----------------------------------------------------
 
-    def list_comments(self, *, target: str, cursor: str) -> CommentPage:
-        """Comments newer than `cursor` (a comment id): `target` "to_me" (all our statuses) or one status id."""
+    def list_comments(self, *, target: str, cursor: str, full: bool = False, share: float = 1.0) -> CommentPage:
+        """Comments newer than `cursor` (a comment id): `target` "to_me" (all our statuses) or one status id.
+
+        Weibo pages by comment id (since_id), so `full` changes nothing here."""
         since_id = int(cursor or 0)
         path, extra = ("comments/to_me.json", {}) if target == "to_me" else ("comments/show.json", {"id": target})
         found: list[RemoteComment] = []
         for page in range(1, COMMENT_PAGES + 1):
             body = self._request("GET", path, params={"since_id": since_id, "count": COMMENT_PAGE, "page": page,
-                                                      **extra})
+                                                      **extra}, share=share)
             comments = body.get("comments") or []
             found.extend(self._comment(c) for c in comments)
             if len(comments) < COMMENT_PAGE or not body.get("next_cursor"):

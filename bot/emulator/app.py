@@ -13,7 +13,8 @@ Admin API (JSON in, JSON out; a bad request answers HTTP 400 ``{"error": "..."}`
 ``POST /_emulator/clock``             ``{"advance_s": 3600}``: move the emulator clock
 ``GET|POST|DELETE /_emulator/faults`` list, arm (see ``faults``), clear (``?platform=``)
 ``POST /_emulator/wechat/comments``   ``{"msg_data_id" | "article_id", "index", "openid",
-                                      "content"}``: a reader comments on an article
+                                      "content", "position"?}``: a reader comments on an
+                                      article (at `position` in the list: not append-only)
 ``POST /_emulator/weibo/comments``    ``{"status_id", "uid", "screen_name", "text",
                                       "reply_to_cid"?}``
 ``POST /_emulator/wechat/push``       ``{"appid", "msg_type", "openid"?, "content"?, ...,
@@ -29,14 +30,26 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
+from loguru import logger
 from starlette.responses import JSONResponse
 
 from bot.emulator import wechat, weibo
 from bot.emulator.demo import run_demo
-from bot.emulator.push import push_message
+from bot.emulator.push import push_message, push_publish_results
 from bot.emulator.state import EmulatorState
 
 PUSH_OPTIONS = {"appid", "msg_type", "openid", "timeout_s", "retries"}
+PUBLISH_PUSH_EVERY_S = 0.2
+
+
+async def run_publish_pushes(state: EmulatorState) -> None:
+    """Push PUBLISHJOBFINISH as publish jobs end, like WeChat (Publish/Callback_on_finish)."""
+    while True:
+        try:
+            await push_publish_results(state)
+        except Exception:  # a broken callback must not stop the pusher
+            logger.exception("emulator: PUBLISHJOBFINISH push failed")
+        await asyncio.sleep(PUBLISH_PUSH_EVERY_S)
 
 
 class AdminError(Exception):
@@ -71,12 +84,13 @@ def create_app(state: EmulatorState | None = None, *, demo: bool = False,
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = (asyncio.create_task(run_demo(state, interval_s=demo_interval_s))
-                if demo else None)
+        tasks = [asyncio.create_task(run_publish_pushes(state))]
+        if demo:
+            tasks.append(asyncio.create_task(run_demo(state, interval_s=demo_interval_s)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -170,7 +184,8 @@ def create_app(state: EmulatorState | None = None, *, demo: bool = False,
         return wechat.inject_comment(
             state, openid=payload["openid"], content=payload["content"],
             msg_data_id=payload.get("msg_data_id"), article_id=payload.get("article_id"),
-            index=int(payload.get("index", 0)))
+            index=int(payload.get("index", 0)),
+            position=None if payload.get("position") is None else int(payload["position"]))
 
     @app.post("/_emulator/weibo/comments")
     async def weibo_comment(request: Request) -> dict[str, Any]:

@@ -113,13 +113,14 @@ def _fields_xml(msg_type: str, fields: dict[str, Any], msg_id: int | None) -> li
         if msg_type == "publishjobfinish":
             items = "".join(f"<item><idx>{i + 1}</idx><article_url>{cdata(url)}</article_url>"
                             "</item>" for i, url in enumerate(f.get("article_urls", [])))
+            fails = "".join(f"<fail_idx>{i}</fail_idx>" for i in f.get("fail_idx", []))
             body.append(
                 "<PublishEventInfo>"
                 f"<publish_id>{f.get('publish_id', '')}</publish_id>"
                 f"<publish_status>{f.get('publish_status', 0)}</publish_status>"
                 f"<article_id>{cdata(f.get('article_id', ''))}</article_id>"
                 f"<article_detail><count>{len(f.get('article_urls', []))}</count>{items}"
-                "</article_detail></PublishEventInfo>")
+                f"</article_detail>{fails}</PublishEventInfo>")
         return body
     return body + [f"<MsgId>{msg_id}</MsgId>"]
 
@@ -218,7 +219,8 @@ async def push_message(state: EmulatorState, appid: str, msg_type: str, *,
               if msg_type in MESSAGE_TYPES else None)
     xml = build_message_xml(account, msg_type, openid=openid, create_time=create_time,
                             msg_id=msg_id, **fields)
-    record_user_action(state, appid, openid, msg_type)
+    if msg_type != "publishjobfinish":  # a system notice, not a user's action
+        record_user_action(state, appid, openid, msg_type)
     result = PushResult(appid=appid, openid=openid, msg_type=msg_type, msg_id=msg_id,
                         create_time=create_time, request_xml=xml)
     own_client = client is None
@@ -264,3 +266,33 @@ async def push_message(state: EmulatorState, appid: str, msg_type: str, *,
             "reply_xml": result.reply_xml, "error": result.error})
         state.flush()
     return result
+
+
+async def push_publish_results(state: EmulatorState, client: httpx.AsyncClient | None = None) -> int:
+    """Push PUBLISHJOBFINISH for every publish job that ended since the last call (Publish/Callback_on_finish).
+
+    Each job is pushed once (with WeChat's retries); accounts without a callback URL get none.
+    """
+    from bot.emulator.wechat import settle_publishes
+
+    if not state.config["wechat_push_publish_events"]:
+        return 0
+    with state.lock:
+        settle_publishes(state)
+        due = []
+        for job in state.data["wechat"]["publishes"].values():
+            account = state.data["wechat"]["accounts"].get(job["appid"]) or {}
+            if job["status"] != 1 and not job.get("pushed") and account.get("callback_url"):
+                job["pushed"] = True
+                article = state.data["wechat"]["articles"].get(job.get("article_id") or "") or {}
+                due.append((job["appid"], {
+                    "publish_id": job["publish_id"], "publish_status": job["status"],
+                    "article_id": job.get("article_id") or "", "fail_idx": job.get("fail_idx") or [],
+                    "article_urls": [i["url"] for i in article.get("news_item", [])]}))
+        if due:
+            state.changed()
+            state.flush()
+    for appid, fields in due:
+        await push_message(state, appid, "publishjobfinish", openid=make_openid(f"{appid}:system"),
+                           client=client, **fields)
+    return len(due)

@@ -45,16 +45,42 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "wechat_token_expires_in": 7200,
     # a superseded access_token stays valid this long (WeChat: 5 minutes)
     "wechat_token_grace_s": 300,
-    "wechat_token_daily_quota": 2000,
-    "wechat_draft_daily_quota": 1000,
-    "wechat_freepublish_daily_quota": 100,
-    # a publish job finishes after this many seconds or after the first poll, whichever first
+    # Daily call limits per account and API (API_Call_Limits.html unless marked); over them: 45009.
+    "wechat_quotas": {
+        "token": 2000,  # API_Call_Limits: 获取access_token 2000
+        "stable_token": 2000,  # unverified: assumed equal to token's
+        "draft/add": 1000,  # API_Call_Limits: 草稿箱 - 新建草稿 1000
+        "draft/get": 500,  # API_Call_Limits: 草稿箱 - 获取草稿 500
+        "draft/delete": 1000,  # API_Call_Limits: 草稿箱 - 删除草稿 1000
+        "draft/batchget": 1000,  # API_Call_Limits: 草稿箱 - 获取草稿列表 1000
+        "freepublish/submit": 100,  # API_Call_Limits: 发布能力 - 发布接口 100
+        "freepublish/get": 100,  # API_Call_Limits: 发布能力 - 发布状态轮询接口 100
+        "freepublish/batchget": 100,  # API_Call_Limits: 发布能力 - 获取成功发布列表 100
+        "freepublish/getarticle": 100,  # API_Call_Limits: 通过 article_id 获取已发布文章 100
+        "freepublish/delete": 10,  # API_Call_Limits: 发布能力 - 删除发布 10
+        "comment/list": 10000,  # unverified: community reports, no official table lists 留言 APIs
+        "message/custom/send": 500000,  # API_Call_Limits: 发送客服消息 500000
+    },
+    # Quota window length; 86400 = the Beijing calendar day WeChat counts in (shorter only for tests).
+    "wechat_quota_window_s": 86400,
+    # unverified (the docs give no figure): a publish job ends this many seconds after its submit,
+    # then WeChat pushes PUBLISHJOBFINISH to the account's callback URL (Publish/Callback_on_finish).
     "wechat_publish_delay_s": 2.0,
+    "wechat_push_publish_events": True,
+    # unverified: community reports say comment/list order changes after a reply; a replied comment
+    # moves to the top of the list.
+    "wechat_comment_reorder_on_reply": True,
+    # Callers' IPs allowed to call the API (IP白名单); empty: all. Others get 40164.
+    "wechat_ip_whitelist": [],
     "wechat_custom_window_s": 48 * 3600,
+    # Weibo wiki 接口访问频次权限 (per user and app): 150 calls an hour for a test-level app (1,000 for a
+    # normal one), 30 posts and 60 comments an hour; over them 10023 / 20016 / 10024.
     "weibo_calls_per_hour": 150,
     "weibo_posts_per_hour": 30,
     "weibo_comments_per_hour": 60,
     "weibo_repeat_window_s": 24 * 3600,
+    # statuses/share requires rip (the poster's real IP) per the current wiki; enforcement unverified.
+    "weibo_require_rip": True,
     # Weibo rewrites links in status text to t.cn short links, like the real platform
     "weibo_shorten_urls": True,
 }
@@ -141,7 +167,12 @@ class EmulatorState:
         if unknown:
             raise ValueError(f"unknown emulator config keys: {', '.join(unknown)}")
         with self.lock:
-            self.data["config"].update(copy.deepcopy(changes))
+            for key, value in copy.deepcopy(changes).items():
+                # Mappings (e.g. wechat_quotas) are merged, so one limit can change alone.
+                if isinstance(value, dict) and isinstance(self.data["config"].get(key), dict):
+                    self.data["config"][key].update(value)
+                else:
+                    self.data["config"][key] = value
             self.changed()
             self.flush()
             return copy.deepcopy(self.data["config"])

@@ -21,6 +21,7 @@ Error codes used (official meanings):
 40013  invalid appid (only when auto_register is off)
 40097  invalid args (bad publish_id, offset/count out of range ...)
 40125  invalid appsecret
+40164  invalid ip, not in whitelist (config ``wechat_ip_whitelist``)
 41001  access_token missing; 41002 appid missing; 41004 appsecret missing
 41005  media data missing
 42001  access_token expired
@@ -29,8 +30,8 @@ Error codes used (official meanings):
 45002  content size out of limit; 45003 title size out of limit;
        45004 description (digest) size out of limit; 45008 article size out of limit;
        45110 author size out of limit
-45009  reach max api daily quota limit (token 2000/day, draft/add 1000/day,
-       freepublish/submit 100/day per account)
+45009  reach max api daily quota limit (per account and API, ``wechat_quotas``:
+       API_Call_Limits.html, e.g. freepublish/submit, /get, /batchget 100 a day)
 45015  response out of time limit or subscription is canceled (48 h window)
 47001  data format error (body is not JSON)
 48001  api unauthorized (an API the emulator does not serve)
@@ -43,8 +44,9 @@ Error codes used (official meanings):
 =====  ===========================================================================
 
 Publishing is asynchronous: a ``freepublish/submit`` job reports ``publish_status`` 1
-(publishing) until it has been polled once or ``wechat_publish_delay_s`` has passed,
-then 0 (success) or 4 (platform audit failed: banned word or an injected ``reject``).
+(publishing) until ``wechat_publish_delay_s`` has passed, then 0 (success) or 4 (platform
+audit failed: banned word or an injected ``reject``), and the emulator pushes
+PUBLISHJOBFINISH to the account's callback URL (``bot.emulator.push.push_publish_results``).
 Comment ``index`` is 0-based as in the official docs (wechatpy's default ``index=1``
 means the second article).
 """
@@ -115,6 +117,7 @@ class Call:
     fields: dict[str, str] = field(default_factory=dict)
     files: dict[str, Upload] = field(default_factory=dict)
     appid: str | None = None
+    client_ip: str = ""
 
     def json(self) -> dict[str, Any]:
         try:
@@ -156,11 +159,16 @@ def _new_media_id() -> str:
     return random_token(43, MEDIA_ID_ALPHABET)
 
 
-def _quota(state: EmulatorState, appid: str, kind: str, limit_key: str) -> None:
-    """Count one use of a daily quota (Beijing day) or raise 45009."""
+def _quota(state: EmulatorState, appid: str, api: str) -> None:
+    """Count one call of `api` in its window (the Beijing day) or raise 45009 (API_Call_Limits.html)."""
+    limit = state.config["wechat_quotas"].get(api)
+    if limit is None:
+        return
+    length = state.config["wechat_quota_window_s"]
+    window = int((state.now() + 8 * 3600) // length)  # windows aligned on Beijing midnight
     counts = state.data["wechat"]["quota"]
-    key = f"{appid}:{kind}:{state.beijing_date()}"
-    if counts.get(key, 0) >= state.config[limit_key]:
+    key = f"{appid}:{api}:{window}"
+    if counts.get(key, 0) >= limit:
         raise WeChatError(45009, "reach max api daily quota limit")
     counts[key] = counts.get(key, 0) + 1
     state.changed()
@@ -189,10 +197,12 @@ def _issue_token(state: EmulatorState, appid: str, kind: str, force: bool) -> di
     mine = [(t, rec) for t, rec in tokens.items()
             if rec["appid"] == appid and rec["kind"] == kind and rec["expires_at"] > now
             and not rec.get("superseded")]
+    # api_getstableaccesstoken: stable tokens are isolated from /cgi-bin/token ones and a non-forced call
+    # returns the valid one; api_getaccesstoken: a new token invalidates the previous (5 min grace).
     if kind == "stable" and not force and mine:
         token, rec = max(mine, key=lambda item: item[1]["issued"])
         return {"access_token": token, "expires_in": int(rec["expires_at"] - now)}
-    _quota(state, appid, "token", "wechat_token_daily_quota")
+    _quota(state, appid, "stable_token" if kind == "stable" else "token")
     grace = state.config["wechat_token_grace_s"]
     for _, rec in mine:
         rec["expires_at"] = min(rec["expires_at"], now + grace)
@@ -357,6 +367,21 @@ def _digest_of(content: str) -> str:
     return re.sub(r"\s+", " ", text).strip()[:54]
 
 
+_SCRIPT = re.compile(r"<script\b.*?</script\s*>", re.I | re.S)
+_IMG = re.compile(r"<img\b[^>]*>", re.I)
+_IMG_SRC = re.compile(r"""\bsrc\s*=\s*["']([^"']*)["']""", re.I)
+WECHAT_IMAGE_HOSTS = ("mmbiz.qpic.cn", "mmbiz.qlogo.cn")
+
+
+def _filter_content(content: str) -> str:
+    """What WeChat keeps of an article body: no scripts, no images but those it hosts."""
+    def keep(m: re.Match) -> str:
+        src = _IMG_SRC.search(m.group(0))
+        host = re.sub(r"^https?://([^/]+).*$", r"\1", src.group(1)).lower() if src else ""
+        return m.group(0) if host in WECHAT_IMAGE_HOSTS else ""
+    return _IMG.sub(keep, _SCRIPT.sub("", content))
+
+
 def _article(state: EmulatorState, call: Call, raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise WeChatError(44003, "empty news data")
@@ -366,16 +391,19 @@ def _article(state: EmulatorState, call: Call, raw: Any) -> dict[str, Any]:
     digest = raw.get("digest") or ""
     if not isinstance(title, str) or not title.strip():
         raise WeChatError(44003, "empty news data")
-    if len(title) > 64:
+    if len(title) > 32:  # Add_draft: title 总长度不超过32个字
         raise WeChatError(45003, "title size out of limit")
-    if len(author) > 16:
+    if len(author) > 16:  # Add_draft: author 总长度不超过16个字
         raise WeChatError(45110, "author size out of limit")
-    if len(digest) > 120:
+    if len(digest) > 128:  # Add_draft: digest 总长度不超过128个字
         raise WeChatError(45004, "description size out of limit")
     if not isinstance(content, str) or not content.strip():
         raise WeChatError(44004, "empty content")
-    if len(content) > 20000:
+    # Add_draft: content 必须少于2万字符, 小于1M
+    if len(content) >= 20000 or len(content.encode("utf-8")) >= 1024 * 1024:
         raise WeChatError(45002, "content size out of limit")
+    # Add_draft: 此处会去除JS; 图片url必须来源 media/uploadimg, 外部图片url将被过滤
+    content = _filter_content(content)
     thumb = _own_media(state, call, raw.get("thumb_media_id"))
     return {
         "title": title,
@@ -410,7 +438,6 @@ def _own_draft(state: EmulatorState, call: Call, media_id: Any) -> dict:
 @api("draft/add")
 def draft_add(state: EmulatorState, call: Call) -> dict:
     articles = _articles(state, call, call.json().get("articles"))
-    _quota(state, call.appid or "", "draft", "wechat_draft_daily_quota")
     media_id = _new_media_id()
     now = int(state.now())
     state.data["wechat"]["drafts"][media_id] = {
@@ -491,7 +518,6 @@ def draft_batchget(state: EmulatorState, call: Call) -> dict:
 def freepublish_submit(state: EmulatorState, call: Call) -> dict:
     media_id = call.json().get("media_id")
     draft = _own_draft(state, call, media_id)
-    _quota(state, call.appid or "", "freepublish", "wechat_freepublish_daily_quota")
     rejected = state.faults.take("wechat", call.path, ["reject"]) is not None
     publish_id = str(state.next_seq("wechat_publish_id", 100000001))
     msg_data_id = state.next_seq("wechat_msg_data_id", 2247483649)
@@ -514,12 +540,12 @@ def freepublish_submit(state: EmulatorState, call: Call) -> dict:
 
 
 def settle_publishes(state: EmulatorState) -> None:
-    """Finish publish jobs that were polled once or have waited long enough."""
+    """Finish publish jobs that have run for wechat_publish_delay_s (polling does not hurry them)."""
     with state.lock:
         now = state.now()
         delay = state.config["wechat_publish_delay_s"]
         for job in state.data["wechat"]["publishes"].values():
-            if job["status"] == 1 and (job["polls"] >= 1 or now - job["submit_time"] >= delay):
+            if job["status"] == 1 and now - job["submit_time"] >= delay:
                 _finish(state, job, now)
 
 
@@ -751,6 +777,12 @@ def comment_reply_add(state: EmulatorState, call: Call) -> dict:
     if comment.get("reply"):
         raise WeChatError(88005, "already reply")
     comment["reply"] = {"content": content, "create_time": int(state.now())}
+    if state.config["wechat_comment_reorder_on_reply"]:
+        # unverified (community reports): the list is not append-only; a replied comment moves up.
+        article, index = _comment_target(state, call, body)
+        comments = _comments(state, article, index)
+        comments.remove(comment)
+        comments.insert(0, comment)
     state.changed()
     return _ok()
 
@@ -765,7 +797,7 @@ def comment_reply_delete(state: EmulatorState, call: Call) -> dict:
 
 def inject_comment(state: EmulatorState, *, openid: str, content: str,
                    msg_data_id: int | str | None = None, article_id: str | None = None,
-                   index: int = 0, comment_type: int = 0) -> dict[str, Any]:
+                   index: int = 0, comment_type: int = 0, position: int | None = None) -> dict[str, Any]:
     """A reader leaves a comment (留言) under a published article (admin API, demo)."""
     if not openid or not content:
         raise ValueError("a WeChat comment needs openid and content")
@@ -783,13 +815,14 @@ def inject_comment(state: EmulatorState, *, openid: str, content: str,
                              f"(0-based, {len(article['news_item'])} articles)")
         comments = _comments(state, article, index)
         comment = {
-            "user_comment_id": len(comments) + 1,
+            "user_comment_id": max((c["user_comment_id"] for c in comments), default=0) + 1,
             "openid": openid,
             "create_time": int(state.now()),
             "content": content,
             "comment_type": comment_type,
         }
-        comments.append(comment)
+        # `position`: where the comment shows up in the list (it is not append-only, see reply).
+        comments.insert(len(comments) if position is None else max(0, position), comment)
         state.changed()
         state.flush()
         return {"appid": article["appid"], "article_id": article["article_id"],
@@ -904,16 +937,29 @@ def getarticlesummary(state: EmulatorState, call: Call) -> dict:
 
 @api("datacube/getarticletotal")
 def getarticletotal(state: EmulatorState, call: Call) -> dict:
+    # api_getarticletotal: 获取群发文章 (mass-sent articles only; no longer maintained). The
+    # emulator has no mass send, so freepublish articles never appear here.
+    _date_range(state, call)
+    return {"list": []}
+
+
+@api("datacube/getarticletotaldetail")
+def getarticletotaldetail(state: EmulatorState, call: Call) -> dict:
+    """api_getarticletotaldetail: 发表内容 (freepublish) figures per article, one row per day since."""
     day = _date_range(state, call)
     yesterday = datetime.fromtimestamp(state.now(), BEIJING).date() - timedelta(days=1)
     rows = []
-    for article, i, item in _articles_of_day(state, call, day):
-        last = min(6, (yesterday - day).days)
-        details = [{"stat_date": (day + timedelta(days=d)).isoformat(),
-                    **article_metrics(article["article_id"], i, d)} for d in range(last + 1)]
+    for article, i, _item in _articles_of_day(state, call, day):
+        details = []
+        for d in range(min(29, (yesterday - day).days) + 1):
+            today, before = article_metrics(article["article_id"], i, d), (
+                article_metrics(article["article_id"], i, d - 1) if d else None)
+            details.append({"stat_date": (day + timedelta(days=d)).isoformat(),
+                            "read_user": today["int_page_read_user"] - (before["int_page_read_user"] if before else 0),
+                            "share_user": today["share_user"] - (before["share_user"] if before else 0)})
         rows.append({"ref_date": day.isoformat(), "msgid": f"{article['msg_data_id']}_{i + 1}",
-                     "title": item["title"], "details": details})
-    return {"list": rows}
+                     "publish_type": 0, "detail_list": details})
+    return {"list": rows, "is_delay": False}
 
 
 # ---- dispatch ------------------------------------------------------------------------
@@ -934,6 +980,7 @@ class _Responder:
     def rate_limited(self) -> Response:
         return json_response(WeChatError(45009, "reach max api daily quota limit").body())
 
+
     def token_expired(self) -> Response:
         expire_tokens_of(self.state, self.call.query.get("access_token"))
         return json_response(WeChatError(42001, "access_token expired").body())
@@ -941,7 +988,7 @@ class _Responder:
 
 async def read_call(request: Request, path: str) -> Call:
     call = Call(path=path, method=request.method.upper(), query=dict(request.query_params),
-                body=await request.body())
+                body=await request.body(), client_ip=request.client.host if request.client else "")
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
         for name, value in form.multi_items():
@@ -962,8 +1009,13 @@ def run_call(state: EmulatorState, call: Call) -> Response:
             raise (WeChatError(43002, "require POST method") if route.method == "POST"
                    else WeChatError(43001, "require GET method"))
         with state.lock:
+            whitelist = state.config["wechat_ip_whitelist"]
+            if whitelist and call.client_ip not in whitelist:
+                # Global return codes: 40164 调用接口的IP地址不在白名单中
+                raise WeChatError(40164, f"invalid ip {call.client_ip}, not in whitelist")
             if route.auth:
                 authenticate(state, call)
+                _quota(state, call.appid or "", call.path)
             result = route.fn(state, call)
     except WeChatError as exc:
         result = exc.body()

@@ -11,7 +11,8 @@ Errors are JSON ``{"error", "error_code", "request": "/2/<path>"}`` with these c
 code   HTTP  meaning
 =====  ====  =================================================================
 10001  500   system error! (``http_500`` fault)
-10016  400   Miss required parameter (x), see doc for more info
+10016  400   Miss required parameter (x), see doc for more info (also: share.json
+             without ``rip`` while ``weibo_require_rip`` is on)
 10017  400   Parameter (x)'s value invalid ... (also: status without a link to
              the app's safe domain ``weibo_safe_domain``)
 10020  400   Request api not found!
@@ -21,7 +22,8 @@ code   HTTP  meaning
 20005  400   Unsupported image type, only suport JPG, GIF, PNG!
 20006  400   Image size too large.
 20008  400   Content is null!
-20012  400   Text too long, please input text less than 140 characters!
+20012  400   Text too long, please input text less than 140 characters! (counted as
+             Weibo counts: bot.publishing.weibo_length)
 20016  400   Update weibo too fast! (30 posts/hour per user)
 20019  400   Repeat content! (same text by the same user within 24 h)
 20021  400   Content is illegal! (banned word or injected ``reject`` fault)
@@ -54,6 +56,7 @@ from starlette.responses import Response
 
 from bot.emulator import faults
 from bot.emulator.state import BEIJING, EmulatorState
+from bot.publishing.weibo_length import hashtags, weibo_length
 
 JSON_TYPE = "application/json;charset=UTF-8"
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -289,8 +292,12 @@ def _display_text(state: EmulatorState, text: str) -> str:
 def _check_text(text: str) -> None:
     if not text.strip():
         raise WeiboError(20008, "Content is null!")
-    if len(text) > 140:
+    # statuses/share wiki: 140 characters as Weibo counts them (ASCII half, a link 10; WeCase's port)
+    if weibo_length(text) > 140:
         raise WeiboError(20012, "Text too long, please input text less than 140 characters!")
+    # statuses/share wiki: the status may not carry #话题#; the error code is unverified (10017 used)
+    if hashtags(text):
+        raise _invalid("status", "text without #topic#", text[:40])
 
 
 def _check_safe_domain(state: EmulatorState, text: str) -> None:
@@ -335,6 +342,9 @@ def api(path: str, method: str = "GET"):
 @api("statuses/share.json", "POST")
 def share(state: EmulatorState, call: Call) -> dict[str, Any]:
     text = call.text_param("status")
+    # statuses/share wiki: rip (the posting user's real IP) is required; enforcement unverified
+    if state.config["weibo_require_rip"] and not call.params.get("rip"):
+        raise _missing("rip")
     _check_text(text)
     _check_safe_domain(state, text)
     pic_ids = []
@@ -361,7 +371,7 @@ def share(state: EmulatorState, call: Call) -> dict[str, Any]:
     _check_allowed(state, call, text)
     status_id = _next_id(state)
     status = {"id": status_id, "uid": call.uid, "text": _display_text(state, text),
-              "original_text": text, "created": now, "pic_ids": pic_ids}
+              "original_text": text, "created": now, "pic_ids": pic_ids, "rip": call.params.get("rip", "")}
     state.data["weibo"]["statuses"][str(status_id)] = status
     posts.append(now)
     state.changed()

@@ -34,6 +34,7 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from bot.context import Context
 from bot.inbound.autoreply import passive_text_xml
+from bot.inbound.events import handle_system_event, is_system_event
 from bot.inbound.store import Incoming, ingest
 from bot.models import Account
 
@@ -290,6 +291,11 @@ def _handle_post(ctx: Context, account: CallbackAccount, params: dict[str, str],
             raise Refused(403, "missing msg_signature (the account is in AES mode)")
         body = _decrypt(account, doc, timestamp, nonce, params["msg_signature"])
         doc = parse_xml(body)
+    if is_system_event(str(doc.get("MsgType", "")), str(doc.get("Event", ""))):
+        # Not a citizen's message: handled by what it reports, stored apart (bot.inbound.events).
+        with _sqlite_writer if ctx.engine.dialect.name == "sqlite" else nullcontext(), ctx.session() as session:
+            handle_system_event(session, account_id=account.id, doc=doc, raw=body.decode("utf-8", "replace"))
+        return PlainTextResponse(SUCCESS)
     # expat has checked the bytes are UTF-8; "replace" only guards the impossible.
     incoming = incoming_from_xml(account.id, doc, body.decode("utf-8", "replace"))
     reply_xml = _store(ctx, account, incoming)

@@ -2,8 +2,11 @@
 
 For each enabled account, one worker at a time (a lease row in KeyValue, `poll-lease:<account id>`,
 taken by compare-and-set and expiring on its own if the worker dies):
-- WeChat: every publication published within polling.lookback_days that has a msg_data_id,
-  `list_comments(target="msg_data_id/index")` (the connector pages with count <= 49);
+- WeChat: each publication published within polling.lookback_days that has a msg_data_id, when its
+  own schedule says so (bot.inbound.schedule: new or busy articles often, old ones rarely),
+  `list_comments(target="msg_data_id/index")` (the connector pages with count <= 49), the whole
+  list again every polling.full_rescan_s; comment/list spends at most polling.comment_budget_share
+  of the account's daily budget (bot.connectors.quota);
 - Weibo: `comments/to_me` (target "to_me"), then `comments/show` for one of our recent statuses
   (target: the status id), each status at most every WEIBO_STATUS_EVERY_S, and the account at most
   every WEIBO_ACCOUNT_EVERY_S. Weibo allows about 150 calls per hour per user and app, publishing
@@ -28,8 +31,10 @@ from sqlmodel import Session
 
 from bot.clock import to_local, to_utc, utcnow
 from bot.connectors.base import CommentPage, Connector, PermanentError, PlatformError, RemoteComment
+from bot.connectors.quota import QuotaWait
 from bot.connectors.registry import connector_for
 from bot.context import Context
+from bot.inbound.schedule import needs_full_rescan, next_poll
 from bot.inbound.store import Incoming, ingest
 from bot.models import Account, KeyValue, PollCursor, Publication
 
@@ -147,12 +152,22 @@ def _publication_for(session: Session, account: Account, ref: str, default: int 
 
 
 def poll_target(ctx: Context, connector: Connector, account: Account, *, target: str, scope: str,
-                publication_id: int | None, report: PollReport) -> None:
-    """Fetch the comments under one target after its cursor; store them and the new cursor together."""
+                publication_id: int | None, report: PollReport, published_at: datetime | None = None) -> None:
+    """Fetch the comments under one target after its cursor; store them and the new cursor together.
+
+    With `published_at` (a WeChat article) the target's own schedule is kept: a full rescan when due,
+    and when to poll it next."""
+    now = utcnow()
+    polling = ctx.config.polling
     with ctx.session() as session:
-        cursor = _cursor(session, account.id, scope).cursor
-    page: CommentPage = connector.list_comments(target=target, cursor=cursor)
+        row = _cursor(session, account.id, scope)
+        cursor, full_scan_at, last_new_at = row.cursor, _aware(row.full_scan_at), _aware(row.last_new_at)
+    full = published_at is not None and needs_full_rescan(now=now, full_scan_at=full_scan_at,
+                                                         every_s=polling.full_rescan_s)
+    page: CommentPage = connector.list_comments(target=target, cursor=cursor, full=full,
+                                                share=polling.comment_budget_share)
     report.targets += 1
+    new = 0
     with ctx.session() as session:
         for comment in page.comments:
             if account.platform == "weibo" and comment.sender_id == account.remote_id:
@@ -160,13 +175,19 @@ def poll_target(ctx: Context, connector: Connector, account: Account, *, target:
             pub_id = _publication_for(session, account, comment.ref, publication_id)
             result = ingest(session=session, ctx=ctx, incoming=_incoming(account, comment, pub_id))
             if result.created:
-                report.new += 1
+                new += 1
             else:
                 report.seen += 1
+        report.new += new
         row = _cursor(session, account.id, scope)
         row.cursor = page.cursor[:200]
         row.backoff_until = None
-        row.updated_at = utcnow()
+        row.updated_at = now
+        if published_at is not None:
+            row.last_new_at = now if new else last_new_at
+            row.full_scan_at = now if full else full_scan_at
+            row.next_poll_at = next_poll(now=now, published_at=_aware(published_at), last_new_at=row.last_new_at,
+                                         fresh_s=polling.fresh_interval_s)
 
 
 def _wechat_target(pub: Publication) -> str:
@@ -174,19 +195,29 @@ def _wechat_target(pub: Publication) -> str:
     return ref if "/" in ref else f"{ref}/0"  # one article per post: index 0
 
 
-def _targets(session: Session, ctx: Context, account: Account, now: datetime) -> list[tuple[str, str, int | None]]:
-    """(target, scope, publication id) to poll this tick, in order."""
+Target = tuple[str, str, int | None, datetime | None]
+
+
+def _targets(session: Session, ctx: Context, account: Account, now: datetime) -> list[Target]:
+    """(target, scope, publication id, published_at of a scheduled WeChat article) to poll this tick, in order."""
     since = now - timedelta(days=ctx.config.polling.lookback_days)
     recent = select(Publication).where(
         Publication.account_id == account.id, Publication.state == "published", Publication.published_at >= since,
     ).order_by(Publication.published_at.desc())
     if account.platform == "wechat":
         pubs = session.execute(recent.where(Publication.remote_msg_data_id.is_not(None))).scalars()
-        return [(t, f"wechat:{t}", p.id) for p in pubs for t in [_wechat_target(p)]]
+        out: list[Target] = []
+        for pub in pubs:
+            target = _wechat_target(pub)
+            row = session.get(PollCursor, (account.id, f"wechat:{target}"))
+            due = _aware(row.next_poll_at) if row else None
+            if due is None or due <= now:
+                out.append((target, f"wechat:{target}", pub.id, pub.published_at))
+        return out
     to_me = session.get(PollCursor, (account.id, "weibo:to_me"))
     if to_me is not None and (now - _aware(to_me.updated_at)).total_seconds() < WEIBO_ACCOUNT_EVERY_S:
         return []
-    targets: list[tuple[str, str, int | None]] = [("to_me", "weibo:to_me", None)]
+    targets: list[Target] = [("to_me", "weibo:to_me", None, None)]
     due: list[tuple[datetime, Publication]] = []
     for pub in session.execute(recent.where(Publication.remote_id.is_not(None))).scalars():
         row = session.get(PollCursor, (account.id, f"weibo:{pub.remote_id}"))
@@ -195,7 +226,7 @@ def _targets(session: Session, ctx: Context, account: Account, now: datetime) ->
             due.append((last or datetime.min.replace(tzinfo=UTC), pub))
     if due:
         _, pub = min(due, key=lambda item: item[0])  # the status polled longest ago
-        targets.append((pub.remote_id, f"weibo:{pub.remote_id}", pub.id))
+        targets.append((pub.remote_id, f"weibo:{pub.remote_id}", pub.id, None))
     return targets
 
 
@@ -205,10 +236,16 @@ def poll_account(ctx: Context, account: Account, connector: Connector, report: P
         if backing_off(session, account.id, ACCOUNT_SCOPE, now):
             return
         targets = [t for t in _targets(session, ctx, account, now) if not backing_off(session, account.id, t[1], now)]
-    for target, scope, publication_id in targets:
+    for target, scope, publication_id, published_at in targets:
         try:
             poll_target(ctx, connector, account, target=target, scope=scope, publication_id=publication_id,
-                        report=report)
+                        report=report, published_at=published_at)
+        except QuotaWait as exc:
+            # The budget polling may spend is used up (or the platform closed the window): until it renews.
+            report.errors.append(f"{account.name} {target}: {exc}")
+            logger.info("comment polling of {} waits for its budget until {}", account.name, exc.until)
+            _back_off(ctx, account.id, ACCOUNT_SCOPE, exc.until)
+            return
         except PlatformError as exc:
             report.errors.append(f"{account.name} {target}: {exc}")
             if str(exc.code) in RATE_LIMIT_CODES:

@@ -33,14 +33,19 @@ from sqlmodel import Session, select
 from bot.config import Config
 from bot.errors import GovbotError, text_en, text_zh
 from bot.labels import label
+from bot.publishing.weibo_length import hashtags, weibo_cut, weibo_length
 from bot.resources import rule_file
 
 SENSITIVE_FILE = "sensitive.txt"
 TYPOS_FILE = "typos.toml"
 
-# Platform limits that are facts of the platforms' APIs, not settings.
-WECHAT_DIGEST_MAX_CHARS = 120  # draft/add answers 45004 above it
-WECHAT_CONTENT_MAX_CHARS = 20000  # draft/add answers 45002 above it
+# Platform limits that are facts of the platforms' APIs, not settings (Draft_Box/Add_draft.html).
+WECHAT_AUTHOR_MAX_CHARS = 16  # draft/add answers 45110 above it
+WECHAT_DIGEST_MAX_CHARS = 128  # draft/add answers 45004 above it
+WECHAT_CONTENT_MAX_CHARS = 20000  # content 必须少于2万字符 (且小于1M: never reached below 20,000 characters)
+# Images WeChat keeps in an article: those uploaded by media/uploadimg (govbot uploads "media:<id>" ones).
+WECHAT_IMAGE_HOSTS = ("mmbiz.qpic.cn", "mmbiz.qlogo.cn")
+_IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']*)["']""", re.I)
 WECHAT_IMAGE_MAX_BYTES = 10 * 1024 * 1024  # material/add image: 40009 above it
 WEIBO_PIC_MAX_BYTES = 5 * 1024 * 1024  # statuses/share pic: 20006 above it
 WECHAT_IMAGE_KINDS = ("jpeg", "png", "gif", "bmp")
@@ -424,8 +429,19 @@ def _links_to(text: str, domain: str) -> tuple[bool, list[str]]:
     return False, hosts
 
 
+def _external_images(body: str) -> list[str]:
+    """Body images WeChat would filter out: neither uploaded to govbot (/media/<id>, media:<id>) nor WeChat's own."""
+    out = []
+    for src in _IMG_SRC.findall(body):
+        src = html.unescape(src).strip()
+        host = (urlsplit(src).hostname or "").lower()
+        if not src.startswith(("media:", "/media/")) and host not in WECHAT_IMAGE_HOSTS:
+            out.append(src)
+    return out
+
+
 def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "", cover: CoverInfo | None = None,
-               platforms: Iterable[str] = (), config: Config, rules: CheckRules) -> list[Problem]:
+               platforms: Iterable[str] = (), config: Config, rules: CheckRules, byline: str = "") -> list[Problem]:
     """Every check for a post going to `platforms` (wechat, weibo). Empty list: fine to publish."""
     targets = set(platforms)
     problems: list[Problem] = []
@@ -452,8 +468,12 @@ def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "",
                                     limit=wechat.title_max_chars, length=len(title)))
         if len(digest) > WECHAT_DIGEST_MAX_CHARS:
             problems.append(problem("wechat_digest_too_long", "digest", limit=WECHAT_DIGEST_MAX_CHARS, length=len(digest)))
+        if len(byline) > WECHAT_AUTHOR_MAX_CHARS:
+            problems.append(problem("wechat_author_too_long", "byline", limit=WECHAT_AUTHOR_MAX_CHARS, length=len(byline)))
         if len(body) > WECHAT_CONTENT_MAX_CHARS:
             problems.append(problem("wechat_body_too_long", "body", limit=WECHAT_CONTENT_MAX_CHARS, length=len(body)))
+        for src in _external_images(body):
+            problems.append(problem("wechat_external_image", "body", src=src[:80]))
         if cover is None:
             problems.append(problem("wechat_cover_missing", "cover"))
         elif cover.kind not in WECHAT_IMAGE_KINDS:
@@ -468,12 +488,18 @@ def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "",
             problems.append(problem("weibo_text_missing", "weibo_text"))
         else:
             limit = weibo.long_post_max_chars if weibo.allow_long_posts else weibo.max_chars
-            if len(weibo_text) > limit:
+            length = weibo_length(weibo_text)
+            if length > limit:
                 kind = "long posts" if weibo.allow_long_posts else "posts (long posts are switched off)"
-                line, column = _position(weibo_text, limit)
-                problems.append(problem("weibo_text_too_long", "weibo_text", offset=limit, line=line, column=column,
-                                        snippet=_snippet(weibo_text, limit, min(len(weibo_text), limit + SNIPPET_CONTEXT)),
-                                        kind=kind, limit=limit, length=len(weibo_text)))
+                cut = weibo_cut(weibo_text, limit)
+                line, column = _position(weibo_text, cut)
+                problems.append(problem("weibo_text_too_long", "weibo_text", offset=cut, line=line, column=column,
+                                        snippet=_snippet(weibo_text, cut, min(len(weibo_text), cut + SNIPPET_CONTEXT)),
+                                        kind=kind, limit=limit, length=length))
+            for m in hashtags(weibo_text):
+                line, column = _position(weibo_text, m.start())
+                problems.append(problem("weibo_hashtag", "weibo_text", offset=m.start(), line=line, column=column,
+                                        snippet=_snippet(weibo_text, m.start(), m.end()), tag=m.group(0)))
             ok, hosts = _links_to(weibo_text, weibo.safe_domain)
             if not ok:
                 found = f" (it links to {', '.join(hosts)})" if hosts else ""
@@ -526,6 +552,7 @@ def recheck_publication(*, session: Session, ctx, publication) -> list[Problem]:
     if not account.enabled:
         problems.append(problem("account_disabled", "account", name=account.name))
     problems += check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
+                           byline=post.byline,
                            cover=cover_info(session=session, media_id=post.cover_media_id),
                            platforms=[account.platform], config=ctx.config, rules=rules_for(ctx.config))
     return problems

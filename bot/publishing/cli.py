@@ -20,7 +20,7 @@ from bot.cli import CliState, as_option, describe_error, fail, handle_errors, pa
 from bot.cli_io import echo_table, json_option
 from bot.errors import CheckFailed, text_zh
 from bot.models import Post
-from bot.publishing import service
+from bot.publishing import service, views
 from bot.publishing.signoff import reject, sign
 from bot.users import get_user
 
@@ -93,20 +93,23 @@ def post() -> None:
 @click.option("--title", required=True, help="Title (标题), up to the WeChat title limit.")
 @click.option("--body", help="Body (HTML for WeChat articles).")
 @click.option("--body-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the body from a file (- for stdin).")
-@click.option("--digest", default="", help="WeChat digest (摘要), up to 120 characters.")
-@click.option("--weibo-text", default="", help="Weibo text (≤140 characters, with a link to the safe domain).")
+@click.option("--digest", default="", help="WeChat digest (摘要), up to 128 characters.")
+@click.option("--weibo-text", default="", help="Weibo text (≤140 characters as Weibo counts, with a link to the safe domain).")
 @click.option("--cover", type=click.Path(exists=True, dir_okay=False), help="Cover image (JPEG, PNG, GIF or BMP).")
+@click.option("--byline", default="", help="WeChat author (作者) shown under the title, up to 16 characters.")
+@click.option("--no-comments", is_flag=True, help="Close WeChat comments (留言) under the article.")
 @pass_state
 @post_errors
 def post_create(state: CliState, as_user: str, title: str, body: str | None, body_file: str | None, digest: str,
-                weibo_text: str, cover: str | None) -> None:
+                weibo_text: str, cover: str | None, byline: str, no_comments: bool) -> None:
     """Write a new draft."""
     text = _read_text(body, body_file, "body")
     if text is None:
         fail(text_zh("cli.body_required"))
     with state.ctx.session() as session:
         p = service.create_post(session=session, author=get_user(session=session, username=as_user), title=title,
-                                 body=text, digest=digest, weibo_text=weibo_text, cover=_read_cover(cover))
+                                 body=text, digest=digest, weibo_text=weibo_text, cover=_read_cover(cover),
+                                 byline=byline, open_comment=not no_comments)
     click.echo(f"created post {p.id} (draft, version {p.version}) by {as_user}")
     click.echo(f"next: govbot post submit {p.id} --as {as_user}")
 
@@ -164,16 +167,26 @@ def post_check(state: CliState, post_id: int, platforms: tuple[str, ...]) -> Non
 @as_option
 @click.option("--platform", "platforms", type=PLATFORM, multiple=True,
               help="Platforms to check for (default: every platform with an account; Weibo if the post has a Weibo text).")
+@click.option("--account", "accounts", multiple=True,
+              help="Account to publish on, signed with the text; repeat for several (default: the editor's accounts "
+                   "on the platforms checked).")
+@click.option("--at", "at", help="Local publication time signed with the text, e.g. '2026-11-21 18:00' "
+                                 "(default: chosen after the last sign-off).")
 @pass_state
 @post_errors
-def post_submit(state: CliState, post_id: int, as_user: str, platforms: tuple[str, ...]) -> None:
-    """Run the checks and send the post into the sign-off chain (送审)."""
+def post_submit(state: CliState, post_id: int, as_user: str, platforms: tuple[str, ...], accounts: tuple[str, ...],
+                at: str | None) -> None:
+    """Run the checks and send the post into the sign-off chain (送审) with its accounts and time."""
     ctx = state.ctx
+    when = _parse_at(at, False) if at else None
     with ctx.session() as session:
         p = service.submit_post(session=session, config=ctx.config, post=_load(session, post_id),
-                                user=get_user(session=session, username=as_user), platforms=list(platforms) or None)
+                                user=get_user(session=session, username=as_user), platforms=list(platforms) or None,
+                                accounts=list(accounts) or None, at=when)
+        targets = [a.name for a in service.target_accounts(session=session, post=p)]
     first = ctx.config.signoff.stages[0]
-    click.echo(f"post {post_id} version {p.version} submitted; checks passed. next: {first.name} ({first.role})")
+    click.echo(f"post {post_id} version {p.version} submitted for {', '.join(targets)}; checks passed. "
+               f"next: {first.name} ({first.role})")
 
 
 @post.command("sign")
@@ -220,7 +233,8 @@ def post_reject(state: CliState, post_id: int, as_user: str, reason: str) -> Non
 @post.command("schedule")
 @click.argument("post_id", type=int)
 @as_option
-@click.option("--account", "accounts", multiple=True, required=True, help="Account name; repeat for several.")
+@click.option("--account", "accounts", multiple=True,
+              help="Account name; repeat for several (default: every account signed with the post).")
 @click.option("--at", "at", help="Local time (config timezone), e.g. '2026-11-21 18:00'.")
 @click.option("--now", is_flag=True, help="Publish as soon as possible.")
 @pass_state
@@ -236,11 +250,11 @@ def post_schedule(state: CliState, post_id: int, as_user: str, accounts: tuple[s
         p = _load(session, post_id)
         pubs = service.schedule_post(session=session, config=ctx.config, post=p,
                                      user=get_user(session=session, username=as_user), accounts=list(accounts), at=when)
-        views = [service.publication_view(session=session, config=ctx.config, publication=x, post=p) for x in pubs]
+        shown = [views.publication_view(session=session, config=ctx.config, publication=x, post=p) for x in pubs]
         session.flush()
         gaps = {g.account_name: g for g in account_gaps(session=session, config=ctx.config)}
-    click.echo(f"post {post_id} scheduled on {len(views)} account(s):")
-    for v in views:
+    click.echo(f"post {post_id} scheduled on {len(shown)} account(s):")
+    for v in shown:
         g = gaps.get(v["account"])
         verdict = f"  [{g.level}: {g.message}]" if g is not None and g.level != "ok" else ""
         click.echo(f"  publication {v['id']}: {v['account']} ({v['platform']}) at {_when(v['due_at'])}{verdict}")
@@ -271,7 +285,7 @@ def post_list(state: CliState, status: str | None, limit: int, as_json: bool) ->
     """List posts, most recently changed first."""
     ctx = state.ctx
     with ctx.session() as session:
-        rows = service.list_post_views(session=session, config=ctx.config, status=status, limit=limit)
+        rows = views.list_post_views(session=session, config=ctx.config, status=status, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -310,7 +324,7 @@ def post_show(state: CliState, post_id: int, full: bool, as_json: bool) -> None:
     """A post with its sign-off chain, publications and audit trail."""
     ctx = state.ctx
     with ctx.session() as session:
-        v = service.post_view(session=session, config=ctx.config, post=_load(session, post_id))
+        v = views.post_view(session=session, config=ctx.config, post=_load(session, post_id))
     if as_json:
         click.echo(json.dumps(v, ensure_ascii=False, indent=2))
         return
@@ -367,7 +381,7 @@ def publication_list(state: CliState, state_filter: str | None, post_id: int | N
     """List publications, latest due first."""
     ctx = state.ctx
     with ctx.session() as session:
-        rows = [service.publication_view(session=session, config=ctx.config, publication=p)
+        rows = [views.publication_view(session=session, config=ctx.config, publication=p)
                 for p in service.list_publications(session=session, state=state_filter, post_id=post_id, limit=limit)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -389,7 +403,7 @@ def publication_show(state: CliState, publication_id: int, as_json: bool) -> Non
     """One publication's status, with the platform's error message if it failed."""
     ctx = state.ctx
     with ctx.session() as session:
-        v = service.publication_view(session=session, config=ctx.config,
+        v = views.publication_view(session=session, config=ctx.config,
                                      publication=service.get_publication(session=session, publication_id=publication_id))
     if as_json:
         click.echo(json.dumps(v, ensure_ascii=False, indent=2))

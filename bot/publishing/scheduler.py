@@ -16,6 +16,10 @@ next ones at once, so a burst of due posts does not wait for the next tick. For 
    the publication) and pass the pre-publish checks again (bot.publishing.checks).
 4. Transient errors retry with bounded exponential backoff and jitter; permanent ones, and the last
    allowed attempt, end in state failed with the platform's message in last_error.
+5. Two waits are never failures and use up no attempt: a budget spent (QuotaWait: the publication
+   waits for the next window, step "quota:<api>") and a WeChat article submitted whose outcome is
+   still to come (AwaitingOutcome, step "awaiting_push"): the PUBLISHJOBFINISH push settles it
+   (bot.publishing.outcome); freepublish/get is asked only at scheduler.publish_status_checks_s.
 
 Publications never attempted are claimed up to PREPARE_AHEAD before their time: checked, recorded as
 started, and prepared on the platform as far as nothing becomes public (WeChat cover and draft); they
@@ -37,18 +41,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, select
 
 from bot import audit
 from bot.clock import to_local, utcnow
 from bot.connectors.base import (
+    AwaitingOutcome,
     Cover,
     OutgoingPost,
     PermanentError,
@@ -57,11 +62,15 @@ from bot.connectors.base import (
     PublishResult,
     TransientError,
 )
+from bot.connectors.quota import WAITING_STEP, QuotaWait
 from bot.connectors.registry import close_all, connector_for
 from bot.context import Context
-from bot.db import claim
+from bot.db import claim, write_lock
 from bot.errors import GovbotError, text_zh
 from bot.models import Account, Media, Post, Publication
+from bot.publishing import notices
+from bot.publishing.images import body_images
+from bot.publishing.outcome import next_status_check
 
 ACTIVE = ("pending", "publishing")
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
@@ -125,10 +134,9 @@ class Publisher:
         self._fill_lock = threading.Lock()
         self._stopping = threading.Event()
         self._renewed_at = time.monotonic()
-        # SQLite has one writer at a time: this process's writers queue on a lock (woken at once) instead
-        # of in SQLite's busy handler, which sleeps in growing steps.
-        sqlite = ctx.engine.dialect.name == "sqlite"
-        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        # SQLite has one writer at a time: this process's writers (the quota ledger too) queue on one lock,
+        # woken at once, instead of in SQLite's busy handler, which sleeps in growing steps.
+        self._write_lock: AbstractContextManager[Any] = write_lock(ctx.engine)
         self._timer = threading.Thread(target=self._release_due, name="publish-timer", daemon=True)
         self._timer.start()
 
@@ -350,8 +358,19 @@ class Publisher:
                         self._finish(pub, **refusal)
                         return
             result = connector.publish(outgoing, progress=self._progress_of(attempt), resume=resume)
+        except QuotaWait as e:
+            self._defer(attempt, until=e.until, step=f"{WAITING_STEP}{e.api}", error=str(e))
+            return
+        except AwaitingOutcome as e:
+            self._await_outcome(attempt, str(e))
+            return
         except TransientError as e:
-            self._retry(pub, account, attempt.number, e.message_zh, e.retry_after)
+            if resume.get("publish_id"):
+                # Submitted: the platform has the post. A status check that failed is asked again later,
+                # never counted against the attempts (a post accepted is never failed for lack of a status).
+                self._await_outcome(attempt, f"status check failed ({e}); asked again later")
+            else:
+                self._retry(pub, account, attempt.number, e.message_zh, e.retry_after)
             return
         except PermanentError as e:
             self._fail(pub, account, e.message_zh)
@@ -363,6 +382,10 @@ class Publisher:
             self._retry(pub, account, attempt.number, text_zh("publication.internal", error=f"{type(e).__name__}: {e}"),
                         None)
             return
+        if result.pending:
+            self._await_outcome(attempt, "submitted; waiting for the platform's PUBLISHJOBFINISH",
+                                accepted_at=result.published_at)
+            return
         self._published(pub, account, result, reconciled=False)
 
     def _outgoing(self, session: Session, pub: Publication, post: Post) -> OutgoingPost:
@@ -372,11 +395,14 @@ class Publisher:
             if media is not None:
                 cover = Cover(filename=media.filename, data=media.data, mime=media.mime)
         return OutgoingPost(publication_id=pub.id, title=post.title, body=post.body, digest=post.digest,
-                            weibo_text=post.weibo_text, cover=cover)
+                            weibo_text=post.weibo_text, cover=cover, author=post.byline,
+                            open_comment=post.open_comment, images=body_images(session, post.body))
 
     def _fenced(self, session: Session, pub_id: int, **values: Any) -> None:
+        # An active state too: a PUBLISHJOBFINISH push may have settled the publication meanwhile.
         result = session.execute(update(Publication)
-                                 .where(Publication.id == pub_id, Publication.lease_owner == self.owner)
+                                 .where(Publication.id == pub_id, Publication.lease_owner == self.owner,
+                                        Publication.state.in_(ACTIVE))
                                  .values(**values).execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise LeaseLost("lease.lost", owner=self.owner)
@@ -398,6 +424,10 @@ class Publisher:
 
         if post.content_hash != pub.content_hash:
             return edited(post.id, post.version)
+        if pub.account_id not in (post.target_account_ids or []):
+            # Whatever wrote this row, nobody signed this post for this account.
+            return {"state": "cancelled", "action": "publication.cancelled", "level": "ERROR",
+                    "error": f"account {pub.account_id} was not signed for post {post.id}; not published"}
         problems = recheck_publication(session=session, ctx=self.ctx, publication=pub)
         if problems:
             return {"state": "failed", "action": "publication.check_failed", "level": "ERROR",
@@ -408,9 +438,12 @@ class Publisher:
 
     def _published(self, pub: Publication, account: Account, result: PublishResult, *, reconciled: bool) -> None:
         with self._writing() as session:
+            # A submit accepted earlier recorded its time already (_await_outcome): that one stays.
             values: dict[str, Any] = {"state": "published", "step": "done", "remote_id": result.remote_id,
                                       "remote_url": result.url, "last_error": None, "lease_owner": None,
-                                      "lease_until": None, "published_at": result.published_at or utcnow()}
+                                      "lease_until": None,
+                                      "published_at": func.coalesce(Publication.published_at,
+                                                                    result.published_at or utcnow())}
             if result.msg_data_id:
                 values["remote_msg_data_id"] = result.msg_data_id
             self._fenced(session, pub.id, **values)
@@ -419,6 +452,27 @@ class Publisher:
                          remote_id=result.remote_id, url=result.url, reconciled=reconciled)
         logger.info("publication {} (post {}) published on {} as {}{}", pub.id, pub.post_id, account.name,
                     result.remote_id, " (found on the platform after an interrupted attempt)" if reconciled else "")
+
+    def _defer(self, attempt: Attempt, *, until: datetime, step: str, error: str, **values: Any) -> None:
+        """Wait until `until` without using up the attempt: a spent budget or a job still running is no failure."""
+        state = "publishing" if attempt.resume.get("publish_id") else "pending"
+        with self._writing() as session:
+            self._fenced(session, attempt.pub.id, state=state, step=step, attempts=attempt.number - 1,
+                         next_attempt_at=until, last_error=error, lease_owner=None, lease_until=None, **values)
+        logger.info("publication {} on {}: {}; next look at {}", attempt.pub.id, attempt.account.name, error,
+                    until.isoformat())
+
+    def _await_outcome(self, attempt: Attempt, why: str, accepted_at: datetime | None = None) -> None:
+        """Submitted to WeChat: the push settles it; freepublish/get only at the configured check times.
+
+        The submit's acceptance is when the article went out: kept as published_at (counted only once
+        the state is published)."""
+        checks = self.ctx.config.scheduler.publish_status_checks_s
+        due = attempt.pub.due_at if attempt.pub.due_at.tzinfo else attempt.pub.due_at.replace(tzinfo=UTC)
+        now = utcnow()
+        until = now + timedelta(seconds=next_status_check((now - due).total_seconds(), checks))
+        self._defer(attempt, until=until, step="awaiting_push", error=why,
+                    **({"published_at": accepted_at} if accepted_at else {}))
 
     def _retry(self, pub: Publication, account: Account, attempt: int, error: str, retry_after: float | None) -> None:
         cfg = self.ctx.config.scheduler
@@ -498,6 +552,7 @@ def settle_posts(ctx: Context, *, writing: Callable[[], AbstractContextManager[S
             audit.record(session=session, actor="system", action=f"post.{status}", subject_type="post",
                          subject_id=post.id, version=post.version, content_hash=post.content_hash,
                          publications=len(states), published=published)
+            notices.settled(session=session, config=ctx.config, post=session.get(Post, post.id), status=status)
         settled += 1
     return settled
 

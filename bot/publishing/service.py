@@ -21,12 +21,13 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from bot.audit import record
-from bot.clock import to_local, to_utc, utcnow
+from bot.clock import to_utc, utcnow
 from bot.config import Config
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied
 from bot.labels import label
-from bot.models import Account, AuditEvent, Media, Post, Publication, User
+from bot.models import Account, Media, Post, Publication, User
 from bot.permissions import allowed
+from bot.publishing import notices
 from bot.publishing.checks import (
     WECHAT_IMAGE_MAX_BYTES,
     Problem,
@@ -35,7 +36,16 @@ from bot.publishing.checks import (
     image_kind,
     rules_for,
 )
-from bot.publishing.signoff import current_chain, post_signoffs, touch_post, void_signoffs
+from bot.publishing.richtext import clean_body
+from bot.publishing.signoff import contributors, current_chain, touch_post, void_signoffs
+from bot.publishing.targets import (
+    allowed_accounts,
+    describe,
+    has_snapshot,
+    require_allowed,
+    snapshot,
+    target_accounts,
+)
 from bot.users import require_role
 
 # partially_failed / failed: set by the scheduler when a post's publications end.
@@ -54,16 +64,23 @@ MIME = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "im
 CoverUpload = tuple[str, bytes, str | None]
 
 
-def content_hash(*, title: str, body: str, digest: str, weibo_text: str, cover_sha256: str | None) -> str:
-    """sha256 over exactly what gets published; a sign-off holds for this hash only."""
-    payload = json.dumps([title, body, digest, weibo_text, cover_sha256 or ""], ensure_ascii=False)
+def content_hash(*, title: str, body: str, digest: str, weibo_text: str, cover_sha256: str | None,
+                 targets: Sequence[int] | None = None, planned_at: datetime | None = None) -> str:
+    """sha256 over exactly what gets published, where and when; a sign-off holds for this hash only.
+    A post not yet submitted has no targets: its hash is over the content alone."""
+    content = [title, body, digest, weibo_text, cover_sha256 or ""]
+    if targets is not None:
+        when = to_utc(planned_at, "UTC").isoformat(timespec="seconds") if planned_at else ""
+        content += [sorted(targets), when]
+    payload = json.dumps(content, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _post_hash(session: Session, post: Post) -> str:
     cover = session.get(Media, post.cover_media_id) if post.cover_media_id is not None else None
     return content_hash(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
-                        cover_sha256=cover.sha256 if cover else None)
+                        cover_sha256=cover.sha256 if cover else None, targets=post.target_account_ids,
+                        planned_at=post.planned_at)
 
 
 def save_cover(*, session: Session, filename: str, data: bytes, mime: str | None = None) -> Media:
@@ -94,13 +111,15 @@ def _audit(session: Session, user: User | str, action: str, post: Post, **detail
 
 
 def create_post(*, session: Session, author: User, title: str, body: str, digest: str = "", weibo_text: str = "",
-                cover: CoverUpload | None = None) -> Post:
+                cover: CoverUpload | None = None, byline: str = "", open_comment: bool = True) -> Post:
     """A new draft by an editor (宣传干事). Checks run at submission, so a draft may be incomplete."""
     _acting(author)
     require_role(author, "editor")
+    body = clean_body(body)
     media = save_cover(session=session, filename=cover[0], data=cover[1], mime=cover[2]) if cover else None
     now = utcnow()
     post = Post(title=title, body=body, digest=digest, weibo_text=weibo_text, author_id=author.id,
+                byline=byline, open_comment=open_comment,
                 cover_media_id=media.id if media else None, status="draft", version=1,
                 content_hash=content_hash(title=title, body=body, digest=digest, weibo_text=weibo_text,
                                           cover_sha256=media.sha256 if media else None),
@@ -202,6 +221,7 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
     if cover is not None and remove_cover:
         raise GovbotError("cover.both")
     _refuse_if_live(session, post, "edited")
+    body = clean_body(body) if body is not None else None
     changes: dict[str, Any] = {k: v for k, v in {"title": title, "body": body, "digest": digest,
                                                  "weibo_text": weibo_text}.items()
                                if v is not None and v != getattr(post, k)}
@@ -212,7 +232,8 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
     elif cover is not None and (old_cover is None or hashlib.sha256(cover[1]).hexdigest() != old_cover.sha256):
         new_cover = save_cover(session=session, filename=cover[0], data=cover[1], mime=cover[2])
     new_hash = content_hash(**{k: changes.get(k, getattr(post, k)) for k in EDITABLE_FIELDS},
-                            cover_sha256=new_cover.sha256 if new_cover else None)
+                            cover_sha256=new_cover.sha256 if new_cover else None,
+                            targets=post.target_account_ids, planned_at=post.planned_at)
     if new_hash == post.content_hash:
         return EditResult(False)
     now = touch_post(session=session, post=post)
@@ -253,13 +274,21 @@ def check_existing_post(*, session: Session, config: Config, post: Post,
     """Run every check on a stored post (what `submit` would say), changing nothing."""
     targets = list(platforms) if platforms is not None else default_platforms(session=session, post=post)
     return check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
+                      byline=post.byline,
                       cover=cover_info(session=session, media_id=post.cover_media_id), platforms=targets,
                       config=config, rules=rules_for(config))
 
 
 def submit_post(*, session: Session, config: Config, post: Post, user: User,
-                platforms: Sequence[str] | None = None) -> Post:
-    """Send the post into the sign-off chain (送审) after the checks pass; raises CheckFailed otherwise."""
+                platforms: Sequence[str] | None = None, accounts: Iterable[str | int] | None = None,
+                at: datetime | None = None, decide_time_later: bool = False) -> Post:
+    """Send the post into the sign-off chain (送审) after the checks pass; raises CheckFailed otherwise.
+
+    `accounts` and `at` (naive: local time) are what the signers approve with the text. Without
+    `accounts`: the accounts the post was last submitted for, else every account the editor may
+    choose on `platforms` (default: the post's platforms). Without `at`: the time it was last submitted
+    for, or none with `decide_time_later` (the editor sets it after the last sign-off).
+    """
     _acting(user)
     require_role(user, "editor")
     if post.status not in ("draft", "rejected"):
@@ -267,16 +296,82 @@ def submit_post(*, session: Session, config: Config, post: Post, user: User,
     for p in platforms or ():
         if p not in ("wechat", "weibo"):
             raise GovbotError("post.unknown_platform", platform=p)
-    targets = list(platforms) if platforms else default_platforms(session=session, post=post)
+    if accounts is not None:
+        chosen = resolve_accounts(session=session, names=accounts)
+    elif post.target_account_ids:
+        chosen = resolve_accounts(session=session, names=post.target_account_ids)
+    else:
+        wanted = set(platforms) if platforms else set(default_platforms(session=session, post=post))
+        chosen = [a for a in allowed_accounts(session=session, config=config, user=user) if a.platform in wanted]
+        if not chosen:
+            raise GovbotError("没有可发布的账号：请选择至少一个本部门的账号")
+    require_allowed(session=session, config=config, user=user, accounts=chosen)
+    planned = to_utc(at, config.timezone) if at is not None else None if decide_time_later else post.planned_at
+    if at is not None and planned <= utcnow():
+        raise GovbotError(f"发布时间 {at:%Y-%m-%d %H:%M} 已过，请选择以后的时间")
+    targets = sorted({a.platform for a in chosen})
     problems = check_existing_post(session=session, config=config, post=post, platforms=targets)
     if problems:
         raise CheckFailed(problems)
+    _set_targets(session, post, user, [a.id for a in chosen], planned)
     touch_post(session=session, post=post)
     post.status = "in_review"
     post.rejection_reason = None
     session.add(post)
-    _audit(session, user, "post.submitted", post, platforms=targets)
+    snapshot(session=session, post=post)
+    _audit(session, user, "post.submitted", post, platforms=targets,
+           **describe(accounts=chosen, planned_at=planned, tz=config.timezone))
+    first = current_chain(session=session, config=config, post=post).next_stage
+    if first is not None:
+        notices.waiting(session=session, config=config, post=post, stage=first.name, role=first.role,
+                        exclude=contributors(session=session, post=post))
     return post
+
+
+def _set_targets(session: Session, post: Post, user: User, account_ids: list[int],
+                 planned: datetime | None) -> list[int] | None:
+    """Store where and when; a change after this version was submitted is a new version whose
+    sign-offs are void. Returns None when nothing changed, else the sign-offs voided."""
+    ids = sorted(account_ids)
+    before = (post.target_account_ids, post.planned_at)
+    post.target_account_ids, post.planned_at = ids, planned
+    new_hash = _post_hash(session, post)
+    if new_hash == post.content_hash:
+        return None
+    voided: list[int] = []
+    if has_snapshot(session=session, post=post):
+        post.version += 1
+        voided = void_signoffs(session=session, post=post, now=utcnow())
+        _audit(session, user, "post.retargeted", post, previous_targets=before[0],
+               previous_planned_at=before[1].isoformat() if before[1] else None, voided_signoffs=voided)
+    post.content_hash = new_hash
+    return voided
+
+
+def retarget_post(*, session: Session, config: Config, post: Post, user: User, accounts: Iterable[str | int],
+                  at: datetime | None) -> EditResult:
+    """Change the accounts or the time of a submitted or signed post: like an edit, the sign-offs
+    are void, pending publications cancelled, and the post is a draft to submit again."""
+    _acting(user)
+    require_role(user, "editor")
+    _refuse_if_live(session, post, "retargeted")
+    chosen = resolve_accounts(session=session, names=accounts)
+    require_allowed(session=session, config=config, user=user, accounts=chosen)
+    planned = to_utc(at, config.timezone) if at is not None else None
+    if planned is not None and planned <= utcnow():
+        raise GovbotError(f"发布时间 {at:%Y-%m-%d %H:%M} 已过，请选择以后的时间")
+    now = touch_post(session=session, post=post)
+    if not has_snapshot(session=session, post=post):
+        snapshot(session=session, post=post)
+    voided = _set_targets(session, post, user, [a.id for a in chosen], planned)
+    if voided is None:
+        return EditResult(False)
+    cancelled = _cancel_pending(session, post, user.username, f"targets changed in version {post.version}", now)
+    post.status = "draft"
+    post.scheduled_at = None
+    session.add(post)
+    session.flush()
+    return EditResult(True, ["targets"], voided, [p.id for p in cancelled])
 
 
 def resolve_accounts(*, session: Session, names: Iterable[str | int]) -> list[Account]:
@@ -316,15 +411,22 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
     chain = current_chain(session=session, config=config, post=post)
     if not chain.complete:
         raise InvalidState("post.not_fully_signed", post_id=post.id, version=post.version, next_stage=chain.next_stage.name)
-    targets = resolve_accounts(session=session, names=accounts)
-    _require_own_accounts(user, targets)
+    accounts = list(accounts)
+    targets = resolve_accounts(session=session, names=accounts) if accounts else \
+        target_accounts(session=session, post=post)
+    unsigned = [a.name for a in targets if a.id not in (post.target_account_ids or [])]
+    if unsigned or not targets:
+        raise PermissionDenied(f"稿件 {post.id} 未经审签发布到：{'、'.join(unsigned) or '（未选择账号）'}；"
+                               "只能发布到送审时选定并签署的账号")
+    require_allowed(session=session, config=config, user=user, accounts=targets)
     problems = check_existing_post(session=session, config=config, post=post,
                                    platforms=sorted({a.platform for a in targets}))
     if problems:
         raise CheckFailed(problems)
     now = utcnow()
     due = now if at is None else to_utc(at, config.timezone)
-    due = max(due, now)
+    # The signed time is the earliest it may go out; later (a delay, a retry) needs no new sign-off.
+    due = max(due, now, post.planned_at or now)
     existing = {p.account_id: p for p in _publications(session, post)}
     touch_post(session=session, post=post)
     scheduled: list[Publication] = []
@@ -341,10 +443,12 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
             _take_pending(session, pub, now, due_at=due, next_attempt_at=due)
             action = "publication.rescheduled"
         else:
-            if pub.content_hash != post.content_hash:
-                # Platform ids of an attempt on older content must not be resumed with this one.
+            if pub.content_hash != post.content_hash or pub.state == "failed":
+                # Platform ids of an attempt on older content, or of a publish job that ended in failure,
+                # must not be resumed: this is a new attempt.
                 pub.step = ""
                 pub.remote_media_id = pub.remote_draft_id = pub.remote_publish_id = None
+            if pub.content_hash != post.content_hash:
                 pub.first_attempt_at = None
             # first_attempt_at is otherwise kept: the scheduler then asks the platform before publishing again.
             pub.state = "pending"
@@ -365,6 +469,19 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
     session.add(post)
     _audit(session, user, "post.scheduled", post, accounts=[a.name for a in targets], due_at=due.isoformat())
     return scheduled
+
+
+def retry_failed(*, session: Session, config: Config, post: Post, user: User,
+                 at: datetime | None = None) -> list[Publication]:
+    """Publish the same signed version again on the accounts where it failed or was missed (重新发布),
+    now or at `at`. Nothing changed, so no new sign-off: the chain must still hold for this version."""
+    failed = [p for p in _publications(session, post) if p.state in ("failed", "missed")]
+    if not failed:
+        raise InvalidState(f"稿件 {post.id} 没有发布失败或错过的账号，无需重新发布")
+    pubs = schedule_post(session=session, config=config, post=post, user=user,
+                         accounts=[p.account_id for p in failed], at=at)
+    _audit(session, user, "post.retried", post, publications=[p.id for p in pubs])
+    return pubs
 
 
 def _earliest_pending(session: Session, post: Post) -> datetime | None:
@@ -413,109 +530,3 @@ def list_publications(*, session: Session, state: str | None = None, post_id: in
     if post_id is not None:
         query = query.where(Publication.post_id == post_id)
     return list(session.exec(query))
-
-
-# ---- views: one plain-data shape for the CLI and the JSON API ------------------------------------
-
-
-def _t(dt: datetime | None, tz: str) -> str | None:
-    return to_local(dt, tz).isoformat(timespec="seconds") if dt is not None else None
-
-
-def _rows(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
-    if not ids:
-        return {}
-    return {row.id: row for row in session.exec(select(model).where(col(model.id).in_(ids)))}
-
-
-def publication_view(*, session: Session, config: Config, publication: Publication,
-                     post: Post | None = None, account: Account | None = None) -> dict[str, Any]:
-    post = post or session.get(Post, publication.post_id)
-    account = account or session.get(Account, publication.account_id)
-    tz = config.timezone
-    return {
-        "id": publication.id,
-        "post_id": publication.post_id,
-        "post_title": post.title if post else None,
-        "account": account.name if account else None,
-        "platform": account.platform if account else None,
-        "state": publication.state,
-        "due_at": _t(publication.due_at, tz),
-        "next_attempt_at": _t(publication.next_attempt_at, tz),
-        "attempts": publication.attempts,
-        "last_error": publication.last_error,
-        "step": publication.step,
-        "remote_id": publication.remote_id,
-        "remote_url": publication.remote_url,
-        "remote_media_id": publication.remote_media_id,
-        "remote_draft_id": publication.remote_draft_id,
-        "remote_publish_id": publication.remote_publish_id,
-        "remote_msg_data_id": publication.remote_msg_data_id,
-        "published_at": _t(publication.published_at, tz),
-        "content_hash": publication.content_hash,
-        # Scheduled content differs from the post's current content (it will not go out as is).
-        "stale": bool(post and publication.content_hash != post.content_hash),
-        "lease_owner": publication.lease_owner,
-        "lease_until": _t(publication.lease_until, tz),
-    }
-
-
-def post_summary(*, post: Post, author: str | None, config: Config) -> dict[str, Any]:
-    tz = config.timezone
-    return {"id": post.id, "title": post.title, "status": post.status, "version": post.version,
-            "content_hash": post.content_hash, "author": author, "updated_at": _t(post.updated_at, tz),
-            "scheduled_at": _t(post.scheduled_at, tz), "rejection_reason": post.rejection_reason}
-
-
-def list_post_views(*, session: Session, config: Config, status: str | None = None, limit: int = 100) -> list[dict]:
-    posts = list_posts(session=session, status=status, limit=limit)
-    authors = _rows(session, User, {p.author_id for p in posts})
-    return [post_summary(post=p, author=authors[p.author_id].username if p.author_id in authors else None,
-                         config=config) for p in posts]
-
-
-def post_view(*, session: Session, config: Config, post: Post, history: bool = True) -> dict[str, Any]:
-    """Everything about a post: content, the sign-off chain and its history, publications, audit trail."""
-    tz = config.timezone
-    signoffs = post_signoffs(session=session, post_id=post.id)
-    pubs = _publications(session, post)
-    users = _rows(session, User, {so.user_id for so in signoffs} | {post.author_id})
-    accounts = _rows(session, Account, {p.account_id for p in pubs})
-    chain = current_chain(session=session, config=config, post=post)
-    cover = session.get(Media, post.cover_media_id) if post.cover_media_id is not None else None
-
-    def who(user_id: int) -> dict[str, Any]:
-        u = users.get(user_id)
-        return {"username": u.username, "display_name": u.display_name} if u else {"username": None, "display_name": None}
-
-    view = post_summary(post=post, author=users[post.author_id].username if post.author_id in users else None,
-                        config=config)
-    view.update({
-        "body": post.body,
-        "digest": post.digest,
-        "weibo_text": post.weibo_text,
-        "cover": {"id": cover.id, "filename": cover.filename, "mime": cover.mime, "size": len(cover.data),
-                  "sha256": cover.sha256} if cover else None,
-        "created_at": _t(post.created_at, tz),
-        "chain": {
-            "complete": chain.complete,
-            "next_stage": ({"index": chain.next_stage.index, "name": chain.next_stage.name,
-                            "role": chain.next_stage.role} if chain.next_stage else None),
-            "stages": [{"index": s.index, "name": s.name, "role": s.role,
-                        "signed_by": who(s.signoff.user_id) if s.signoff else None,
-                        "signed_at": _t(s.signoff.created_at, tz) if s.signoff else None,
-                        "signoff_id": s.signoff.id if s.signoff else None} for s in chain.stages],
-        },
-        "signoffs": [{"id": so.id, "stage_index": so.stage_index, "stage": so.stage_name, "role": so.role,
-                      **who(so.user_id), "decision": so.decision, "reason": so.reason, "version": so.post_version,
-                      "content_hash": so.content_hash, "at": _t(so.created_at, tz),
-                      "voided_at": _t(so.voided_at, tz)} for so in signoffs],
-        "publications": [publication_view(session=session, config=config, publication=p, post=post,
-                                          account=accounts.get(p.account_id)) for p in pubs],
-    })
-    if history:
-        events = session.exec(select(AuditEvent).where(AuditEvent.subject_type == "post", AuditEvent.subject_id == post.id)
-                              .order_by(AuditEvent.at, AuditEvent.id))
-        view["history"] = [{"at": _t(e.at, tz), "actor": e.actor, "action": e.action, "version": e.version,
-                            "content_hash": e.content_hash, "detail": e.detail} for e in events]
-    return view

@@ -23,6 +23,8 @@ from bot.config import Config, SignoffStage
 from bot.errors import GovbotError, InvalidState, PermissionDenied
 from bot.labels import label
 from bot.models import AuditEvent, Post, SignOff, User
+from bot.publishing import notices
+from bot.publishing.targets import describe, target_accounts
 
 # Audit actions whose actor shaped the content: they may not sign it.
 AUTHORING_ACTIONS = ("post.created", "post.edited")
@@ -168,11 +170,18 @@ def sign(*, session: Session, config: Config, post: Post, user: User, version: i
     session.flush()
     record(session=session, actor=user.username, action="post.signed", subject_type="post", subject_id=post.id,
            version=post.version, content_hash=post.content_hash, stage=stage.name, stage_index=stage.index,
-           role=stage.role, signoff_id=so.id)
+           role=stage.role, signoff_id=so.id,
+           **describe(accounts=target_accounts(session=session, post=post), planned_at=post.planned_at,
+                      tz=config.timezone))
     if stage.index == len(chain.stages) - 1:
         post.status = "approved"
         record(session=session, actor=user.username, action="post.approved", subject_type="post", subject_id=post.id,
                version=post.version, content_hash=post.content_hash, stages=[s.name for s in chain.stages])
+    else:
+        following = chain.stages[stage.index + 1]
+        signed = {u for u in session.exec(select(User.username).where(col(User.id).in_(chain.signer_ids | {user.id})))}
+        notices.waiting(session=session, config=config, post=post, stage=following.name, role=following.role,
+                        exclude=contributors(session=session, post=post) | signed)
     session.add(post)
     return so
 
@@ -210,5 +219,10 @@ def reject(*, session: Session, config: Config, post: Post, user: User, reason: 
     session.flush()
     record(session=session, actor=user.username, action="post.rejected", subject_type="post", subject_id=post.id,
            version=post.version, content_hash=post.content_hash, stage=stage.name, stage_index=stage.index, role=role,
-           reason=reason, signoff_id=so.id, voided_signoffs=voided)
+           reason=reason, signoff_id=so.id, voided_signoffs=voided,
+           **describe(accounts=target_accounts(session=session, post=post), planned_at=post.planned_at,
+                      tz=config.timezone))
+    author = session.get(User, post.author_id)
+    notices.notify(session=session, config=config, kind="post_rejected", post=post,
+                   people=[author] if author else [], reason=reason)
     return so

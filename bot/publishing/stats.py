@@ -53,6 +53,7 @@ def refresh_stats(ctx: Context, *, now: datetime | None = None) -> int:
                     value = getattr(stats, name)
                     if value is not None:
                         setattr(pub, name, value)
+                pub.stats_unavailable = stats.unavailable
                 done += 1
             pub.stats_at, pub.lease_owner, pub.lease_until = utcnow(), None, None
             session.add(pub)

@@ -248,21 +248,22 @@ def retry_cmd(state: CliState, reply_id: int, as_user: str) -> None:
 @pass_state
 @handle_errors
 def notifications_cmd(state: CliState, state_filter: str | None, as_json: bool) -> None:
-    """Warnings and escalations sent (or not) by e-mail and 企业微信, newest first."""
+    """Ticket warnings and escalations, and post notices, sent (or not) by e-mail and 企业微信, newest first."""
     from bot.models import Notification
 
     with state.ctx.session() as session:
-        query = select(Notification).order_by(Notification.id.desc()).limit(200)
+        # Console notices (channel "console") are read in the console, not delivered.
+        query = select(Notification).where(Notification.channel != "console").order_by(Notification.id.desc()).limit(200)
         if state_filter:
             query = query.where(Notification.state == state_filter)
         rows = list(session.exec(query))
     if as_json:
         echo_json([{"id": n.id, "created_at": n.created_at, "kind": n.kind, "channel": n.channel, "state": n.state,
-                    "ticket_id": n.ticket_id, "address": n.address, "last_error": n.last_error} for n in rows])
+                    "ticket_id": n.ticket_id, "post_id": n.post_id, "address": n.address, "last_error": n.last_error} for n in rows])
         return
-    echo_table([(n.id, _when(state, n.created_at), n.kind, n.channel, n.state, f"ticket {n.ticket_id}",
+    echo_table([(n.id, _when(state, n.created_at), n.kind, n.channel, n.state, f"post {n.post_id}" if n.post_id else f"ticket {n.ticket_id}",
                  (n.address or "企业微信群") + (f"  ({n.last_error})" if n.last_error and n.state != "sent" else ""))
-                for n in rows], ("id", "created", "kind", "channel", "state", "ticket", "to"), align=">")
+                for n in rows], ("id", "created", "kind", "channel", "state", "about", "to"), align=">")
 
 
 @tickets.command("retry-notifications")

@@ -26,7 +26,7 @@ from bot.clock import to_local
 from bot.context import Context
 from bot.errors import GovbotError, NotFound
 from bot.models import Account, Department, Media, User
-from bot.publishing import service
+from bot.publishing import service, views
 from bot.publishing.gap import AccountGap, account_gaps
 from bot.publishing.signoff import reject, sign
 from bot.web.deps import current_user, get_ctx
@@ -62,6 +62,8 @@ class PostIn(_Body):
     digest: str = ""
     weibo_text: str = ""
     cover: CoverIn | None = None
+    byline: str = ""  # WeChat 作者, at most 16 characters
+    open_comment: bool = True  # WeChat 留言 open under the article
 
 
 class PostEdit(_Body):
@@ -75,6 +77,12 @@ class PostEdit(_Body):
 
 class PlatformsIn(_Body):
     platforms: list[Literal["wechat", "weibo"]] | None = None
+
+
+class SubmitIn(PlatformsIn):
+    # The accounts (names) and local time the signers approve with the text (送审时选定).
+    accounts: list[str] | None = None
+    at: datetime | None = None
 
 
 class SignIn(_Body):
@@ -109,7 +117,7 @@ def _decode_cover(cover: CoverIn | None) -> service.CoverUpload | None:
 
 def _view(ctx: Context, post_id: int) -> dict[str, Any]:
     with ctx.session() as s:
-        return service.post_view(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id))
+        return views.post_view(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id))
 
 
 def _gap_json(g: AccountGap | None, tz: str) -> dict[str, Any] | None:
@@ -134,15 +142,16 @@ def list_posts(request: Request, status: str | None = None, params: PageParams =
                ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     """Posts, most recently changed first."""
     with ctx.session() as s:
-        return page(request, params, service.list_post_views(session=s, config=ctx.config, status=status,
-                                                             limit=LIST_BOUND))
+        return page(request, params, views.list_post_views(session=s, config=ctx.config, status=status,
+                                                           limit=LIST_BOUND))
 
 
 @router.post("/posts", status_code=201, response_model=PostOut)
 def create_post(body: PostIn, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
         post = service.create_post(session=s, author=user, title=body.title, body=body.body, digest=body.digest,
-                                   weibo_text=body.weibo_text, cover=_decode_cover(body.cover))
+                                   weibo_text=body.weibo_text, cover=_decode_cover(body.cover),
+                                   byline=body.byline, open_comment=body.open_comment)
     return _view(ctx, post.id)
 
 
@@ -198,12 +207,14 @@ def check_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Dep
 
 
 @router.post("/posts/{post_id}/submit", response_model=PostOut)
-def submit_post(post_id: int, body: PlatformsIn | None = None, ctx: Context = Depends(get_ctx),
+def submit_post(post_id: int, body: SubmitIn | None = None, ctx: Context = Depends(get_ctx),
                 user: User = Depends(current_user)) -> Any:
     def run() -> dict[str, Any]:
         with ctx.session() as s:
             service.submit_post(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id),
-                                user=user, platforms=body.platforms if body else None)
+                                user=user, platforms=body.platforms if body else None,
+                                accounts=body.accounts if body else None,
+                                at=body.at if body else None)
         return _view(ctx, post_id)
 
     return run()
@@ -251,13 +262,13 @@ def schedule_post(post_id: int, body: ScheduleIn, ctx: Context = Depends(get_ctx
             ids = [p.id for p in pubs]
         with ctx.session() as s:
             gaps = _gaps(s, ctx)
-            views = [service.publication_view(session=s, config=ctx.config,
+            shown = [views.publication_view(session=s, config=ctx.config,
                                               publication=service.get_publication(session=s, publication_id=i))
                      for i in ids]
             accounts = {a.name: a.id for a in s.exec(select(Account))}
-        for v in views:
+        for v in shown:
             v["gap"] = _gap_json(gaps.get(accounts.get(v["account"])), ctx.tz)
-        return {"post": _view(ctx, post_id), "publications": views}
+        return {"post": _view(ctx, post_id), "publications": shown}
 
     return run()
 
@@ -272,6 +283,25 @@ def unschedule_post(post_id: int, body: UnscheduleIn | None = None, ctx: Context
     return {"cancelled_publications": ids, "post": _view(ctx, post_id)}
 
 
+class RetryIn(_Body):
+    # Local time; none: now. The same signed version goes out again on the failed accounts only.
+    at: datetime | None = None
+
+
+@router.post("/posts/{post_id}/retry")
+def retry_post(post_id: int, body: RetryIn | None = None, ctx: Context = Depends(get_ctx),
+               user: User = Depends(current_user)) -> Any:
+    """Publish again, on the accounts where it failed or was missed, without new sign-offs (重新发布)."""
+    def run() -> dict[str, Any]:
+        with ctx.session() as s:
+            pubs = service.retry_failed(session=s, config=ctx.config, post=service.get_post(session=s, post_id=post_id),
+                                        user=user, at=body.at if body else None)
+            ids = [p.id for p in pubs]
+        return {"publications": ids, "post": _view(ctx, post_id)}
+
+    return run()
+
+
 # ---- publications and accounts ------------------------------------------------------------------
 
 
@@ -283,7 +313,7 @@ def list_publications(request: Request, state: str | None = None, post_id: int |
     with ctx.session() as s:
         pubs = service.list_publications(session=s, state=state, post_id=post_id, limit=LIST_BOUND)
         chosen = pubs[params.offset:params.offset + params.limit]
-        return page(request, params, [service.publication_view(session=s, config=ctx.config, publication=p)
+        return page(request, params, [views.publication_view(session=s, config=ctx.config, publication=p)
                                       for p in chosen], total=len(pubs))
 
 
@@ -291,7 +321,7 @@ def list_publications(request: Request, state: str | None = None, post_id: int |
 def show_publication(publication_id: int, ctx: Context = Depends(get_ctx),
                      user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as s:
-        return service.publication_view(session=s, config=ctx.config,
+        return views.publication_view(session=s, config=ctx.config,
                                         publication=service.get_publication(session=s, publication_id=publication_id))
 
 

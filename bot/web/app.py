@@ -123,10 +123,11 @@ def _routers() -> list:
     from bot.inbound.callback import router as wechat_callback_router
     from bot.web.api_inspection import router as inspection_api_router
     from bot.web.api_oversight import router as oversight_api_router
+    from bot.web.api_platforms import router as platforms_api_router
     from bot.web.api_posts import router as posts_api_router
     from bot.web.api_tickets import router as tickets_api_router
     from bot.web.api_users import router as users_api_router
     from bot.web.console import router as console_router
 
     return [wechat_callback_router, posts_api_router, tickets_api_router, oversight_api_router, users_api_router,
-            inspection_api_router, console_router]
+            inspection_api_router, platforms_api_router, console_router]

@@ -9,8 +9,19 @@ token.
 
 from fastapi import APIRouter
 
-from bot.web.console import admin, auth, dashboard, inspection, oversight, posts, tickets
+from bot.web.console import (
+    admin,
+    auth,
+    calendar,
+    dashboard,
+    inspection,
+    notices,
+    oversight,
+    post_page,
+    posts,
+    tickets,
+)
 
 router = APIRouter(include_in_schema=False)
-for _area in (auth, dashboard, posts, tickets, oversight, inspection, admin):
+for _area in (auth, dashboard, posts, post_page, calendar, notices, tickets, oversight, inspection, admin):
     router.include_router(_area.router)

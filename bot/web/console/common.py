@@ -30,6 +30,7 @@ templates = Jinja2Templates(directory=str(package_dir("web", "templates")))
 NAV = (
     ("/", "首页", ()),
     ("/posts", "稿件", ("editor", "reviewer", "approver")),
+    ("/calendar", "日历", ("editor", "reviewer", "approver")),
     ("/tickets", "工单", ("responder",)),
     ("/messages", "消息", ("responder", "editor")),
     ("/digest", "日报", ()),
@@ -160,8 +161,14 @@ def render(request: Request, template: str, user: User | None, status_code: int 
             if not roles or user.has_role("admin") or any(user.has_role(r) for r in roles):
                 nav.append((path, text))
     messages = request.session.pop("flash", [])
+    notice_count = 0
+    if user is not None:
+        from bot.publishing.notices import unread_count
+
+        with ctx_of(request).session() as s:
+            notice_count = unread_count(session=s, username=user.username)
     base = {"user": user, "nav": nav, "csrf": csrf_token(request), "flashes": messages,
-            "path": request.url.path, "tz": ctx_of(request).tz, "roles_zh": roles_zh(user) if user else ""}
+            "path": request.url.path, "tz": ctx_of(request).tz, "notice_count": notice_count, "roles_zh": roles_zh(user) if user else ""}
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
 
 

@@ -37,7 +37,9 @@ def dashboard(request: Request, user: User = Depends(console_user)) -> HTMLRespo
         signer = any(user.has_role(st.role) for st in ctx.config.signoff.stages)
         extra = {"to_sign": posts_to_sign(s, ctx.config, user)} if signer else {}
         # 我的提醒: the warnings and escalations e-mailed to this user (the WeCom group's are for everyone).
-        notices = list(s.exec(select(Notification).where(Notification.recipient == user.username)
+        # Post notices have their own list (通知); here the ticket warnings and escalations only.
+        notices = list(s.exec(select(Notification).where(Notification.recipient == user.username,
+                                                         Notification.ticket_id.is_not(None))
                               .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(10)))
     return render(request, "dashboard.html", user, gaps=gaps, gap_cfg=ctx.config.gap, my_tickets=my_tickets,
                   msgs=msgs, due={t.id: due_info(t, now) for t in my_tickets}, failed=failed, posts=posts, accs=accs,

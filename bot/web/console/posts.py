@@ -1,26 +1,25 @@
-"""Posts (稿件): drafts, the sign-off chain and scheduling."""
+"""Posts (稿件): the list, the editor (new and edit), the cover and the images of the body.
+
+The post page with its sign-off and publishing actions is in post_page.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlmodel import select
 
-from bot.clock import utcnow
-from bot.errors import NotFound
-from bot.models import Account, AuditEvent, Media, Post, Publication, User
+from bot.errors import GovbotError, NotFound
+from bot.models import Account, Media, Post, Publication, User
 from bot.web.console.common import (
+    STATIC_DIR,
     as_int,
     check_csrf,
     console_user,
     ctx_of,
     error_view,
     flash,
-    local_dt,
-    parse_local_datetime,
     problem_view,
     redirect,
     render,
@@ -28,9 +27,10 @@ from bot.web.console.common import (
 )
 
 router = APIRouter()
+ARTICLE_IMAGE_MAX_BYTES = 1024 * 1024
 
 POST_TABS = (("", "全部"), ("mine", "待我审签"), ("draft", "草稿"), ("in_review", "审核中"), ("rejected", "已退回"),
-             ("approved", "已审定"), ("scheduled", "已排期"), ("published", "已发布"))
+             ("approved", "已审定"), ("scheduled", "已排期"), ("published", "已发布"), ("failed", "发布失败"))
 
 
 def can_sign_next(session: Any, config: Any, post: Post, user: User) -> dict | None:
@@ -71,6 +71,9 @@ def posts_page(request: Request, status: str = "", user: User = Depends(console_
             rows = [item["post"] for item in posts_to_sign(s, ctx.config, user)]
         else:
             rows = list_posts(session=s, status=status if status in POST_STATUSES else None, limit=200)
+            if status == "failed":  # 发布失败: wholly or on some accounts
+                rows = sorted(rows + list_posts(session=s, status="partially_failed", limit=200),
+                              key=lambda p: p.updated_at, reverse=True)
         authors = {u.id: u for u in s.exec(select(User).where(User.id.in_({p.author_id for p in rows})))}
         pubs: dict[int, list[Publication]] = {}
         for pub in s.exec(select(Publication).where(Publication.post_id.in_([p.id for p in rows]))):
@@ -86,13 +89,29 @@ def _cover_upload(cover: UploadFile | None) -> tuple[str, bytes, str | None] | N
     return cover.filename, cover.file.read(), cover.content_type
 
 
+def preview_names(session: Any, config: Any, user: User, post: Post | None) -> tuple[str, str]:
+    """The account names the preview shows: the post's first WeChat and Weibo targets, else the user's."""
+    from bot.publishing.targets import allowed_accounts, target_accounts
+
+    accounts = target_accounts(session=session, post=post) if post is not None else []
+    if not accounts:
+        accounts = allowed_accounts(session=session, config=config, user=user)
+    wechat = next((a.name for a in accounts if a.platform == "wechat"), "公众号")
+    weibo = next((a.name for a in accounts if a.platform == "weibo"), "政务微博")
+    return wechat, weibo
+
+
 def post_form_page(request: Request, user: User, *, post: Post | None, form: dict, error: dict | None = None,
                    status_code: int = 200) -> HTMLResponse:
     field_problems: dict[str, list[dict]] = {}
     for p in (error or {}).get("problems", []):
         field_problems.setdefault(p["field"], []).append(p)
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        wechat_name, weibo_name = preview_names(s, ctx.config, user, post)
     return render(request, "post_form.html", user, status_code=status_code, post=post, form=form, error=error,
-                  field_problems=field_problems)
+                  field_problems=field_problems, wechat_name=wechat_name, weibo_name=weibo_name,
+                  weibo_max=ctx.config.platforms.weibo.max_chars)
 
 
 @router.get("/posts/new")
@@ -150,6 +169,68 @@ def post_edit(request: Request, post_id: int, title: str = Form(""), body: str =
     return redirect(f"/posts/{post_id}")
 
 
+@router.post("/posts/check", dependencies=[Depends(check_csrf)])
+def post_live_check(request: Request, title: str = Form(""), body: str = Form(""), digest: str = Form(""),
+                    weibo_text: str = Form(""), post_id: str = Form(""),
+                    user: User = Depends(console_user)) -> JSONResponse:
+    """The pre-publish checks on what is in the editor now, for the live preview (the cover is checked at 送审)."""
+    from bot.publishing.checks import check_post, rules_for
+    from bot.publishing.richtext import clean_body
+    from bot.publishing.targets import allowed_accounts, target_accounts
+
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        post = s.get(Post, as_int(post_id)) if as_int(post_id) else None
+        accounts = (target_accounts(session=s, post=post) if post is not None else []) or \
+            allowed_accounts(session=s, config=ctx.config, user=user)
+        platforms = {a.platform for a in accounts}
+    if not weibo_text.strip():
+        platforms.discard("weibo")
+    problems = check_post(title=title, body=clean_body(body), digest=digest, weibo_text=weibo_text, cover=None,
+                          platforms=sorted(platforms), config=ctx.config, rules=rules_for(ctx.config))
+    return JSONResponse({"problems": [problem_view(p) for p in problems if p.where != "cover"]})
+
+
+@router.get("/static/vendor/{package}/{name}")
+def vendored(package: str, name: str) -> Response:
+    """Third-party browser files shipped in the package (the editor): offices are often offline, no CDN."""
+    root = (STATIC_DIR / "vendor").resolve()
+    path = (root / package / name).resolve()
+    if path.parent.parent != root or not path.is_file():
+        raise HTTPException(404)
+    return FileResponse(path, headers={"Cache-Control": "max-age=86400"})
+
+
+@router.post("/posts/media", dependencies=[Depends(check_csrf)])
+def post_media_upload(request: Request, image: UploadFile = File(...), user: User = Depends(console_user)) -> Response:
+    """An image of the body, uploaded from the editor; answers its URL."""
+    from bot.publishing.checks import image_kind
+    from bot.publishing.service import save_cover
+    from bot.users import require_role
+
+    def act(s: Any) -> int:
+        require_role(user, "editor")
+        data = image.file.read()
+        # What WeChat takes inside an article (media/uploadimg): JPEG or PNG up to 1 MB.
+        if image_kind(data) not in ("jpeg", "png") or len(data) > ARTICLE_IMAGE_MAX_BYTES:
+            raise GovbotError("正文图片须为 JPG 或 PNG 格式，且不超过 1MB（公众号的要求），请压缩或转换后再上传")
+        return save_cover(session=s, filename=image.filename or "image", data=data, mime=image.content_type).id
+
+    media_id, error = run_action(request, act)
+    if error:
+        return JSONResponse({"detail": f"{error['title']}：{error['detail']}"}, status_code=422)
+    return JSONResponse({"url": f"/media/{media_id}"})
+
+
+@router.get("/media/{media_id}")
+def media_file(request: Request, media_id: int, user: User = Depends(console_user)) -> Response:
+    with ctx_of(request).session() as s:
+        media = s.get(Media, media_id)
+    if media is None:
+        raise HTTPException(404)
+    return Response(media.data, media_type=media.mime, headers={"Cache-Control": "private, max-age=86400"})
+
+
 @router.get("/posts/{post_id}/cover")
 def post_cover(request: Request, post_id: int, user: User = Depends(console_user)) -> Response:
     with ctx_of(request).session() as s:
@@ -160,128 +241,3 @@ def post_cover(request: Request, post_id: int, user: User = Depends(console_user
     return Response(media.data, media_type=media.mime, headers={"Cache-Control": "private, max-age=300"})
 
 
-def post_page(request: Request, user: User, post_id: int, *, error: dict | None = None, form: dict | None = None,
-              status_code: int = 200) -> HTMLResponse:
-    from bot.publishing.service import check_existing_post, default_platforms, get_post, post_view
-
-    ctx = ctx_of(request)
-    with ctx.session() as s:
-        post = get_post(session=s, post_id=post_id)
-        view = post_view(session=s, config=ctx.config, post=post)
-        sign_stage = can_sign_next(s, ctx.config, post, user)
-        live_problems = [problem_view(p) for p in check_existing_post(session=s, config=ctx.config, post=post)] \
-            if post.status in ("draft", "rejected", "in_review", "approved", "scheduled") else []
-        enabled = [a for a in s.exec(select(Account).where(Account.enabled).order_by(Account.platform, Account.name))]
-        users = {u.username: u for u in s.exec(select(User))}
-        submitted = s.exec(select(AuditEvent).where(AuditEvent.subject_type == "post", AuditEvent.subject_id == post.id,
-                                                    AuditEvent.action == "post.submitted")
-                           .order_by(AuditEvent.id.desc())).first()
-        platforms = set((submitted.detail.get("platforms") if submitted else None)
-                        or default_platforms(session=s, post=post))
-    # Accounts ticked by default: those already scheduled, else those of the platforms it is checked for.
-    scheduled_names = {p["account"] for p in view["publications"] if p["state"] != "cancelled"}
-    default_accounts = {a.id for a in enabled if a.name in scheduled_names} or \
-        {a.id for a in enabled if a.platform in platforms}
-    problems = list((error or {}).get("problems") or live_problems)
-    field_problems: dict[str, list[dict]] = {}
-    for p in problems:
-        field_problems.setdefault(p["field"], []).append(p)
-    form = form or {}
-    if "accounts" not in form:
-        form["accounts"] = {str(i) for i in default_accounts}
-    return render(request, "post.html", user, status_code=status_code, post=post, v=view, sign_stage=sign_stage,
-                  problems=problems, field_problems=field_problems, accounts=enabled, users=users,
-                  error=error, form=form, is_editor=user.has_role("editor") or user.has_role("admin"),
-                  min_local=local_dt({"tz": ctx.tz}, utcnow(), "%Y-%m-%dT%H:%M"))
-
-
-@router.get("/posts/{post_id}")
-def post_detail(request: Request, post_id: int, user: User = Depends(console_user)) -> HTMLResponse:
-    try:
-        return post_page(request, user, post_id)
-    except NotFound as exc:
-        return render(request, "notfound.html", user, status_code=404, error=error_view(exc))
-
-
-def post_action(request: Request, user: User, post_id: int, action: Callable[[Any, Post], Any], ok: str,
-                form: dict | None = None) -> Response:
-    from bot.publishing.service import get_post
-
-    _, error = run_action(request, lambda s: action(s, get_post(session=s, post_id=post_id)))
-    if error:
-        return post_page(request, user, post_id, error=error, form=form, status_code=422)
-    flash(request, ok)
-    return redirect(f"/posts/{post_id}")
-
-
-def _platforms_of(request: Request, account_ids: list[str]) -> list[str] | None:
-    ids = {as_int(i) for i in account_ids} - {None}
-    if not ids:
-        return None
-    with ctx_of(request).session() as s:
-        return sorted({a.platform for a in s.exec(select(Account).where(Account.id.in_(ids)))})
-
-
-@router.post("/posts/{post_id}/submit", dependencies=[Depends(check_csrf)])
-def post_submit(request: Request, post_id: int, accounts: list[str] = Form(default_factory=list),
-                user: User = Depends(console_user)) -> Response:
-    from bot.publishing.service import submit_post
-
-    platforms = _platforms_of(request, accounts)
-    config = ctx_of(request).config
-    return post_action(request, user, post_id,
-                       lambda s, post: submit_post(session=s, config=config, post=post, user=user, platforms=platforms),
-                       "已送审，等待审签。", {"accounts": set(accounts)})
-
-
-@router.post("/posts/{post_id}/sign", dependencies=[Depends(check_csrf)])
-def post_sign(request: Request, post_id: int, version: str = Form(""), content_hash: str = Form(""),
-              user: User = Depends(console_user)) -> Response:
-    from bot.publishing.signoff import sign
-
-    config = ctx_of(request).config
-
-    def act(s: Any, post: Post) -> Any:
-        # The version the signer read: a post edited meanwhile is refused, not signed unseen.
-        return sign(session=s, config=config, post=post, user=user, version=as_int(version),
-                    content_hash=content_hash or None)
-
-    return post_action(request, user, post_id, act, "已签署通过。")
-
-
-@router.post("/posts/{post_id}/reject", dependencies=[Depends(check_csrf)])
-def post_reject(request: Request, post_id: int, reason: str = Form(""), version: str = Form(""),
-                content_hash: str = Form(""), user: User = Depends(console_user)) -> Response:
-    from bot.publishing.signoff import reject
-
-    config = ctx_of(request).config
-
-    def act(s: Any, post: Post) -> Any:
-        return reject(session=s, config=config, post=post, user=user, reason=reason, version=as_int(version),
-                      content_hash=content_hash or None)
-
-    return post_action(request, user, post_id, act, "已退回编辑修改。", {"reason": reason})
-
-
-@router.post("/posts/{post_id}/schedule", dependencies=[Depends(check_csrf)])
-def post_schedule(request: Request, post_id: int, at: str = Form(""), accounts: list[str] = Form(default_factory=list),
-                  user: User = Depends(console_user)) -> Response:
-    from bot.publishing.service import schedule_post
-
-    config = ctx_of(request).config
-
-    def act(s: Any, post: Post) -> Any:
-        when = parse_local_datetime(at) if at.strip() else None
-        return schedule_post(session=s, config=config, post=post, user=user,
-                             accounts=[int(a) for a in accounts if a.isdigit()], at=when)
-
-    return post_action(request, user, post_id, act, "已排期，到时自动发布。" if at.strip() else "已安排立即发布。",
-                       {"at": at, "accounts": set(accounts)})
-
-
-@router.post("/posts/{post_id}/unschedule", dependencies=[Depends(check_csrf)])
-def post_unschedule(request: Request, post_id: int, user: User = Depends(console_user)) -> Response:
-    from bot.publishing.service import unschedule_post
-
-    return post_action(request, user, post_id, lambda s, post: unschedule_post(session=s, post=post, user=user),
-                       "已撤销排期。")
