@@ -125,16 +125,16 @@ def _when(when: str, at: str) -> Any:
     type it: 2026-12-03 09:00, 2026/12/3 9:00, 2026年12月3日 9时00分, a full-width colon."""
     if when == "at":
         if not at.strip():
-            raise GovbotError("请填写发布时间")
+            raise GovbotError("post.time_required")
         m = _TIME.match(at)
         if m is None:
-            raise GovbotError(f"时间格式不正确：“{at.strip()}”（应为 年-月-日 时:分，如 2026-12-03 09:00）")
+            raise GovbotError("post.time_invalid", value=at.strip())
         try:
             return datetime(*(int(x) for x in m.groups()))
         except ValueError:
-            raise GovbotError(f"没有这个时间：“{at.strip()}”") from None
+            raise GovbotError("post.time_impossible", value=at.strip()) from None
     if when not in ("later", "now", "signed"):
-        raise GovbotError("请选择发布时间")
+        raise GovbotError("post.when_choose")
     return None
 
 
@@ -151,7 +151,7 @@ def post_submit(request: Request, post_id: int, accounts: list[str] = Form(defau
 
     def act(s: Any, post: Post) -> Any:
         if not accounts:
-            raise GovbotError("请至少选择一个发布账号")
+            raise GovbotError("post.no_accounts")
         return submit_post(session=s, config=config, post=post, user=user, accounts=_ids(accounts),
                            at=_when(when, at), decide_time_later=when == "later")
 
@@ -169,7 +169,7 @@ def post_retarget(request: Request, post_id: int, accounts: list[str] = Form(def
 
     def act(s: Any, post: Post) -> Any:
         if not accounts:
-            raise GovbotError("请至少选择一个发布账号")
+            raise GovbotError("post.no_accounts")
         result = retarget_post(session=s, config=config, post=post, user=user, accounts=_ids(accounts),
                                at=_when(when, at))
         changed.append(result.changed)
@@ -221,7 +221,7 @@ def post_schedule(request: Request, post_id: int, when: str = Form(""), at: str 
 
     def act(s: Any, post: Post) -> Any:
         if when not in ("signed", "at", "now"):
-            raise GovbotError("请选择发布时间：按审签的时间、改到以后的时间，或立即发布")
+            raise GovbotError("post.schedule_when")
         return schedule_post(session=s, config=config, post=post, user=user, accounts=[], at=_when(when, at))
 
     ok = "已安排立即发布。" if when == "now" else "已排期，到时自动发布。"
@@ -246,7 +246,7 @@ def post_retry(request: Request, post_id: int, when: str = Form(""), at: str = F
 
     def act(s: Any, post: Post) -> Any:
         if when not in ("now", "at"):
-            raise GovbotError("请选择立即重新发布或改期")
+            raise GovbotError("post.retry_when")
         return retry_failed(session=s, config=config, post=post, user=user, at=_when(when, at))
 
     return post_action(request, user, post_id, act,

@@ -213,7 +213,7 @@ def post_media_upload(request: Request, image: UploadFile = File(...), user: Use
         data = image.file.read()
         # What WeChat takes inside an article (media/uploadimg): JPEG or PNG up to 1 MB.
         if image_kind(data) not in ("jpeg", "png") or len(data) > ARTICLE_IMAGE_MAX_BYTES:
-            raise GovbotError("正文图片须为 JPG 或 PNG 格式，且不超过 1MB（公众号的要求），请压缩或转换后再上传")
+            raise GovbotError("post.body_image_invalid")
         return save_cover(session=s, filename=image.filename or "image", data=data, mime=image.content_type).id
 
     media_id, error = run_action(request, act)
