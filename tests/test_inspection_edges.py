@@ -82,6 +82,10 @@ def test_api_status_report_and_rectification(ctx: Context) -> None:
     daily_check(ctx)
     rects = client.get("/api/inspection/rectifications?account=示例县住建", headers=token(ctx)).json()["items"]
     rid = rects[0]["id"]
+    first = client.get("/api/inspection/rectifications?account=示例县住建&limit=1", headers=token(ctx)).json()
+    assert first["items"] == rects[:1] and first["total"] == len(rects) and (first["next"] is None) == (len(rects) == 1)
+    report = client.get(f"/api/inspection/report?month={month}", headers=token(ctx)).json()
+    assert report["accounts"] and {r["id"] for r in report["rectifications"]} >= {rid}
     # gongkai (responder of 政务公开办) may not rectify 住建局's account; admin may.
     refused = client.post(f"/api/inspection/rectifications/{rid}", json={"measure": "补发"}, headers=token(ctx))
     assert refused.status_code == 403
