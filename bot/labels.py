@@ -24,7 +24,7 @@ LABELS: dict[str, dict[str, str]] = {
     "priority": {"1": "高", "2": "普通", "3": "低"},
     "action": {
         "ticket.opened": "生成工单", "ticket.acknowledged": "签收", "ticket.reassigned": "转办", "ticket.closed": "关闭",
-        "ticket.note_added": "添加备注", "ticket.warned": "临期提醒", "ticket.escalated": "超期上报",
+        "ticket.note_added": "添加备注", "ticket.assigned": "指派", "ticket.warned": "临期提醒", "ticket.escalated": "超期上报",
         "reply.queued": "答复待发送", "reply.sent": "答复已送达", "reply.failed": "答复发送失败",
         "reply.refused": "平台拒收答复", "reply.channel_closed": "渠道已关闭，答复未发送",
         "reply.retry_scheduled": "等待自动重试", "reply.retry_requested": "重试发送", "reply.interrupted": "发送中断",
