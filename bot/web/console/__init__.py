@@ -9,8 +9,8 @@ token.
 
 from fastapi import APIRouter
 
-from bot.web.console import admin, auth, dashboard, inbox, oversight, posts, tickets
+from bot.web.console import admin, auth, dashboard, inbox, oversight, people, posts, tickets
 
 router = APIRouter(include_in_schema=False)
-for _area in (auth, dashboard, posts, inbox, tickets, oversight, admin):
+for _area in (auth, dashboard, posts, inbox, tickets, oversight, admin, people):
     router.include_router(_area.router)

@@ -37,6 +37,7 @@ NAV = (
     ("/reports", "报表", ()),
     ("/accounts", "账号", ()),
     ("/rules", "规则", ()),
+    ("/admin/users", "管理", ("admin",)),
 )
 
 _ERROR_TITLES = (

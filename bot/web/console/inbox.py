@@ -15,7 +15,16 @@ from bot.clock import utcnow
 from bot.inbound.search import matches
 from bot.models import Account, Department, Message, Reply, Ticket, User
 from bot.triage.rules import TOPICS
-from bot.web.console.common import as_int, check_csrf, console_user, ctx_of, flash, redirect, render, run_action
+from bot.web.console.common import (
+    as_int,
+    check_csrf,
+    console_user,
+    ctx_of,
+    flash,
+    redirect,
+    render,
+    run_action,
+)
 from bot.web.console.explain import sender_alias
 from bot.web.console.tickets import due_info, ticket_department
 
