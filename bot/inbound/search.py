@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import jieba
-from sqlalchemy import Text, func, select, text
+from sqlalchemy import Text, cast, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement
 
@@ -54,7 +54,9 @@ def matches(dialect: str, query: str) -> ColumnElement | None:
     if not words:
         return None
     if dialect == "postgresql":
-        return func.string_to_array(Message.search_text, " ").op("@>")(postgresql.array(words, type_=Text))
+        # The same expression as the index (a literal separator, text[] on both sides), so the index is used.
+        terms = func.string_to_array(Message.search_text, literal_column("' '"), type_=postgresql.ARRAY(Text))
+        return terms.op("@>")(cast(postgresql.array(words), postgresql.ARRAY(Text)))
     expr = " AND ".join(f'"{w}"' for w in words)
     ids = select(text("rowid")).select_from(text("message_fts")).where(
         text("message_fts MATCH :fts").bindparams(fts=expr))
