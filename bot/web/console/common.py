@@ -252,6 +252,12 @@ def today_local(request: Request) -> date:
 
 
 
+def forbidden_page(request: Request, user: User, detail: str) -> HTMLResponse:
+    """A page the user's roles do not open, said in Chinese with what to do instead."""
+    return render(request, "notfound.html", user, status_code=403,
+                  error={"title": "无权查看此页面", "detail": detail, "problems": []})
+
+
 def error_page(request: Request, user: User, exc: GovbotError) -> HTMLResponse:
     status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, PermissionDenied) else 422
     return render(request, "notfound.html", user, status_code=status, error=error_view(exc))

@@ -10,20 +10,21 @@ from sqlmodel import select
 
 from bot.errors import GovbotError
 from bot.models import ROLES, Department, Organisation, User
-from bot.users import require_role, verify_password
+from bot.users import verify_password
 from bot.web.console.common import (
     as_int,
     check_csrf,
     console_user,
     ctx_of,
-    error_page,
     flash,
+    forbidden_page,
     redirect,
     render,
     run_action,
 )
 
 router = APIRouter()
+ADMIN_ONLY = "用户、角色和部门由管理员维护。如需调整，请联系管理员。"
 
 
 def _people_page(request: Request, user: User, *, error: dict | None = None, form: dict | None = None,
@@ -42,10 +43,8 @@ def admin_home(user: User = Depends(console_user)) -> Response:
 
 @router.get("/admin/users")
 def users_page(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
-    try:
-        require_role(user, "admin")
-    except GovbotError as exc:
-        return error_page(request, user, exc)
+    if not user.has_role("admin"):
+        return forbidden_page(request, user, ADMIN_ONLY)
     return _people_page(request, user)
 
 
@@ -69,10 +68,8 @@ async def user_add(request: Request, username: str = Form(""), display_name: str
 
 @router.get("/admin/users/{user_id}")
 def user_edit_page(request: Request, user_id: int, user: User = Depends(console_user)) -> HTMLResponse:
-    try:
-        require_role(user, "admin")
-    except GovbotError as exc:
-        return error_page(request, user, exc)
+    if not user.has_role("admin"):
+        return forbidden_page(request, user, ADMIN_ONLY)
     with ctx_of(request).session() as s:
         target = s.get(User, user_id)
         depts = {d.id: d.name for d in s.exec(select(Department).order_by(Department.name))}
@@ -109,10 +106,8 @@ async def user_save(request: Request, user_id: int, display_name: str = Form("")
 
 @router.get("/admin/departments")
 def departments_page(request: Request, user: User = Depends(console_user)) -> HTMLResponse:
-    try:
-        require_role(user, "admin")
-    except GovbotError as exc:
-        return error_page(request, user, exc)
+    if not user.has_role("admin"):
+        return forbidden_page(request, user, ADMIN_ONLY)
     with ctx_of(request).session() as s:
         depts = list(s.exec(select(Department).order_by(Department.name)))
         orgs = {o.id: o.name for o in s.exec(select(Organisation).order_by(Organisation.name))}

@@ -22,6 +22,7 @@ from bot.web.console.common import (
     error_page,
     error_view,
     flash,
+    forbidden_page,
     redirect,
     render,
     run_action,
@@ -157,6 +158,14 @@ OFFLINE_HOW_ZH = {"phone": "电话", "in_person": "当面", "letter": "书面", 
 
 @router.get("/tickets/{ticket_id}")
 def ticket_detail(request: Request, ticket_id: int, user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.tickets.service import can_handle
+
+    with ctx_of(request).session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        dept = s.get(Department, ticket.department_id) if ticket and ticket.department_id else None
+    if ticket is not None and not can_handle(user, ticket.department_id):
+        return forbidden_page(request, user, f"工单 {ticket_id} 由{dept.name if dept else '其他部门'}办理，"
+                                             "只有该部门的答复人和管理员可以查看和处理。")
     try:
         return ticket_page(request, user, ticket_id)
     except GovbotError as exc:
