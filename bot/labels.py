@@ -17,7 +17,7 @@ LABELS: dict[str, dict[str, str]] = {
     "notification": {"pending": "待发送", "sent": "已发送", "failed": "发送失败"},
     "notice": {"warning": "临期提醒", "escalation": "超期督办"},
     "channel": {"wechat_passive": "公众号被动回复", "wechat_comment": "公众号留言回复",
-                "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复"},
+                "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复", "offline": "线下答复"},
     "kind": {"wechat_message": "公众号消息", "wechat_comment": "公众号留言", "weibo_comment": "微博评论"},
     "decision": {"approve": "通过", "reject": "退回"},
     "gap": {"ok": "正常", "warn": "预警", "limit": "超限"},
