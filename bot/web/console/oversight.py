@@ -115,6 +115,15 @@ def report_for(request: Request, month: str, kind: str, name: str) -> Any:
         return compute_report(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope, start=start, end=end)
 
 
+def recent_months(today: Any, chosen: str, count: int = 24) -> list[str]:
+    """The months a report can be asked for, newest first (YYYY-MM), with the chosen one kept."""
+    months, year, month = [], today.year, today.month
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months if chosen in months or not chosen else [chosen, *months]
+
+
 def report_query(month: str, kind: str, name: str) -> str:
     return f"month={quote(month)}&kind={quote(kind)}&name={quote(name)}"
 
@@ -140,7 +149,7 @@ def reports_page(request: Request, month: str = "", kind: str = "all", name: str
     charts = [(title, "data:image/png;base64," + base64.b64encode(png).decode())
               for title, png in (report_charts(report) if report else [])]
     return render(request, "reports.html", user, report=report, error=error, month=month, kind=kind, name=name,
-                  charts=charts,
+                  charts=charts, months=recent_months(today_local(request), month),
                   kinds=SCOPE_KINDS, choices=choices, header=CSV_HEADER,
                   rows=csv_rows(report) if report else [], conclusions=conclusions(report) if report else [],
                   query=report_query(month, kind, name))
