@@ -193,3 +193,13 @@ def test_links_on_messages_lead_only_to_tickets_the_user_may_open(ctx: Context) 
     assert f"工单 {ticket.id}（" in html
     client = login(TestClient(create_app(ctx)), "zhujian")
     assert f'href="/tickets/{ticket.id}"' in client.get("/messages").text
+
+
+def test_classification_in_words_shows_words_not_ids_scores_or_punctuation() -> None:
+    from bot.web.console.explain import explain
+
+    lines = explain(intent="question", topic="城乡建设", confidence=0.62,
+                    rules="question.when:什么时候|？;topic.construction.city:路灯|路灯")
+    assert lines == ["诉求判为“咨询”，因为留言中有“什么时候”等词。", "主题判为“城乡建设”，依据“路灯”等词。",
+                     "判断有一定把握，建议核对。"]
+    assert explain(intent="other", topic=None, confidence=None, rules="", spam=True)[0] == "判为垃圾信息。"

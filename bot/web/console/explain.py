@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from bot.labels import label
 from bot.models import Message
@@ -30,7 +31,8 @@ def _rules(summary: str) -> list[tuple[str, list[str]]]:
 
 
 def _quoted(words: list[str], most: int = 4) -> str:
-    return "".join(f"“{w}”" for w in words[:most])
+    """The first few matched words in quotes; punctuation (a rule may count "？") is not a word to show."""
+    return "".join(f"“{w}”" for w in [w for w in words if re.search(r"\w", w)][:most])
 
 
 def certainty(confidence: float | None) -> str:
@@ -49,18 +51,18 @@ def explain(*, intent: str | None, topic: str | None, confidence: float | None, 
     by_kind: dict[str, list[str]] = {}
     for rule_id, words in _rules(rules):
         kind = rule_id.split(".", 1)[0]
-        by_kind.setdefault(kind, [])
-        by_kind[kind] += [w for w in words if w not in by_kind[kind]]
+        by_kind[kind] = list(dict.fromkeys([*by_kind.get(kind, []), *words]))
     lines = []
     if spam:
-        lines.append("判为垃圾信息" + (f"：含有{_quoted(by_kind.get('spam', []))}等内容" if by_kind.get("spam") else "") + "。")
+        quoted = _quoted(by_kind.get("spam", []))
+        lines.append("判为垃圾信息" + (f"：含有{quoted}等内容" if quoted else "") + "。")
     if intent:
-        words = by_kind.get(intent, [])
-        reason = f"，因为留言中有{_quoted(words)}等词" if words else "，没有明显的关键词，按默认规则归类"
+        quoted = _quoted(by_kind.get(intent, []))
+        reason = f"，因为留言中有{quoted}等词" if quoted else "，依据留言的句式和语气"
         lines.append(f"诉求判为“{label(intent, 'intent')}”{reason}。")
-    words = by_kind.get("topic", [])
+    quoted = _quoted(by_kind.get("topic", []))
     if topic:
-        lines.append(f"主题判为“{topic}”" + (f"，依据{_quoted(words)}等词。" if words else "。"))
+        lines.append(f"主题判为“{topic}”" + (f"，依据{quoted}等词。" if quoted else "。"))
     else:
         lines.append("没有明确主题，交综合受理。")
     sure = certainty(confidence)
