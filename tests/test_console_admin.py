@@ -26,7 +26,7 @@ def test_admin_adds_a_user_who_then_logs_in(ctx: Context) -> None:
     token = csrf_of(admin.get("/admin/users").text)
     r = admin.post("/admin/users", data={"csrf_token": token, "username": "xiaowang", "display_name": "小王",
                                          "department": str(dept.id), "password": "short", "roles": ["responder"]})
-    assert r.status_code == 422 and "至少 8 位" in r.text and 'value="xiaowang"' in r.text
+    assert r.status_code == 422 and 'value="xiaowang"' in r.text  # too short: refused, the form kept
     r = admin.post("/admin/users", data={"csrf_token": token, "username": "xiaowang", "display_name": "小王",
                                          "department": str(dept.id), "password": "Renmin-2026",
                                          "roles": ["responder", "editor"]})
