@@ -236,6 +236,9 @@ def ticket_correct(request: Request, ticket_id: int, intent: str = Form(""), top
 
     def act(s: Any) -> Any:
         ticket = get_ticket(session=s, ticket_id=ticket_id)
+        message = s.get(Message, ticket.message_id)
+        if (intent or message.intent, topic or message.topic) == (message.intent, message.topic):
+            raise GovbotError("所选诉求和主题与现在的分类相同，无需更正")
         record_correction(session=s, message_id=ticket.message_id, user=user, intent=intent or None,
                           topic=topic or None)
         ticket.intent = intent or ticket.intent
