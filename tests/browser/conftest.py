@@ -2,7 +2,7 @@
 (the Debian package at /usr/bin/chromium, through Playwright for Python; no browser is downloaded).
 
 Fixtures: `live` (a fresh service per test: .url, .emulator_url, .ctx on the same SQLite file),
-`page` (1366×768) and `phone` (390×844). One browser per session keeps the suite fast.
+`page` (1366×768) and `phone` (390×844). One browser for the whole package keeps the suite fast.
 """
 
 from __future__ import annotations
@@ -96,8 +96,10 @@ def live(tmp_path: Path) -> Iterator[Live]:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """One Chromium for all browser tests. Closed when they are done: while Playwright's sync API is
+    open it keeps an event loop running, and later tests that call asyncio.run() would fail."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -29,6 +29,7 @@ def test_responder_finds_corrects_and_answers_a_group(live, page, phone) -> None
     page.wait_for_url("**/tickets/*")
     first = int(page.url.rsplit("/", 1)[1])
     assert "系统为什么这样分类" in page.content() and "置信度" not in page.content()
+    assert "幸福路路灯维修公告" in page.locator("dl.facts").first.inner_text()  # the article it is under
     page.get_by_text("分类不对？更正诉求或主题").click()
     page.get_by_label("诉求").select_option(label="投诉")
     page.get_by_role("button", name="保存更正").click()
