@@ -32,6 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
         "post.created": "创建", "post.edited": "修改", "post.submitted": "送审", "post.signed": "签署通过",
         "post.approved": "审定", "post.rejected": "退回", "post.chain_restarted": "审签重新开始", "post.scheduled": "排期",
         "post.unscheduled": "撤销排期",
+        "user.created": "添加用户", "user.updated": "修改用户", "department.saved": "保存部门", "rules.edited": "修改规则",
     },
 }
 

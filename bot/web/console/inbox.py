@@ -57,6 +57,7 @@ def inbox_page(request: Request, q: str = "", department: str = "", account: str
                page: str = "1", view: str = "", user: User = Depends(console_user)) -> HTMLResponse:
     from bot.tickets.answering import failed_replies
     from bot.tickets.inbox import InboxQuery, duplicate_groups, search
+    from bot.tickets.service import CLOSE_REASONS
 
     ctx = ctx_of(request)
     state = view if view in STATE_VIEWS and state == "open" else state
@@ -86,6 +87,7 @@ def inbox_page(request: Request, q: str = "", department: str = "", account: str
                   similar=similar, department=dept_id, no_department=no_department, params=params,
                   alias={m.id: sender_alias(m, ctx.config.web.secret_key) for _, m in rows},
                   states=STATE_VIEWS, due_views=DUE_VIEWS, sorts=SORT_VIEWS, topics=TOPICS, bulk_actions=BULK_ACTIONS,
+                  close_reasons=CLOSE_REASONS,
                   page_url=lambda n: "/tickets?" + _query_string(params, page=n),
                   sort_url=lambda key: "/tickets?" + _query_string(params, sort=key))
 
