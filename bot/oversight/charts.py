@@ -90,7 +90,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def silence_chart(report: Report, labels: Labels) -> bytes:
+def silence_figure(report: Report, labels: Labels) -> Figure:
     """Longest silence and days since the last post per account, with the warning and limit lines.
 
     An account that never posted has no gap to draw: its row says so instead of showing 0 days.
@@ -123,10 +123,14 @@ def silence_chart(report: Report, labels: Labels) -> bytes:
     ax.set_xlabel(labels.text("天", "days"))
     ax.set_title(labels.text("更新间隔", "Update gaps") + cut_note(len(rows), len(report.rows), labels, "间隔最长"))
     fig.legend(fontsize=8, loc="outside lower center", ncol=4)
-    return _png(fig)
+    return fig
 
 
-def rates_chart(report: Report, labels: Labels) -> bytes | None:
+def silence_chart(report: Report, labels: Labels) -> bytes:
+    return _png(silence_figure(report, labels))
+
+
+def rates_figure(report: Report, labels: Labels) -> Figure | None:
     """Reply rate and on-time rates per account (the lowest first), in percent; a rate with no
     tickets to count is written as 无数据, not drawn as 0 %."""
     rows = [r for r in report.rows if r.figures.need_answer]
@@ -155,7 +159,12 @@ def rates_chart(report: Report, labels: Labels) -> bytes | None:
     ax.set_title(labels.text("回复率与按时率", "Reply and on-time rates")
                  + cut_note(len(rows), total, labels, "回复率最低"))
     fig.legend(fontsize=8, loc="outside lower center", ncol=4)
-    return _png(fig)
+    return fig
+
+
+def rates_chart(report: Report, labels: Labels) -> bytes | None:
+    fig = rates_figure(report, labels)
+    return None if fig is None else _png(fig)
 
 
 def response_chart(report: Report, labels: Labels) -> bytes | None:
