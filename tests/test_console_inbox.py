@@ -203,3 +203,22 @@ def test_classification_in_words_shows_words_not_ids_scores_or_punctuation() -> 
     assert lines == ["诉求判为“咨询”，因为留言中有“什么时候”等词。", "主题判为“城乡建设”，依据“路灯”等词。",
                      "判断有一定把握，建议核对。"]
     assert explain(intent="other", topic=None, confidence=None, rules="", spam=True)[0] == "判为垃圾信息。"
+
+
+def test_a_complaint_read_as_praise_is_corrected_from_the_message_list_and_gets_its_ticket(ctx: Context) -> None:
+    assert incoming(ctx, "感谢你们", "p1") is None  # praise: no ticket
+    client = login(TestClient(create_app(ctx)), "admin")
+    with ctx.session() as s:
+        message = s.exec(select(Message).where(Message.dedupe_key == "p1")).one()
+    page = client.get("/messages").text
+    assert f'action="/messages/{message.id}/correct"' in page
+    r = post_form(client, f"/messages/{message.id}/correct", {"intent": "complaint", "topic": "城乡建设"},
+                  page="/messages")
+    assert "分类已更正" in r.text and "已生成工单" in r.text
+    with ctx.session() as s:
+        ticket = s.exec(select(Ticket).where(Ticket.message_id == message.id)).one()
+        assert (ticket.intent, ticket.topic, ticket.state) == ("complaint", "城乡建设", "new")
+        assert s.exec(select(Correction).where(Correction.message_id == message.id)).one().old_intent == "praise"
+    r = post_form(client, f"/messages/{message.id}/correct", {"intent": "complaint", "topic": "城乡建设"},
+                  page="/messages")
+    assert "无需更正" in r.text

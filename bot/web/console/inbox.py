@@ -12,9 +12,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.clock import utcnow
+from bot.errors import GovbotError
 from bot.inbound.search import matches
 from bot.models import Account, Department, Message, Reply, Ticket, User
-from bot.triage.rules import TOPICS
+from bot.triage.rules import INTENTS, TOPICS
 from bot.web.console.common import (
     as_int,
     check_csrf,
@@ -134,6 +135,7 @@ def messages_page(request: Request, q: str = "", account: str = "", intent: str 
                   topic: str = "", page: str = "1", user: User = Depends(console_user)) -> HTMLResponse:
     """Every message and comment with its triage result, auto-reply and ticket; searchable by words."""
     from bot.tickets.service import can_handle
+    from bot.triage.corrections import can_correct
 
     ctx = ctx_of(request)
     account_id, department_id, page_no = as_int(account), as_int(department), max(1, as_int(page) or 1)
@@ -168,5 +170,40 @@ def messages_page(request: Request, q: str = "", account: str = "", intent: str 
                                         "topic": topic, "q": q.strip()},
                   topics=TOPICS, total=total, page=page_no, pages=pages,
                   openable={t.id for t in tickets.values() if can_handle(user, t.department_id)},
+                  correctable={m.id for m in rows if can_correct(user, m)}, intents=INTENTS,
                   alias={m.id: sender_alias(m, ctx.config.web.secret_key) for m in rows},
                   page_url=lambda n: "/messages?" + _query_string(params, page=n))
+
+
+@router.post("/messages/{message_id}/correct", dependencies=[Depends(check_csrf)])
+def message_correct(request: Request, message_id: int, intent: str = Form(""), topic: str = Form(""),
+                    back: str = Form("/messages"), user: User = Depends(console_user)) -> Response:
+    """纠正分类 from the message list: also for messages without a ticket. A message corrected to an
+    intent that needs an answer (a complaint read as praise) gets its ticket now."""
+    from bot.tickets.service import needs_ticket, open_ticket
+    from bot.triage.corrections import record_correction
+
+    ctx = ctx_of(request)
+
+    def act(s: Any) -> Any:
+        message = s.get(Message, message_id)
+        if message is not None and (intent or message.intent, topic or message.topic) == (message.intent, message.topic):
+            raise GovbotError("所选诉求和主题与现在的分类相同，无需更正")
+        record_correction(session=s, message_id=message_id, user=user, intent=intent or None, topic=topic or None)
+        message = s.get(Message, message_id)
+        ticket = s.exec(select(Ticket).where(Ticket.message_id == message_id)).first()
+        if ticket is None and needs_ticket(message):
+            message.needs_answer = True
+            s.add(message)
+            return open_ticket(session=s, ctx=ctx, message=message)
+        if ticket is not None:
+            ticket.intent, ticket.topic = message.intent, message.topic
+            s.add(ticket)
+        return None
+
+    opened, error = run_action(request, act)
+    if error:
+        flash(request, f"{error['title']}：{error['detail']}", "error")
+    else:
+        flash(request, "分类已更正。" + (f"这条留言需要答复，已生成工单 {opened.id}。" if opened is not None else ""))
+    return redirect(back if back.startswith("/messages") else "/messages")
