@@ -116,7 +116,6 @@ def user_token(state: CliState, username: str) -> None:
 
 
 # Budgets listed even while untouched: the ones publishing and polling live within.
-SHOWN_BUDGETS = ("freepublish/submit", "freepublish/get", "comment/list", "calls", "statuses/share")
 
 
 @click.group()
