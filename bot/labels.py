@@ -34,7 +34,7 @@ LABELS: dict[str, dict[str, str]] = {
     "notice": {"warning": "临期提醒", "escalation": "超期督办", "post_waiting": "待审签", "post_rejected": "稿件退回",
                "post_published": "稿件已发布", "post_failed": "发布失败"},
     "channel": {"wechat_passive": "公众号被动回复", "wechat_comment": "公众号留言回复",
-                "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复"},
+                "wechat_custom": "公众号客服消息", "weibo_comment": "微博评论回复", "offline": "线下答复"},
     "kind": {"wechat_message": "公众号消息", "wechat_comment": "公众号留言", "weibo_comment": "微博评论"},
     # What a refused action was about to do (the `doing`/`action` of an error), as the error text says it.
     "verb": {"edited": "修改", "unscheduled": "撤销排期", "signed": "签署", "rejected": "退回", "acknowledge it": "签收",
@@ -44,7 +44,7 @@ LABELS: dict[str, dict[str, str]] = {
     "priority": {"1": "高", "2": "普通", "3": "低"},
     "action": {
         "ticket.opened": "生成工单", "ticket.acknowledged": "签收", "ticket.reassigned": "转办", "ticket.closed": "关闭",
-        "ticket.note_added": "添加备注", "ticket.warned": "临期提醒", "ticket.escalated": "超期上报",
+        "ticket.note_added": "添加备注", "ticket.assigned": "指派", "ticket.warned": "临期提醒", "ticket.escalated": "超期上报",
         "reply.queued": "答复待发送", "reply.sent": "答复已送达", "reply.failed": "答复发送失败",
         "reply.refused": "平台拒收答复", "reply.channel_closed": "渠道已关闭，答复未发送",
         "reply.retry_scheduled": "等待自动重试", "reply.retry_requested": "重试发送", "reply.interrupted": "发送中断",
@@ -60,6 +60,7 @@ LABELS: dict[str, dict[str, str]] = {
         "message.corrected": "更正分类",
         "rectification.updated": "填写整改情况",
         "post.retargeted": "修改发布账号或时间", "post.retried": "重新发布",
+        "user.created": "添加用户", "user.updated": "修改用户", "department.saved": "保存部门", "rules.edited": "修改规则",
     },
 }
 

@@ -7,7 +7,7 @@ reports can be written in plain SQL and read in a database shell.
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from bot.clock import utcnow
@@ -255,6 +255,17 @@ class Message(SQLModel, table=True):
     reply_xml: str | None = Field(default=None, sa_column=Column(Text))
     # First time anyone answered it (auto or human) - the basis of reply rate and reply time.
     replied_at: datetime | None = None
+    # The text's words cut by jieba, space separated: what full-text search indexes (bot/inbound/search.py).
+    search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default="", server_default=""))
+
+
+@event.listens_for(Message, "before_insert")
+def _index_words(_mapper, _connection, message: Message) -> None:
+    """Messages added through the ORM get their search words too (the ingest path sets them itself)."""
+    if message.text and not message.search_text:
+        from bot.inbound.search import search_text  # imported here: search imports this module
+
+        message.search_text = search_text(message.text)
 
 
 class PollCursor(SQLModel, table=True):

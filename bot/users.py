@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, delete, select
 
-from bot import login_throttle
+from bot import audit, login_throttle
 from bot.clock import utcnow
 from bot.errors import GovbotError, NotFound, PermissionDenied
 from bot.labels import label
@@ -164,3 +164,41 @@ def require_role(user: User, *roles: str) -> None:
         return
     raise PermissionDenied("user.needs_role", user=user.username, roles=" or ".join(roles),
                            roles_zh="或".join(label(r, "role") for r in roles))
+
+
+# -- administration (用户管理) --------------------------------------------------------------------
+
+def create_user(*, session: Session, actor: User, username: str, display_name: str, roles: list[str],
+                department_id: int | None, email: str = "", lead: bool = False, password: str = "") -> User:
+    """An admin adds a user who can then log in with the password given."""
+    require_role(actor, "admin")
+    username = username.strip()
+    if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").isalnum():
+        raise GovbotError("用户名须为 1 到 64 位字母、数字、下划线或点")
+    if session.exec(select(User).where(User.username == username)).first() is not None:
+        raise GovbotError(f"用户名“{username}”已被使用")
+    user = User(username=username, display_name=display_name.strip() or username, roles=check_roles(roles),
+                department_id=department_id, email=email.strip() or None, department_lead=lead)
+    set_password(session=session, user=user, password=password)
+    session.add(user)
+    session.flush()
+    audit.record(session=session, actor=actor.username, action="user.created", subject_type="user",
+                 subject_id=user.id, roles=user.roles, department_id=department_id)
+    return user
+
+
+def update_user(*, session: Session, actor: User, user_id: int, display_name: str, roles: list[str],
+                department_id: int | None, email: str, lead: bool, active: bool) -> User:
+    require_role(actor, "admin")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user #{user_id}")
+    if user.id == actor.id and (not active or "admin" not in roles):
+        raise GovbotError("不能停用自己的账号或去掉自己的管理员角色")
+    user.display_name = display_name.strip() or user.username
+    user.roles = check_roles(roles)
+    user.department_id, user.email, user.department_lead, user.active = department_id, email.strip() or None, lead, active
+    session.add(user)
+    audit.record(session=session, actor=actor.username, action="user.updated", subject_type="user",
+                 subject_id=user.id, roles=user.roles, department_id=department_id, active=active)
+    return user

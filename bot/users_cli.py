@@ -116,7 +116,6 @@ def user_token(state: CliState, username: str) -> None:
 
 
 # Budgets listed even while untouched: the ones publishing and polling live within.
-SHOWN_BUDGETS = ("freepublish/submit", "freepublish/get", "comment/list", "calls", "statuses/share")
 
 
 @click.group()
@@ -129,7 +128,10 @@ def accounts() -> None:
 @pass_state
 @handle_errors
 def accounts_list(state: CliState, as_json: bool) -> None:
-    """List accounts with platform, department and days since the last post."""
+    """List accounts with platform, department, days since the last post, and the platform call budgets
+    (调用额度) left in the current window with what is waiting for them."""
+    from bot.clock import to_local
+    from bot.connectors.quota import SHOWN_BUDGETS, budget_overview
     from bot.publishing.gap import account_gaps
 
     ctx = state.ctx
@@ -139,13 +141,21 @@ def accounts_list(state: CliState, as_json: bool) -> None:
         rows = []
         for a in session.exec(select(Account).order_by(Account.name)):
             g = gaps.get(a.id)
+            budgets = [{"api": b.api, "label": b.label, "limit": b.limit, "used": b.used, "remaining": b.remaining,
+                        "closed": b.closed, "waiting": b.waiting, "window_end": to_local(b.window_end, ctx.tz)}
+                       for b in budget_overview(session, a.id, config=ctx.config)
+                       if b.used or b.closed or b.waiting or b.api in SHOWN_BUDGETS]
             rows.append({"name": a.name, "platform": a.platform, "department": depts.get(a.department_id),
                          "enabled": a.enabled, "days_since_last_post": None if g is None else g.days_since_last,
-                         "gap_level": None if g is None else g.level})
+                         "gap_level": None if g is None else g.level, "budgets": budgets})
     if as_json:
         echo_json(rows)
         return
     echo_table([(r["name"], r["platform"], r["department"] or "-", "enabled" if r["enabled"] else "disabled",
                  "never" if r["days_since_last_post"] is None else f"{r['days_since_last_post']:.1f}",
-                 "" if r["gap_level"] in (None, "ok") else r["gap_level"]) for r in rows],
-               ("account", "platform", "department", "state", "days since post", "gap"), align="<<<<>")
+                 "" if r["gap_level"] in (None, "ok") else r["gap_level"],
+                 "; ".join(f"{b['api']} " + ("closed by the platform" if b["closed"] else
+                                             f"{b['remaining']}/{b['limit']} left")
+                           + (f", {b['waiting']} waiting" if b["waiting"] else "")
+                           + f" (until {b['window_end']:%m-%d %H:%M})" for b in r["budgets"])) for r in rows],
+               ("account", "platform", "department", "state", "days since post", "gap", "budgets left"), align="<<<<><<")

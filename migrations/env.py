@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot.config import load_config
+from bot.inbound.search import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -18,7 +19,7 @@ def _url() -> str:
 
 def run_migrations_offline() -> None:
     context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, compare_type=True,
-                      render_as_batch=True)
+                      render_as_batch=True, include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 

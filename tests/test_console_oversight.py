@@ -55,7 +55,9 @@ def test_messages_page_shows_triage_and_auto_replies(ctx: Context, client: TestC
     login(client, "zhujian")
     html = client.get("/messages").text
     assert "路灯坏了一个月没人管" in html and "投诉" in html and "住建局" in html
-    assert "自动回复" in html and "faq_streetlight" in html and f"/tickets/{tid}" in html
+    assert "自动回复" in html and "faq_streetlight" not in html and f"/tickets/{tid}" in html
+    assert "路灯坏了" in client.get("/messages?q=路灯").text
+    assert "路灯坏了" not in client.get("/messages?q=电梯").text
     assert client.get("/messages?intent=praise&account=&department=").status_code == 200
     assert "路灯坏了" not in client.get("/messages?intent=praise").text
 

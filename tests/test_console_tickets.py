@@ -27,7 +27,7 @@ def make_ticket(ctx: Context, *, text: str, department: str, intent: str = "comp
         dept = s.exec(select(Department).where(Department.name == department)).one()
         message = Message(account_id=account.id, kind="wechat_message", dedupe_key=key, sender_id="openid-1",
                           text=text, received_at=utcnow() - timedelta(days=days_ago), intent=intent,
-                          topic="城乡建设", confidence=0.9, needs_answer=True, rules="complaint_words:没人管",
+                          topic="城乡建设", confidence=0.9, needs_answer=True, rules="complaint.problem:没人管",
                           department_id=dept.id)
         return open_ticket(session=s, ctx=ctx, message=message).id
 
@@ -42,7 +42,7 @@ def test_inbox_in_deadline_order_with_overdue_in_red(ctx: Context, client: TestC
     late = make_ticket(ctx, text="小区电梯停了十多天没人修", department="住建局", days_ago=20, key="b")
     make_ticket(ctx, text="别的部门的事", department="教育局", key="c")
     html = login(client, "zhujian").get("/tickets").text
-    assert html.index(f"#{late}") < html.index(f"#{fresh}")
+    assert html.index(f"工单 {late}") < html.index(f"工单 {fresh}")
     assert "超期" in html and 'class="overdue"' in html
     assert "别的部门的事" not in html
     assert "路灯坏了一个月没人管" in html
@@ -52,7 +52,7 @@ def test_ticket_page_and_its_forms(ctx: Context, client: TestClient) -> None:
     tid = make_ticket(ctx, text="路灯坏了一个月没人管", department="住建局")
     login(client, "zhujian")
     page = client.get(f"/tickets/{tid}").text
-    assert "路灯坏了一个月没人管" in page and "complaint_words" in page and "没人管" in page
+    assert "路灯坏了一个月没人管" in page and "“没人管”" in page and "complaint.problem" not in page
 
     r = post_form(client, f"/tickets/{tid}/acknowledge", page=f"/tickets/{tid}")
     assert r.status_code == 200 and "已签收" in r.text

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401  (registers every table)
 from bot.db import alembic_config, upgrade
+from bot.inbound.search import include_object
 
 
 def test_one_head(tmp_path):
@@ -20,6 +21,6 @@ def test_migrated_schema_matches_the_models(tmp_path):
     upgrade(url)
     engine = create_engine(url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": False, "include_object": include_object})
         diff = compare_metadata(ctx, SQLModel.metadata)
     assert diff == []

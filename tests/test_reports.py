@@ -275,3 +275,43 @@ def test_bad_periods(ctx: Context) -> None:
     with ctx.session() as s, pytest.raises(ReportError, match="has not begun"):
         compute_report(session=s, config=ctx.config, calendar=ctx.calendar, scope=resolve_scope(session=s),
                        start=start, end=end, now=MADE_ON)
+
+
+def _chart_report(n_accounts: int):
+    from datetime import datetime
+
+    from bot.oversight.reports import AccountRow, Figures, Report, Scope
+
+    rows = []
+    for i in range(1, n_accounts + 1):
+        never = i % 2 == 0
+        f = Figures(days_since_last_post=None if never else float(i % 17),
+                    longest_silence_days=None if never else float(i % 17), need_answer=0 if i % 3 else 4,
+                    replied=0 if i % 3 else 4, tickets=0)
+        rows.append(AccountRow(account_id=i, name=f"账号{i}", platform="wechat", department="", figures=f))
+    start = datetime(2026, 11, 1)
+    return Report(scope=Scope("all", "全部账号", tuple(range(1, n_accounts + 1))), start=start,
+                  end=datetime(2026, 12, 1), as_of=datetime(2026, 12, 1), timezone="Asia/Shanghai", limit_days=14,
+                  warn_days=10, rows=rows, total=Figures())
+
+
+def test_charts_draw_no_data_as_no_data_and_say_the_cut() -> None:
+    from bot.oversight.charts import MAX_BARS, Labels, rates_figure, silence_figure
+
+    labels = Labels(cjk=True)
+    few = _chart_report(4)
+    ax = silence_figure(few, labels).axes[0]
+    assert len(ax.patches) == 2  # the two accounts that never posted get no bar at 0 days...
+    assert sum("从未发布（无数据）" in t.get_text() for t in ax.texts) == 2  # ...but say so
+    assert "共" not in ax.get_title()  # every account is drawn
+    many = _chart_report(MAX_BARS + 10)
+    assert f"{MAX_BARS} 个，共 {MAX_BARS + 10} 个账号" in silence_figure(many, labels).axes[0].get_title()
+    rates = rates_figure(many, labels).axes[0]
+    assert any(t.get_text() == "无数据" for t in rates.texts)  # on-time rates without tickets
+
+
+def test_accounts_sort_by_the_numbers_in_their_names() -> None:
+    from bot.oversight.reports import natural_key
+
+    assert sorted(["#10", "#1", "#100", "#2", "账号9", "账号10"], key=natural_key) == [
+        "#1", "#2", "#10", "#100", "账号9", "账号10"]

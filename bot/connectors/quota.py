@@ -230,3 +230,6 @@ def budget_overview(session: Session, account_id: int, *, config: Config,
                           waiting=int(waiting.get(f"{WAITING_STEP}{api}", 0))))
     return out
 
+
+# The budgets always shown to people (others only once used, closed or waited for).
+SHOWN_BUDGETS = ("freepublish/submit", "freepublish/get", "comment/list", "calls", "statuses/share")

@@ -32,6 +32,7 @@ from sqlmodel import Session
 from bot.clock import utcnow
 from bot.context import Context
 from bot.inbound.autoreply import decide, record_welcome
+from bot.inbound.search import search_text
 from bot.models import Account, Department, Message, Reply, Ticket
 from bot.tickets.service import open_ticket
 from bot.triage.classifier import Classification
@@ -91,6 +92,7 @@ def _insert_once(session: Session, incoming: Incoming, triage: dict) -> tuple[in
         sender_id=incoming.sender_id[:100],
         sender_name=incoming.sender_name[:100],
         text=incoming.text,
+        search_text=search_text(incoming.text),
         raw=incoming.raw,
         remote_ref=incoming.remote_ref[:200] if incoming.remote_ref else None,
         publication_id=incoming.publication_id,

@@ -32,9 +32,15 @@ TEMPLATES = package_dir("oversight", "templates")
 MAX_BARS = 30
 
 
+# Simplified Chinese faces, best first. A .ttc of Noto CJK holds the JP, KR, SC, TC and HK faces; the
+# first face of the file (JP) draws some characters in Japanese forms, so the SC face is named.
+PREFERRED_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQuanYi Micro Hei",
+                   "WenQuanYi Zen Hei", "Noto Serif CJK SC")
+
+
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """The family name of an installed font with Chinese glyphs, registered with matplotlib; else None."""
+    """The family name of an installed Simplified Chinese font, registered with matplotlib; else None."""
     if shutil.which("fc-list") is None:
         return None
     try:
@@ -42,15 +48,25 @@ def cjk_font() -> str | None:
     except (OSError, subprocess.SubprocessError) as e:
         logger.warning("fc-list failed ({}): charts will use ASCII labels", e)
         return None
-    files = sorted({line.split(":")[0].strip() for line in out.splitlines() if line.strip()},
-                   key=lambda p: ("Sans" not in p, "CJK" not in p, p))
-    for path in files:
+    files = {line.split(":")[0].strip() for line in out.splitlines() if line.strip()}
+    for path in sorted(files):
         try:
             font_manager.fontManager.addfont(path)
-            return font_manager.FontProperties(fname=path).get_name()
         except (OSError, RuntimeError, ValueError):
             continue
-    return None
+    names = {f.name for f in font_manager.fontManager.ttflist if f.fname in files}
+    for name in PREFERRED_FONTS:
+        if name in names:
+            return name
+    sc = sorted(n for n in names if n.endswith(" SC"))
+    return sc[0] if sc else (sorted(names)[0] if names else None)
+
+
+def cut_note(shown: int, total: int, labels: Labels, what: str) -> str:
+    """Said on the chart when not every account fits: which ones are drawn, out of how many."""
+    if shown >= total:
+        return ""
+    return labels.text(f"（{what}的 {shown} 个，共 {total} 个账号，其余见表格）", f" ({shown} of {total} accounts)")
 
 
 @dataclass(frozen=True)
@@ -74,35 +90,53 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def silence_chart(report: Report, labels: Labels) -> bytes:
-    """Longest silence and days since the last post per account, with the warning and limit lines."""
+def silence_figure(report: Report, labels: Labels) -> Figure:
+    """Longest silence and days since the last post per account, with the warning and limit lines.
+
+    An account that never posted has no gap to draw: its row says so instead of showing 0 days.
+    """
     def worst(r: AccountRow) -> float:
+        if r.figures.days_since_last_post is None and r.figures.longest_silence_days is None:
+            return float("inf")  # never posted: the worst case, listed first
         return max(r.figures.longest_silence_days or 0, r.figures.days_since_last_post or 0)
 
-    rows = sorted(report.rows, key=worst, reverse=True)[:MAX_BARS][::-1]
+    ranked = sorted(report.rows, key=worst, reverse=True)
+    rows = ranked[:MAX_BARS][::-1]
     fig = _figure(len(rows))
     ax = fig.add_subplot()
-    y = range(len(rows))
-    ax.barh(y, [r.figures.longest_silence_days or 0 for r in rows], color="#9bb7d4",
+    y = list(range(len(rows)))
+    known = [(k, r) for k, r in zip(y, rows, strict=True) if r.figures.longest_silence_days is not None]
+    ax.barh([k for k, _ in known], [r.figures.longest_silence_days for _, r in known], color="#9bb7d4",
             label=labels.text("最长未更新天数", "longest silence (days)"))
-    ax.scatter([r.figures.days_since_last_post if r.figures.days_since_last_post is not None else 0 for r in rows],
-               y, color="#1f3b73", zorder=3, s=14, label=labels.text("距今天数", "days since last post"))
+    dots = [(k, r) for k, r in zip(y, rows, strict=True) if r.figures.days_since_last_post is not None]
+    ax.scatter([r.figures.days_since_last_post for _, r in dots], [k for k, _ in dots], color="#1f3b73", zorder=3,
+               s=14, label=labels.text("距今天数", "days since last post"))
+    for k, r in zip(y, rows, strict=True):
+        if r.figures.days_since_last_post is None and r.figures.longest_silence_days is None:
+            ax.text(0.3, k, labels.text("从未发布（无数据）", "never posted (no data)"), va="center", fontsize=8,
+                    color="#b00020")
     ax.axvline(report.limit_days, color="#b00020", linestyle="--",
                label=labels.text(f"{report.limit_days} 天限值", f"{report.limit_days}-day limit"))
     ax.axvline(report.warn_days, color="#c77700", linestyle=":",
                label=labels.text(f"{report.warn_days} 天提醒", f"{report.warn_days}-day warning"))
-    ax.set_yticks(list(y), [labels.account(r) for r in rows], fontsize=8)
+    ax.set_yticks(y, [labels.account(r) for r in rows], fontsize=8)
     ax.set_xlabel(labels.text("天", "days"))
-    ax.set_title(labels.text("更新间隔", "Update gaps"))
+    ax.set_title(labels.text("更新间隔", "Update gaps") + cut_note(len(rows), len(report.rows), labels, "间隔最长"))
     fig.legend(fontsize=8, loc="outside lower center", ncol=4)
-    return _png(fig)
+    return fig
 
 
-def rates_chart(report: Report, labels: Labels) -> bytes | None:
-    """Reply rate and on-time rates per account (the lowest first), in percent."""
+def silence_chart(report: Report, labels: Labels) -> bytes:
+    return _png(silence_figure(report, labels))
+
+
+def rates_figure(report: Report, labels: Labels) -> Figure | None:
+    """Reply rate and on-time rates per account (the lowest first), in percent; a rate with no
+    tickets to count is written as 无数据, not drawn as 0 %."""
     rows = [r for r in report.rows if r.figures.need_answer]
     if not rows:
         return None
+    total = len(rows)
     rows = sorted(rows, key=lambda r: (r.figures.reply_rate or 0, r.figures.resolution_on_time_rate or 0))[:MAX_BARS]
     rows = rows[::-1]
     fig = _figure(len(rows) * 1.6)
@@ -112,14 +146,25 @@ def rates_chart(report: Report, labels: Labels) -> bytes | None:
               (labels.text("按时回复率", "first answer on time"), lambda f: f.first_response_on_time_rate, "#4f86c6"),
               (labels.text("按时办结率", "resolved on time"), lambda f: f.resolution_on_time_rate, "#9bb7d4"))
     for i, (name, get, colour) in enumerate(series):
-        ax.barh([k + (1 - i) * h for k in range(len(rows))], [(get(r.figures) or 0) * 100 for r in rows],
-                height=h, color=colour, label=name)
+        ys = [k + (1 - i) * h for k in range(len(rows))]
+        values = [get(r.figures) for r in rows]
+        ax.barh([yy for yy, v in zip(ys, values, strict=True) if v is not None],
+                [v * 100 for v in values if v is not None], height=h, color=colour, label=name)
+        for yy, v in zip(ys, values, strict=True):
+            if v is None:
+                ax.text(1, yy, labels.text("无数据", "no data"), va="center", fontsize=6, color="#6b7685")
     ax.set_yticks(list(range(len(rows))), [labels.account(r) for r in rows], fontsize=8)
     ax.set_xlim(0, 100)
     ax.set_xlabel("%")
-    ax.set_title(labels.text("回复率与按时率", "Reply and on-time rates"))
+    ax.set_title(labels.text("回复率与按时率", "Reply and on-time rates")
+                 + cut_note(len(rows), total, labels, "回复率最低"))
     fig.legend(fontsize=8, loc="outside lower center", ncol=4)
-    return _png(fig)
+    return fig
+
+
+def rates_chart(report: Report, labels: Labels) -> bytes | None:
+    fig = rates_figure(report, labels)
+    return None if fig is None else _png(fig)
 
 
 def response_chart(report: Report, labels: Labels) -> bytes | None:
@@ -127,6 +172,7 @@ def response_chart(report: Report, labels: Labels) -> bytes | None:
     rows = [r for r in report.rows if r.figures.response_hours_p90 is not None]
     if not rows:
         return None
+    total = len(rows)
     rows = sorted(rows, key=lambda r: r.figures.response_hours_p90, reverse=True)[:MAX_BARS][::-1]
     fig = _figure(len(rows))
     ax = fig.add_subplot()
@@ -137,7 +183,7 @@ def response_chart(report: Report, labels: Labels) -> bytes | None:
             label=labels.text("中位响应时长", "median"))
     ax.set_yticks(y, [labels.account(r) for r in rows], fontsize=8)
     ax.set_xlabel(labels.text("小时", "hours"))
-    ax.set_title(labels.text("响应时长", "Response time"))
+    ax.set_title(labels.text("响应时长", "Response time") + cut_note(len(rows), total, labels, "最慢"))
     fig.legend(fontsize=8, loc="outside lower center", ncol=4)
     return _png(fig)
 

@@ -557,7 +557,8 @@ def _upsert_run(session: Session, scope: OrgScope, day: date, md: str, html: str
         except IntegrityError:
             # Another process wrote the day's row between our read and insert: update that one.
             run = session.execute(select(DigestRun).where(*where)).scalar_one()
-    run.markdown, run.html = md, html
+    # created_at is when this version was written: the page's 已生成 time moves with each regeneration.
+    run.markdown, run.html, run.created_at = md, html, utcnow()
     session.add(run)
     session.flush()
     return run

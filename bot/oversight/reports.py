@@ -80,6 +80,11 @@ class ReportError(GovbotError):
     """A report cannot be made as asked (bad month, empty period ...)."""
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key reading the digits in a name as numbers: 账号2 before 账号10, #9 before #10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
+
+
 # -- scope and period ----------------------------------------------------------------------------
 
 
@@ -614,8 +619,9 @@ def compute_report(
     accounts = session.execute(
         select(Account.id, Account.name, Account.platform, Department.name)
         .outerjoin(Department, Department.id == Account.department_id)
-        .where(Account.id.in_(q.ids)).order_by(Account.name)
+        .where(Account.id.in_(q.ids))
     ).all()
+    accounts = sorted(accounts, key=lambda a: natural_key(a[1]))
 
     pubs: dict[int, dict[str, Any]] = {}
     msgs: dict[int, dict[str, Any]] = {}

@@ -302,6 +302,24 @@ def acknowledge(*, session: Session, ticket_id: int, user: User) -> Ticket:
     return ticket
 
 
+def assign(*, session: Session, ticket_id: int, assignee_id: int, user: User) -> Ticket:
+    """指派: give the ticket to a named responder (or lead) of its department."""
+    ticket = get_ticket(session=session, ticket_id=ticket_id)
+    require_handler(session=session, user=user, ticket=ticket)
+    _require_open(ticket, "assign it")
+    assignee = session.get(User, assignee_id)
+    if assignee is None or not assignee.active:
+        raise NotFound(f"no active user #{assignee_id}")
+    if assignee.department_id != ticket.department_id or not (assignee.has_role("responder") or assignee.department_lead):
+        raise PermissionDenied(f"{assignee.username} does not answer the tickets of "
+                               f"{_department_name(session, ticket.department_id)}")
+    ticket.assignee_id = assignee.id
+    session.add(ticket)
+    audit.record(session=session, actor=user.username, action="ticket.assigned", subject_type="ticket",
+                 subject_id=ticket.id, assignee=assignee.username)
+    return ticket
+
+
 def reassign(*, session: Session, ticket_id: int, department: str | int, reason: str, user: User) -> Ticket:
     """转办: move the ticket to another department, with a reason (kept as an audit event and a note).
 

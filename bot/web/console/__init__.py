@@ -14,14 +14,17 @@ from bot.web.console import (
     auth,
     calendar,
     dashboard,
+    inbox,
     inspection,
     notices,
     oversight,
+    people,
     post_page,
     posts,
     tickets,
 )
 
 router = APIRouter(include_in_schema=False)
-for _area in (auth, dashboard, posts, post_page, calendar, notices, tickets, oversight, inspection, admin):
+for _area in (auth, dashboard, posts, post_page, calendar, notices, inbox, tickets, oversight, inspection, admin,
+              people):
     router.include_router(_area.router)

@@ -38,6 +38,7 @@ NAV = (
     ("/inspection", "迎检", ()),
     ("/accounts", "账号", ()),
     ("/rules", "规则", ()),
+    ("/admin/users", "管理", ("admin",)),
 )
 
 _ERROR_TITLES = (
@@ -218,6 +219,12 @@ def today_local(request: Request) -> date:
     return to_local(utcnow(), ctx_of(request).tz).date()
 
 
+
+
+def forbidden_page(request: Request, user: User, detail: str) -> HTMLResponse:
+    """A page the user's roles do not open, said in Chinese with what to do instead."""
+    return render(request, "notfound.html", user, status_code=403,
+                  error={"title": "无权查看此页面", "detail": detail, "problems": []})
 
 
 def error_page(request: Request, user: User, exc: GovbotError) -> HTMLResponse:

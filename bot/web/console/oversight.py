@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import quote
 
@@ -114,6 +115,15 @@ def report_for(request: Request, month: str, kind: str, name: str) -> Any:
         return compute_report(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope, start=start, end=end)
 
 
+def recent_months(today: Any, chosen: str, count: int = 24) -> list[str]:
+    """The months a report can be asked for, newest first (YYYY-MM), with the chosen one kept."""
+    months, year, month = [], today.year, today.month
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months if chosen in months or not chosen else [chosen, *months]
+
+
 def report_query(month: str, kind: str, name: str) -> str:
     return f"month={quote(month)}&kind={quote(kind)}&name={quote(name)}"
 
@@ -121,6 +131,7 @@ def report_query(month: str, kind: str, name: str) -> str:
 @router.get("/reports")
 def reports_page(request: Request, month: str = "", kind: str = "all", name: str = "",
                  user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.oversight.charts import report_charts
     from bot.oversight.reports import CSV_HEADER, conclusions, csv_rows
 
     ctx = ctx_of(request)
@@ -135,7 +146,10 @@ def reports_page(request: Request, month: str = "", kind: str = "all", name: str
         choices = {"organisation": [o.name for o in ctx.config.organisations],
                    "department": [d.name for d in s.exec(select(Department).order_by(Department.name))],
                    "account": [a.name for a in s.exec(select(Account).order_by(Account.name))]}
+    charts = [(title, "data:image/png;base64," + base64.b64encode(png).decode())
+              for title, png in (report_charts(report) if report else [])]
     return render(request, "reports.html", user, report=report, error=error, month=month, kind=kind, name=name,
+                  charts=charts, months=recent_months(today_local(request), month),
                   kinds=SCOPE_KINDS, choices=choices, header=CSV_HEADER,
                   rows=csv_rows(report) if report else [], conclusions=conclusions(report) if report else [],
                   query=report_query(month, kind, name))
@@ -153,4 +167,20 @@ def report_csv(request: Request, month: str = "", kind: str = "all", name: str =
     filename = quote(f"月度检查记录表-{report.scope.name}-{month}.csv")
     # utf-8-sig: Excel reads the Chinese only with the byte-order mark.
     return Response(to_csv(report).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"})
+
+
+@router.get("/reports/docx")
+def report_docx(request: Request, month: str = "", kind: str = "all", name: str = "",
+                user: User = Depends(console_user)) -> Response:
+    """The printable 月度检查记录表 as a Word document."""
+    from bot.oversight.record_docx import record_docx
+
+    try:
+        report = report_for(request, month, kind, name)
+    except GovbotError as exc:
+        return render(request, "notfound.html", user, status_code=422, error=error_view(exc))
+    filename = quote(f"月度检查记录表-{report.scope.name}-{month}.docx")
+    return Response(record_docx(report),
+                    media_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"})

@@ -1,4 +1,5 @@
-"""Messages (消息), the response queue (工单) and reply templates (答复模板)."""
+"""One ticket (工单): the message, its sender, article and history, the classification in words and its
+correction, answering (also a group of near-duplicates at once), assigning, and reply templates (答复模板)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlmodel import select
 
 from bot.clock import utcnow
 from bot.errors import GovbotError
-from bot.models import Account, Department, Message, Reply, Ticket, User
+from bot.models import Account, Department, Message, Post, Publication, Reply, Ticket, User
 from bot.web.console.common import (
     as_int,
     check_csrf,
@@ -21,57 +22,18 @@ from bot.web.console.common import (
     error_page,
     error_view,
     flash,
+    forbidden_page,
     redirect,
     render,
     run_action,
 )
+from bot.web.console.explain import explain, sender_alias
+from bot.web.security import ensure_secret_key
 
 router = APIRouter()
 
 
-MESSAGES_PER_PAGE = 50
-
-
-@router.get("/messages")
-def messages_page(request: Request, account: str = "", intent: str = "", department: str = "", before: str = "",
-                  user: User = Depends(console_user)) -> HTMLResponse:
-    """Every recent message and comment with its triage result, auto-reply and ticket."""
-    from bot.permissions import visible_departments
-
-    account, department, before = as_int(account), as_int(department), as_int(before)
-    visible = visible_departments(user, "messages.read")
-    with ctx_of(request).session() as s:
-        q = select(Message).order_by(Message.id.desc()).limit(MESSAGES_PER_PAGE)
-        if visible is not None:
-            q = q.where(Message.department_id.in_(visible))
-        if account:
-            q = q.where(Message.account_id == account)
-        if intent:
-            q = q.where(Message.intent == intent)
-        if department:
-            q = q.where(Message.department_id == department)
-        if before:
-            q = q.where(Message.id < before)
-        rows = list(s.exec(q))
-        ids = [m.id for m in rows]
-        replies: dict[int, list[Reply]] = {}
-        tickets: dict[int, Ticket] = {}
-        if ids:
-            for r in s.exec(select(Reply).where(Reply.message_id.in_(ids)).order_by(Reply.id)):
-                replies.setdefault(r.message_id, []).append(r)
-            tickets = {t.message_id: t for t in s.exec(select(Ticket).where(Ticket.message_id.in_(ids)))}
-        accs = {a.id: a for a in s.exec(select(Account))}
-        depts = {d.id: d.name for d in s.exec(select(Department))}
-    more = len(rows) == MESSAGES_PER_PAGE
-    filters = {"account": account, "intent": intent, "department": department}
-    return render(request, "messages.html", user, messages=rows, replies=replies, tickets=tickets, accs=accs,
-                  depts=depts, filters=filters, next_before=rows[-1].id if more else None)
-
-
-# ---------------------------------------------------------------- tickets (工单)
-
-TICKET_VIEWS = {"open": ("待办", ("new", "acknowledged")), "answered": ("已答复", ("answered",)),
-                "closed": ("已关闭", ("closed",)), "all": ("全部", None)}
+EARLIER_MESSAGES = 10
 
 
 def due_info(ticket: Ticket, now: datetime) -> dict[str, str]:
@@ -100,61 +62,46 @@ def ticket_department(user: User, requested: int | None) -> int | None:
     return user.department_id
 
 
-def parse_rules(summary: str) -> list[tuple[str, list[str]]]:
-    """The stored 'rule_id:word|word;...' of a message as (rule, words) pairs for display."""
-    out = []
-    for part in (summary or "").split(";"):
-        if part:
-            rule, _, words = part.partition(":")
-            out.append((rule, [w for w in words.split("|") if w]))
-    return out
-
-
-@router.get("/tickets")
-def tickets_page(request: Request, view: str = "open", department: str = "",
-                 user: User = Depends(console_user)) -> HTMLResponse:
-    from bot.tickets.answering import failed_replies
-    from bot.tickets.service import list_tickets
-
-    view = view if view in TICKET_VIEWS else "open"
-    dept_id = ticket_department(user, as_int(department))
-    now = utcnow()
-    with ctx_of(request).session() as s:
-        if dept_id is None and not user.has_role("admin"):
-            rows = []
-        else:
-            rows = list_tickets(session=s, department_id=dept_id, states=TICKET_VIEWS[view][1], now=now, limit=500)
-        msgs = {m.id: m for m in s.exec(select(Message).where(Message.id.in_([t.message_id for t in rows])))}
-        depts = {d.id: d.name for d in s.exec(select(Department))}
-        accs = {a.id: a.name for a in s.exec(select(Account))}
-        # Answers that did not go out wait for a person: the inbox shows them.
-        failed = {r.ticket_id for r in failed_replies(session=s, department_id=dept_id)}
-    overdue = sum(1 for t in rows if due_info(t, now)["cls"] == "overdue")
-    soon = sum(1 for t in rows if due_info(t, now)["cls"] == "soon")
-    return render(request, "tickets.html", user, tickets=rows, msgs=msgs, depts=depts, accs=accs, view=view,
-                  views=TICKET_VIEWS, department=dept_id, failed=failed, due={t.id: due_info(t, now) for t in rows},
-                  overdue=overdue, soon=soon, no_department=dept_id is None and not user.has_role("admin"))
-
-
 def ticket_page(request: Request, user: User, ticket_id: int, *, error: dict | None = None,
                 form: dict | None = None, status_code: int = 200) -> HTMLResponse:
     from bot.tickets import answering
-    from bot.tickets.service import CLOSE_REASONS, list_templates
+    from bot.tickets.inbox import duplicates_of
+    from bot.tickets.service import CLOSE_REASONS, can_handle, list_templates
+    from bot.triage.corrections import can_correct
+    from bot.triage.rules import INTENTS, TOPICS
+    from bot.web.console.inbox import department_people
 
     ctx = ctx_of(request)
     now = utcnow()
+    secret = ensure_secret_key(ctx.config)
     with ctx.session() as s:
         detail = answering.ticket_detail(session=s, ctx=ctx, ticket_id=ticket_id, user=user, now=now)
-        ticket = detail.ticket
-        account = s.get(Account, detail.message.account_id)
+        ticket, m = detail.ticket, detail.message
+        account = s.get(Account, m.account_id)
         templates_ = list_templates(session=s, department_id=ticket.department_id) if ticket.department_id else []
         people = {u.id: u for u in s.exec(select(User))}
         depts = {d.id: d.name for d in s.exec(select(Department).order_by(Department.name))}
-    return render(request, "ticket.html", user, status_code=status_code, t=ticket, m=detail.message, account=account,
+        earlier = list(s.exec(select(Message).where(
+            Message.account_id == m.account_id, Message.sender_id == m.sender_id, Message.id != m.id,
+            Message.sender_id != "", Message.msg_type != "event")
+            .order_by(Message.received_at.desc()).limit(EARLIER_MESSAGES))) if m.sender_id else []
+        earlier_tickets = {t.message_id: t for t in s.exec(select(Ticket).where(
+            Ticket.message_id.in_([e.id for e in earlier])))}
+        publication = s.get(Publication, m.publication_id) if m.publication_id else None
+        article = s.get(Post, publication.post_id) if publication else None
+        duplicates = duplicates_of(session=s, ticket=ticket, message=m) if ticket.state in ("new", "acknowledged") else []
+        responders = department_people(s, ticket.department_id)
+    return render(request, "ticket.html", user, status_code=status_code, t=ticket, m=m, account=account,
                   replies=detail.replies, notes=detail.notes, history=detail.history, templates=templates_,
                   people=people, users_by_name={u.username: u for u in people.values()}, depts=depts,
-                  department=detail.department, due=due_info(ticket, now),
-                  rules=parse_rules(detail.message.rules), close_reasons=CLOSE_REASONS, channel=detail.channel,
+                  department=detail.department, due=due_info(ticket, now), sender=sender_alias(m, secret),
+                  explanation=explain(intent=m.intent, topic=m.topic, confidence=m.confidence, rules=m.rules,
+                                      spam=m.spam),
+                  earlier=earlier, earlier_tickets=earlier_tickets,
+                  openable={t.id for t in earlier_tickets.values() if can_handle(user, t.department_id)},
+                  publication=publication, article=article, duplicates=duplicates, responders=responders,
+                  may_correct=can_correct(user, m), intents=INTENTS, topics=TOPICS,
+                  close_reasons=CLOSE_REASONS, channel=detail.channel,
                   offline_how=OFFLINE_HOW_ZH, error=error, form=form or {})
 
 
@@ -212,6 +159,14 @@ OFFLINE_HOW_ZH = {"phone": "电话", "in_person": "当面", "letter": "书面", 
 
 @router.get("/tickets/{ticket_id}")
 def ticket_detail(request: Request, ticket_id: int, user: User = Depends(console_user)) -> HTMLResponse:
+    from bot.tickets.service import can_handle
+
+    with ctx_of(request).session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        dept = s.get(Department, ticket.department_id) if ticket and ticket.department_id else None
+    if ticket is not None and not can_handle(user, ticket.department_id):
+        return forbidden_page(request, user, f"工单 {ticket_id} 由{dept.name if dept else '其他部门'}办理，"
+                                             "只有该部门的答复人和管理员可以查看和处理。")
     try:
         return ticket_page(request, user, ticket_id)
     except GovbotError as exc:
@@ -242,10 +197,12 @@ def reply_outcome(request: Request, reply: Reply) -> None:
 
 
 @router.post("/tickets/{ticket_id}/answer", dependencies=[Depends(check_csrf)])
-def ticket_answer(request: Request, ticket_id: int, text: str = Form(""),
-                  user: User = Depends(console_user)) -> Response:
+async def ticket_answer(request: Request, ticket_id: int, text: str = Form(""),
+                        user: User = Depends(console_user)) -> Response:
+    """Answer the ticket; the near-duplicates ticked (`also`) get the same answer, each through its own channel."""
     from bot.tickets.answering import answer_and_send
 
+    also = [i for i in (as_int(v) for v in (await request.form()).getlist("also")) if i and i != ticket_id]
     try:
         reply = answer_and_send(ctx_of(request), ticket_id=ticket_id, username=user.username, text=text)
     except GovbotError as exc:
@@ -255,7 +212,55 @@ def ticket_answer(request: Request, ticket_id: int, text: str = Form(""),
         except GovbotError:
             return error_page(request, user, exc)
     reply_outcome(request, reply)
+    sent = 0
+    for other in also:
+        try:
+            other_reply = answer_and_send(ctx_of(request), ticket_id=other, username=user.username, text=text)
+        except GovbotError as exc:
+            flash(request, f"工单 #{other} 未答复：{error_view(exc)['title']}。{exc}", "error")
+            continue
+        if other_reply.state == "failed":
+            flash(request, f"工单 #{other} 的答复未能发送，已保留：{other_reply.last_error}", "error")
+        else:
+            sent += 1
+    if sent:
+        flash(request, f"同一答复也已发给 {sent} 条相似留言，各自通过其来源渠道发送。")
     return redirect(f"/tickets/{ticket_id}#replies")
+
+
+@router.post("/tickets/{ticket_id}/correct", dependencies=[Depends(check_csrf)])
+def ticket_correct(request: Request, ticket_id: int, intent: str = Form(""), topic: str = Form(""),
+                   user: User = Depends(console_user)) -> Response:
+    """纠正分类: the message (and its ticket) take the intent and topic the responder says."""
+    from bot.tickets.service import get_ticket
+    from bot.triage.corrections import record_correction
+
+    def act(s: Any) -> Any:
+        ticket = get_ticket(session=s, ticket_id=ticket_id)
+        message = s.get(Message, ticket.message_id)
+        if (intent or message.intent, topic or message.topic) == (message.intent, message.topic):
+            raise GovbotError("所选诉求和主题与现在的分类相同，无需更正")
+        record_correction(session=s, message_id=ticket.message_id, user=user, intent=intent or None,
+                          topic=topic or None)
+        ticket.intent = intent or ticket.intent
+        ticket.topic = topic or ticket.topic
+        s.add(ticket)
+
+    return ticket_action(request, user, ticket_id, act, "分类已更正，已记录为规则改进的样本。",
+                         {"intent": intent, "topic": topic})
+
+
+@router.post("/tickets/{ticket_id}/assign", dependencies=[Depends(check_csrf)])
+def ticket_assign(request: Request, ticket_id: int, assignee: str = Form(""),
+                  user: User = Depends(console_user)) -> Response:
+    from bot.tickets.service import assign
+
+    def act(s: Any) -> Any:
+        if not as_int(assignee):
+            raise GovbotError("请选择经办人")
+        return assign(session=s, ticket_id=ticket_id, assignee_id=as_int(assignee), user=user)
+
+    return ticket_action(request, user, ticket_id, act, "已指派经办人。", {"assignee": assignee})
 
 
 @router.post("/tickets/{ticket_id}/replies/{reply_id}/retry", dependencies=[Depends(check_csrf)])
