@@ -237,7 +237,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "correction.denied": ("{user} 不能更正消息 {message_id} 的分类", "{user} may not correct message {message_id}"),
     "correction.unknown_intent": ("未知的诉求类型“{intent}”；可选：{known}", "unknown intent {intent!r}; known: {known}"),
     "correction.unknown_topic": ("未知的主题“{topic}”；可选：{known}", "unknown topic {topic!r}; known: {known}"),
-    "correction.no_change": ("更正后的分类与原分类相同", "the correction changes nothing"),
+    "correction.no_change": ("所选诉求和主题与现在的分类相同，无需更正", "the correction changes nothing"),
     # -- oversight ---------------------------------------------------------------------------------------
     "organisation.none_configured": ("没有名为“{name}”的单位：配置文件 {source} 未配置任何单位",
                                      "no organisation named {name!r}: {source} configures none"),
@@ -369,6 +369,20 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "password.too_short": ("密码至少 {min_length} 个字符", "a password has at least {min_length} characters"),
     "password.has_username": ("密码不能包含用户名", "the password must not contain the user name"),
     "password.too_common": ("密码过于常见或过于简单，请换一个", "the password is too common or too simple"),
+    "password.current_wrong": ("当前密码不正确", "the current password is wrong"),
+    "password.mismatch": ("两次输入的新密码不一致", "the new password was typed differently twice"),
+    # -- administration (系统管理): users, departments, assignees ------------------------------------------
+    "user.name_invalid": ("用户名须为 1 到 64 位字母、数字、下划线或点", "a user name has 1 to 64 letters, digits, _ or ."),
+    "user.name_taken": ("用户名“{username}”已被使用", "the user name {username!r} is taken"),
+    "user.id_not_found": ("用户 #{user_id} 不存在", "no user #{user_id}"),
+    "user.not_active": ("用户 #{user_id} 不存在或已停用", "no active user #{user_id}"),
+    "user.not_self": ("不能停用自己的账号或去掉自己的管理员角色", "an admin cannot disable themselves or drop their own admin role"),
+    "department.name_length": ("部门名称须为 1 到 {limit} 个字", "a department name has 1 to {limit} characters"),
+    "department.name_taken": ("已有名为“{name}”的部门", "a department named {name!r} exists"),
+    "department.id_not_found": ("部门 #{department_id} 不存在", "no department #{department_id}"),
+    "ticket.assignee_required": ("请选择经办人", "choose an assignee"),
+    "ticket.not_a_handler": ("{user} 不是{department}的答复人或负责人，不能经办其工单",
+                             "{user} does not answer the tickets of {department}"),
 }
 
 # Platform error codes people meet, explained: (platform, code) -> (what it means, what to do).

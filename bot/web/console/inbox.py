@@ -191,7 +191,7 @@ def message_correct(request: Request, message_id: int, intent: str = Form(""), t
     def act(s: Any) -> Any:
         message = s.get(Message, message_id)
         if message is not None and (intent or message.intent, topic or message.topic) == (message.intent, message.topic):
-            raise GovbotError("所选诉求和主题与现在的分类相同，无需更正")
+            raise GovbotError("correction.no_change")
         record_correction(session=s, message_id=message_id, user=user, intent=intent or None, topic=topic or None)
         message = s.get(Message, message_id)
         ticket = s.exec(select(Ticket).where(Ticket.message_id == message_id)).first()

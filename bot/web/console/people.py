@@ -149,9 +149,9 @@ def password_change(request: Request, current: str = Form(""), password: str = F
     def act(s: Any) -> Any:
         me = s.get(User, user.id)
         if not verify_password(current, me.password_hash):
-            raise GovbotError("当前密码不正确")
+            raise GovbotError("password.current_wrong")
         if password != again:
-            raise GovbotError("两次输入的新密码不一致")
+            raise GovbotError("password.mismatch")
         set_password(session=s, user=me, password=password)
 
     _, error = run_action(request, act)

@@ -239,7 +239,7 @@ def ticket_correct(request: Request, ticket_id: int, intent: str = Form(""), top
         ticket = get_ticket(session=s, ticket_id=ticket_id)
         message = s.get(Message, ticket.message_id)
         if (intent or message.intent, topic or message.topic) == (message.intent, message.topic):
-            raise GovbotError("所选诉求和主题与现在的分类相同，无需更正")
+            raise GovbotError("correction.no_change")
         record_correction(session=s, message_id=ticket.message_id, user=user, intent=intent or None,
                           topic=topic or None)
         ticket.intent = intent or ticket.intent
@@ -257,7 +257,7 @@ def ticket_assign(request: Request, ticket_id: int, assignee: str = Form(""),
 
     def act(s: Any) -> Any:
         if not as_int(assignee):
-            raise GovbotError("请选择经办人")
+            raise GovbotError("ticket.assignee_required")
         return assign(session=s, ticket_id=ticket_id, assignee_id=as_int(assignee), user=user)
 
     return ticket_action(request, user, ticket_id, act, "已指派经办人。", {"assignee": assignee})
