@@ -28,6 +28,7 @@ class JobSpec:
 
 def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
+    from bot.inbound import processing as inbound
     from bot.inbound.polling import poll_comments
     from bot.oversight.digest import digest_job
     from bot.publishing import scheduler as publishing
@@ -50,6 +51,9 @@ def job_specs(ctx: Context) -> list[JobSpec]:
         JobSpec("publishing.refresh_stats", refresh_stats, ctx.config.polling.stats_interval_s),
         # Checks each minute whether an organisation's digest_time has come (once a day, retries after).
         JobSpec("oversight.digest", digest_job, 60.0),
+        # WeChat deliveries answered by the callback: spool replay, then triage, routing and tickets.
+        JobSpec("inbound.process", inbound.process_pending, ctx.config.callback.process_interval_s),
+        JobSpec("inbound.prune_deliveries", inbound.prune_deliveries, 3600.0),
     ]
     return specs
 

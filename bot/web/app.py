@@ -29,8 +29,11 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        with ctx.engine.connect():
-            pass
+        # Ready only while the database takes writes: a load balancer then sends WeChat elsewhere.
+        from bot.inbound.callback import intake_of
+
+        if not intake_of(app).writable():
+            return JSONResponse({"status": "database not writable", "worker": ctx.worker_id}, status_code=503)
         return JSONResponse({"status": "ok", "worker": ctx.worker_id})
 
     for router in _routers():
