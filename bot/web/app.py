@@ -41,6 +41,19 @@ def create_app(ctx: Context) -> FastAPI:
     return app
 
 
+def app_from_config() -> FastAPI:
+    """The app of one of several web processes (`web.workers` > 1): its own Context from $GOVBOT_CONFIG."""
+    import sys
+
+    from loguru import logger
+
+    from bot.config import load_config
+
+    logger.remove()
+    logger.add(sys.stderr, level="INFO", diagnose=False)
+    return create_app(Context.open(load_config()))
+
+
 def _routers() -> list:
     """Each part of the product contributes its router here."""
     from bot.inbound.callback import router as wechat_callback_router
