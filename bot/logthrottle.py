@@ -29,7 +29,7 @@ class LogThrottle:
         self._seen: dict[str, _Seen] = {}
         self._lock = threading.Lock()
 
-    def log(self, key: str, level: str, message: str, *args: object, exception: bool = False) -> bool:
+    def log(self, key: str, level: str, message: str, *args: object, exception: bool = False, _depth: int = 1) -> bool:
         """Log `message` unless `key` was logged within the interval; True when it was written."""
         now = time.monotonic()
         with self._lock:
@@ -40,10 +40,10 @@ class LogThrottle:
             suppressed = seen.suppressed if seen is not None else 0
             self._seen[key] = _Seen(logged_at=now)
         if suppressed:
-            message += " ({} more like this in the last {:.0f} s)"
+            message += " ({} more like this in the last {:g} s)"
             args = (*args, suppressed, self.interval_s)
-        # depth=1: the caller's module and line, not this helper's.
-        logger.opt(exception=exception, depth=1).log(level, message, *args)
+        # depth: the caller's module and line, not this helper's.
+        logger.opt(exception=exception, depth=_depth).log(level, message, *args)
         return True
 
     def clear(self, key: str) -> int:
@@ -58,7 +58,7 @@ _default = LogThrottle()
 
 def log_throttled(key: str, level: str, message: str, *args: object, exception: bool = False) -> bool:
     """`LogThrottle.log` on the process-wide throttle (60 s interval)."""
-    return _default.log(key, level, message, *args, exception=exception)
+    return _default.log(key, level, message, *args, exception=exception, _depth=2)
 
 
 def clear_throttled(key: str) -> int:
