@@ -36,7 +36,7 @@ QUESTION = "请问社保卡丢了怎么补办？"  # an FAQ candidate: answered 
 
 
 def text_xml(msg_id: int, content: str, create_time: int | None = None) -> bytes:
-    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[oDur{msg_id % 7}]]>"
+    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[oDur{msg_id}]]>"
             f"</FromUserName><CreateTime>{create_time or int(time.time())}</CreateTime><MsgType><![CDATA[text]]>"
             f"</MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>").encode()
 
