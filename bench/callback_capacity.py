@@ -104,7 +104,7 @@ def serve_werobot(port: int) -> None:
     # Keyword reply: the first FAQ rule one of whose words is in the text answers.
     keywords = [(w, rule.answer) for rule in FaqMatcher.from_dir(REPO / "rules").rules
                 for p in rule.patterns for w in p.all_of + p.any_of]
-    robot = werobot.WeRoBot(token=TOKEN, session_storage=False)
+    robot = werobot.WeRoBot(token=TOKEN, SESSION_STORAGE=False)  # stores nothing
     logging.getLogger("WeRoBot").setLevel(logging.ERROR)  # it warns on every message without a keyword
 
     @robot.text
@@ -267,6 +267,27 @@ async def drive(port: int, texts: list[str], rate: float, seconds: float, first_
     return run
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and all its descendants (uvicorn's worker processes), from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (OSError, IndexError):
+        pass
+    return total
+
+
+def measured(pid: int, port: int, texts: list[str], rate: float, seconds: float, first_id: int) -> tuple[Run, float]:
+    """The load at `rate`, and the server's CPU milliseconds per request meanwhile."""
+    before = cpu_seconds(pid)
+    run = asyncio.run(drive(port, texts, rate, seconds, first_id))
+    return run, 1000 * (cpu_seconds(pid) - before) / max(1, len(run.latencies_ms))
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]  # nearest rank
@@ -332,17 +353,19 @@ def main() -> None:
                 asyncio.run(drive(wport, texts, 50, 2, first_id=10_000_000_000))
             for k, rate in enumerate(rates):
                 first_id = 20_000_000_000 + k * 100_000_000
-                g = asyncio.run(drive(gport, texts, rate, args.seconds, first_id))
+                g, g_cpu = measured(servers[0].pid, gport, texts, rate, args.seconds, first_id)
                 time.sleep(1.0)  # let the last group commit land
                 n = int(rate * args.seconds)
                 rows, distinct = stored_counts(database_url, tmp / "spool", first_id, n)
-                w = None if args.no_werobot else asyncio.run(drive(wport, texts, rate, args.seconds, first_id))
+                w, w_cpu = (None, 0.0) if args.no_werobot else measured(servers[1].pid, wport, texts, rate,
+                                                                         args.seconds, first_id)
                 results.append((rate, g, w, n, rows, distinct))
-                werobot_txt = (f"WeRoBot p50 {statistics.median(w.latencies_ms):7.1f} p99 "
-                               f"{percentile(w.latencies_ms, 0.99):7.1f} ms {w.statuses}" if w else "")
-                print(f"{rate:6.0f} req/s  govbot p50 {statistics.median(g.latencies_ms):7.1f} p99 "
-                      f"{percentile(g.latencies_ms, 0.99):7.1f} ms {g.statuses} stored {distinct}/{n} "
-                      f"(redeliveries answered differently: {g.mismatched})   {werobot_txt}", flush=True)
+                werobot_txt = (f" | WeRoBot p50 {statistics.median(w.latencies_ms):7.1f} p99 "
+                               f"{percentile(w.latencies_ms, 0.99):7.1f} ms, CPU {w_cpu:.2f} ms/req, {w.statuses}"
+                               if w else "")
+                print(f"{rate:6.0f} req/s | govbot p50 {statistics.median(g.latencies_ms):7.1f} p99 "
+                      f"{percentile(g.latencies_ms, 0.99):7.1f} ms, CPU {g_cpu:.2f} ms/req, {g.statuses}, stored "
+                      f"{distinct}/{n}, redeliveries answered differently {g.mismatched}{werobot_txt}", flush=True)
         finally:
             for child in servers:
                 child.terminate()

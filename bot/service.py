@@ -102,12 +102,12 @@ def run_web(ctx: Context) -> None:
 
     web = ctx.config.web
     if web.workers == 1:
-        uvicorn.run(create_app(ctx), host=web.host, port=web.port, log_level="warning")
+        uvicorn.run(create_app(ctx), host=web.host, port=web.port, log_level="warning", access_log=False)
         return
     if ctx.config.source != "<defaults>":
         os.environ["GOVBOT_CONFIG"] = ctx.config.source  # read again by each web process
     uvicorn.run("bot.web.app:app_from_config", factory=True, workers=web.workers, host=web.host, port=web.port,
-                log_level="warning")
+                log_level="warning", access_log=False)
 
 
 def serve(ctx: Context, *, worker: bool = True) -> None:

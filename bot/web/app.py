@@ -38,6 +38,9 @@ def create_app(ctx: Context) -> FastAPI:
 
     for router in _routers():
         app.include_router(router)
+    from bot.inbound.callback import CallbackFastPath
+
+    app.add_middleware(CallbackFastPath)  # last added: outermost, before the session middleware
     return app
 
 
