@@ -340,13 +340,22 @@ def _answer_now(ctx: Context, incoming: Incoming, session: Session) -> tuple[str
 def _answer_in_request(ctx: Context, account: CallbackAccount, incoming: Incoming) -> AnswerNow | None:
     """The work that must happen before answering, or None when the answer is "success" whatever
     triage finds (no automatic reply can apply): then the worker triages after the answer."""
-    if not (ctx.config.autoreply.enabled and account.auto_reply):
+    cfg = ctx.config.autoreply
+    if not (cfg.enabled and account.auto_reply):
         return None
-    if incoming.event == "subscribe" or (
-        incoming.classify and incoming.text.strip() and ctx.rules.current_faq().candidate(incoming.text, account.name)
-    ):
+    if incoming.event == "subscribe":
         return partial(_answer_now, ctx, incoming)
-    return None
+    if not (incoming.classify and incoming.text.strip()):
+        return None
+    faq = ctx.rules.current_faq()
+    if not faq.candidate(incoming.text, account.name):
+        return None  # the common case: one automaton pass, no classification
+    # An FAQ word is there: only a confident question matching a rule is answered (autoreply.decide).
+    classification = ctx.rules.current().classify(incoming.text)
+    if classification.confidence < cfg.min_confidence or faq.match(incoming.text, classification,
+                                                                   account.name) is None:
+        return None
+    return partial(_answer_now, ctx, incoming)
 
 
 def intake_of(app: FastAPI) -> Intake:
