@@ -377,7 +377,7 @@ async def _deliver(request: Request, account: CallbackAccount, params: dict[str,
     if stored.outcome is Outcome.REPLAY:
         raise Refused(403, "signature replayed: its timestamp and nonce came before with another message")
     if stored.outcome is Outcome.DUPLICATE:
-        logger.info("duplicate delivery {} for account {}; answered as the first", incoming.dedupe_key, account.appid)
+        logger.debug("duplicate delivery {} for account {}; answered as the first", incoming.dedupe_key, account.appid)
     if stored.reply_xml == SUCCESS:
         return PlainTextResponse(SUCCESS)
     reply_xml = stored.reply_xml
