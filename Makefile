@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/triage_quality.py
 	$(BIN)/python bench/triage_throughput.py
 	$(BIN)/python bench/report_scale.py
+	$(BIN)/python bench/callback_capacity.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
