@@ -237,3 +237,23 @@ def test_log_throttle_writes_once_per_interval_with_a_count():
         "database down: OperationalError",
         "database down: OperationalError (49 more like this in the last 0.2 s)",
     ]
+
+
+def test_processed_deliveries_are_pruned_after_the_retention_pending_ones_never(ctx):
+    from datetime import timedelta
+
+    from bot.clock import utcnow
+    from bot.inbound.processing import RETENTION, prune_deliveries
+
+    with TestClient(create_app(ctx)) as client:
+        assert post(client, text_xml(31, "路灯坏了")).text == "success"
+        assert post(client, text_xml(32, "路灯又坏了")).text == "success"
+    process_pending(ctx)
+    with ctx.session() as s:
+        rows = {d.dedupe_key: d for d in s.execute(select(InboundDelivery)).scalars()}
+        old = utcnow() - RETENTION - timedelta(minutes=1)
+        rows["msg:31"].arrived_at = old
+        rows["msg:32"].arrived_at, rows["msg:32"].processed_at = old, None  # still pending: kept
+    assert prune_deliveries(ctx) == 1
+    with ctx.session() as s:
+        assert list(s.execute(select(InboundDelivery.dedupe_key)).scalars()) == ["msg:32"]
