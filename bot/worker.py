@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
 from bot.context import Context
+from bot.logthrottle import log_throttled
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,10 @@ def _guarded(spec: JobSpec, ctx: Context) -> Callable[[], None]:
     def run() -> None:
         try:
             spec.func(ctx)
-        except Exception:
-            # A failing tick must not kill the scheduler; the next tick tries again.
-            logger.exception("job {} failed", spec.id)
+        except Exception as exc:
+            # A failing tick must not kill the scheduler; the next tick tries again. In an outage every
+            # tick fails alike: logged once a minute with a count, not twice a second.
+            log_throttled(f"job.{spec.id}.{type(exc).__name__}", "ERROR", "job {} failed", spec.id, exception=True)
 
     return run
 
