@@ -195,7 +195,11 @@ class Intake:
                     stop = True
                     break
                 jobs.append(more)
-            outcomes = self._write(jobs)
+            try:
+                outcomes = self._write(jobs)
+            except Exception as exc:  # never leave a request waiting: it answers 503 and WeChat retries
+                log_throttled("callback.intake.bug", "ERROR", "the delivery writer failed", exception=True)
+                outcomes = [exc] * len(jobs)
             by_loop: dict[asyncio.AbstractEventLoop, list] = {}
             for job, outcome in zip(jobs, outcomes, strict=True):
                 by_loop.setdefault(job.loop, []).append((job.future, outcome))
