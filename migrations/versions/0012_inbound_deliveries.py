@@ -9,7 +9,7 @@ import sqlmodel.sql.sqltypes
 
 
 revision = '0012'
-down_revision = '0001'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
