@@ -70,6 +70,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/accounts"): "accounts.read",
     # messages (消息), tickets (工单), replies and reply templates (答复模板)
     ("GET", "/messages"): "messages.read",
+    ("POST", "/messages/{message_id}/correct"): "messages.correct",
     ("GET", "/api/tickets"): "tickets.read",
     ("GET", "/api/tickets/{ticket_id}"): "tickets.read",
     ("GET", "/api/tickets/{ticket_id}/notes"): "tickets.read",
