@@ -129,6 +129,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/tickets/bulk"): "tickets.handle",
     ("POST", "/tickets/{ticket_id}/assign"): "tickets.handle",
     ("POST", "/tickets/{ticket_id}/correct"): "messages.correct",
+    ("POST", "/messages/{message_id}/correct"): "messages.correct",
     ("GET", "/reports/docx"): "oversight.read",
     ("POST", "/rules/edit"): "rules.test",
     ("GET", "/inspection"): "oversight.read",
