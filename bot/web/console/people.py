@@ -15,6 +15,7 @@ from bot.web.console.common import (
     as_int,
     check_csrf,
     console_user,
+    csrf_token,
     ctx_of,
     flash,
     forbidden_page,
@@ -22,6 +23,7 @@ from bot.web.console.common import (
     render,
     run_action,
 )
+from bot.web.sessions import renew
 
 router = APIRouter()
 ADMIN_ONLY = "用户、角色和部门由管理员维护。如需调整，请联系管理员。"
@@ -157,5 +159,10 @@ def password_change(request: Request, current: str = Form(""), password: str = F
     _, error = run_action(request, act)
     if error:
         return render(request, "password.html", user, status_code=422, error=error)
-    flash(request, "密码已修改，下次登录请使用新密码。")
+    # Every other session of the user has ended; this one goes on under a new token and CSRF token.
+    request.session.clear()
+    request.session["user_id"] = user.id
+    csrf_token(request)
+    renew(request)
+    flash(request, "密码已修改，其他设备上的登录已退出；下次登录请使用新密码。")
     return redirect("/")
