@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import select
 
 from bot.clock import utcnow
@@ -143,7 +143,9 @@ def messages_page(request: Request, q: str = "", account: str = "", intent: str 
     account_id, department_id, page_no = as_int(account), as_int(department), max(1, as_int(page) or 1)
     visible = visible_departments(user, "messages.read")
     with ctx.session() as s:
-        cond = [] if visible is None else [Message.department_id.in_(visible)]
+        # A department sees the messages triaged to it and those whose ticket it now handles (转办 to it).
+        handled = select(Ticket.message_id).where(Ticket.department_id.in_(visible or ()))
+        cond = [] if visible is None else [or_(Message.department_id.in_(visible), Message.id.in_(handled))]
         if account_id:
             cond.append(Message.account_id == account_id)
         if intent:
