@@ -104,8 +104,10 @@ def visible_departments(user: User, action: str) -> set[int] | None:
     return {user.department_id} if user.department_id is not None else set()
 
 
-def refusal(user: User | None, action: str, *, scoped: bool) -> str:
-    """What the refusal says (in Chinese): the action, and whether only the department was wrong."""
-    who = user.username if user is not None else "未登录用户"
-    return f"{who} 无权{RULES[action].zh}" + ("（仅限本部门）" if scoped else "")
+def refusal(user: User | None, action: str, *, scoped: bool, addressed: bool = False) -> str:
+    """What the refusal says (in Chinese): the action, and whether only the department was wrong.
+
+    `addressed`: said to the person on their page ("您"), not naming the login (for scripts and logs)."""
+    who = "您" if addressed else f"{user.username} " if user is not None else "未登录用户 "
+    return f"{who}无权{RULES[action].zh}" + ("（仅限本部门）" if scoped else "")
 

@@ -272,10 +272,9 @@ async def authorize(request: Request) -> None:
 
 def deny(request: Request, user: User, action: str, *, scoped: bool) -> None:
     """Refuse as the services refuse (PermissionDenied: the API's usual 403), or with the console's page."""
-    message = refusal(user, action, scoped=scoped)
     if is_api(request):
-        raise PermissionDenied(message)
-    raise HTTPException(403, message)
+        raise PermissionDenied(refusal(user, action, scoped=scoped))
+    raise HTTPException(403, refusal(user, action, scoped=scoped, addressed=True))
 
 
 async def check_csrf_token(request: Request) -> None:
