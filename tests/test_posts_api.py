@@ -179,4 +179,5 @@ def test_wechat_byline_and_comment_switch_are_checked_before_sign_off(api, ctx):
         assert (stored.byline, stored.open_comment) == ("县委宣传部新闻科", False)
     too_long = create(api, byline="县委宣传部新闻科融媒体中心编辑部值班室")
     refused = api("POST", f"/api/posts/{too_long['id']}/submit", "xuanchuan", 422)
+    assert refused["code"] == "check.failed"
     assert any("作者最多 16 个字" in p["message_zh"] for p in refused["detail"]["problems"])

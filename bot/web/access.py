@@ -109,8 +109,9 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/rules"): "rules.test",
     # sessions (登录会话)
     ("DELETE", "/api/users/{username}/sessions"): "admin",
-    # Routes added in parallel on other branches (console, platforms, inspection), listed here so that
-    # they are not refused after the merge; the route matrix test checks each once it exists.
+    # The console's posts pages (calendar, notices, media, retry), the platforms' budgets and Weibo
+    # count, the inbox and administration, inspection. /rules/edit checks and tries for every officer;
+    # saving a rules file is for admins (checked where it saves).
     ("GET", "/static/vendor/{package}/{name}"): ANYONE,
     ("GET", "/account/password"): SIGNED_IN,
     ("POST", "/account/password"): SIGNED_IN,

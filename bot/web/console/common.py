@@ -3,14 +3,13 @@ running one domain action per transaction, and domain errors shown in Chinese.""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import Form, HTTPException, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
@@ -121,15 +120,6 @@ def csrf_token(request: Request) -> str:
         token = secrets.token_urlsafe(32)
         request.session["csrf"] = token
     return token
-
-
-def check_csrf(request: Request, csrf: str = Form("", alias="csrf_token")) -> None:
-    """Dependency for every console POST: the hidden field (or the X-CSRF-Token header that the console's
-    scripts send) must match this session's token."""
-    csrf = csrf or request.headers.get("x-csrf-token", "")
-    expected = request.session.get("csrf")
-    if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
-        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")
 
 
 def flash(request: Request, text: str, kind: str = "ok") -> None:

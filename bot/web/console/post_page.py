@@ -20,7 +20,6 @@ from bot.errors import GovbotError, NotFound
 from bot.models import Account, Post, User
 from bot.web.console.common import (
     as_int,
-    check_csrf,
     console_user,
     ctx_of,
     error_view,
@@ -142,7 +141,7 @@ def _ids(accounts: list[str]) -> list[int]:
     return [i for i in (as_int(a) for a in accounts) if i is not None]
 
 
-@router.post("/posts/{post_id}/submit", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/submit")
 def post_submit(request: Request, post_id: int, accounts: list[str] = Form(default_factory=list),
                 when: str = Form(""), at: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import submit_post
@@ -159,7 +158,7 @@ def post_submit(request: Request, post_id: int, accounts: list[str] = Form(defau
                        {"accounts": set(accounts), "when": when, "at": at})
 
 
-@router.post("/posts/{post_id}/retarget", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/retarget")
 def post_retarget(request: Request, post_id: int, accounts: list[str] = Form(default_factory=list),
                   when: str = Form(""), at: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import retarget_post
@@ -182,7 +181,7 @@ def post_retarget(request: Request, post_id: int, accounts: list[str] = Form(def
     return response
 
 
-@router.post("/posts/{post_id}/sign", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/sign")
 def post_sign(request: Request, post_id: int, version: str = Form(""), content_hash: str = Form(""),
               user: User = Depends(console_user)) -> Response:
     from bot.publishing.signoff import sign
@@ -197,7 +196,7 @@ def post_sign(request: Request, post_id: int, version: str = Form(""), content_h
     return post_action(request, user, post_id, act, "已签署通过。")
 
 
-@router.post("/posts/{post_id}/reject", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/reject")
 def post_reject(request: Request, post_id: int, reason: str = Form(""), version: str = Form(""),
                 content_hash: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.publishing.signoff import reject
@@ -211,7 +210,7 @@ def post_reject(request: Request, post_id: int, reason: str = Form(""), version:
     return post_action(request, user, post_id, act, "已退回编辑修改。", {"reason": reason})
 
 
-@router.post("/posts/{post_id}/schedule", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/schedule")
 def post_schedule(request: Request, post_id: int, when: str = Form(""), at: str = Form(""),
                   user: User = Depends(console_user)) -> Response:
     """Schedule on the signed accounts: at the signed time, a later one, or (chosen explicitly) now."""
@@ -228,7 +227,7 @@ def post_schedule(request: Request, post_id: int, when: str = Form(""), at: str 
     return post_action(request, user, post_id, act, ok, {"when": when, "at": at})
 
 
-@router.post("/posts/{post_id}/unschedule", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/unschedule")
 def post_unschedule(request: Request, post_id: int, user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import unschedule_post
 
@@ -236,7 +235,7 @@ def post_unschedule(request: Request, post_id: int, user: User = Depends(console
                        "已撤销排期。")
 
 
-@router.post("/posts/{post_id}/retry", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/retry")
 def post_retry(request: Request, post_id: int, when: str = Form(""), at: str = Form(""),
                user: User = Depends(console_user)) -> Response:
     """The same signed version again, on the accounts where it failed or was missed: no new sign-off."""
