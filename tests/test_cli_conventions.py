@@ -86,7 +86,7 @@ def test_file_errors_are_one_line(tmp_path: Path, config: Path):
 def test_unreachable_postgresql_is_one_line_without_the_password(tmp_path: Path):
     config = write_config(tmp_path, {"database": {"url": "postgresql+psycopg://govbot:s3cret-pw@127.0.0.1:1/govbot"}})
     line = failed(govbot("tickets", "list", config=config))
-    assert line.startswith("error: 无法连接数据库 postgresql+psycopg://***@127.0.0.1:1/govbot")
+    assert line.startswith("error: 无法连接数据库 postgresql+psycopg://govbot:***@127.0.0.1:1/govbot")
     assert "s3cret-pw" not in line
 
 
