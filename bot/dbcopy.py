@@ -20,6 +20,7 @@ from sqlmodel import SQLModel
 import bot.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot import db
 from bot.errors import GovbotError
+from bot.inbound.search import unmodelled
 
 ALEMBIC_TABLE = "alembic_version"
 
@@ -97,7 +98,8 @@ def _check_source(source: Engine, url: str) -> None:
         raise CopyError(f"the configured database is at revision {current or 'none (empty)'}, the code needs {head}: "
                         "run `govbot db upgrade` first")
     known = {t.name for t in tables()} | {ALEMBIC_TABLE}
-    unknown = sorted(set(inspect(source).get_table_names()) - known)
+    # The search index is rebuilt on the target by its triggers (SQLite) or is an index (PostgreSQL): not copied.
+    unknown = sorted(n for n in set(inspect(source).get_table_names()) - known if not unmodelled(n))
     if unknown:
         raise CopyError(f"the configured database has tables this govbot does not know: {', '.join(unknown)}")
 
@@ -107,6 +109,7 @@ def _check_target_empty(target: Engine, url: str) -> None:
         with target.connect() as conn:
             quote = conn.dialect.identifier_preparer.quote
             full = next((name for name in sorted(set(inspect(conn).get_table_names()) - {ALEMBIC_TABLE})
+                         if not unmodelled(name)  # FTS5's config table has a row in an empty database
                          if conn.execute(text(f"SELECT 1 FROM {quote(name)} LIMIT 1")).first() is not None), None)
     except SQLAlchemyError as e:
         raise CopyError(f"cannot reach the target database {db._redact(url)}: {_reason(e)}") from None
