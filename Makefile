@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/triage_throughput.py
 	$(BIN)/python bench/report_scale.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/callback_capacity.py
 
 clean:
 	rm -rf $(VENV) $(VENV)-3.* data .pytest_cache dist

@@ -60,6 +60,24 @@ class WebConfig(_Section):
     # log-ins are refused for a time that doubles with each further failure, up to login_lockout_max_minutes.
     login_max_failures: int = Field(5, ge=1)
     login_lockout_max_minutes: int = Field(15, ge=1)
+    # Web processes (uvicorn workers) of `govbot serve`; more than one when one core is not enough.
+    workers: int = Field(1, ge=1, le=64)
+
+
+class CallbackConfig(_Section):
+    """The WeChat callback's replay, time and storage checks."""
+
+    # A signed request whose timestamp is further than this from our clock is refused (replay window).
+    timestamp_window_s: int = Field(300, ge=1)
+    # A message CreateTime older or newer than this (against arrival) is replaced by the arrival time.
+    create_time_past_s: int = Field(86400, ge=1)
+    create_time_future_s: int = Field(300, ge=1)
+    # The database gets this long to store a delivery before it goes to the spool instead.
+    store_timeout_s: float = Field(1.0, gt=0, le=4)
+    # Deliveries kept while the database cannot be written (fsync'd files); replayed by the worker.
+    spool_dir: str = "data/spool"
+    # How often the worker turns stored deliveries into triaged messages and tickets.
+    process_interval_s: float = Field(1.0, gt=0)
 
 
 class EmulatorConfig(_Section):
@@ -356,6 +374,7 @@ class Config(_Section):
     data_dir: str = "data"
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
+    callback: CallbackConfig = CallbackConfig()
     emulator: EmulatorConfig = EmulatorConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     signoff: SignoffConfig = SignoffConfig()

@@ -53,7 +53,10 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
         return _sqlite_writers.setdefault(id(engine), threading.Lock())
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, write_timeout_s: float | None = None) -> Engine:
+    """The engine for `url`. `write_timeout_s`: how long a statement may wait for a lock (SQLite's
+    busy timeout, PostgreSQL's lock and statement timeouts) before it fails; default: 30 s / none."""
+    busy_ms = 30000 if write_timeout_s is None else int(write_timeout_s * 1000)
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -67,11 +70,15 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    connect_args: dict[str, Any] = {}
+    if write_timeout_s is not None:
+        connect_args = {"connect_timeout": max(2, round(write_timeout_s)),
+                        "options": f"-c lock_timeout={busy_ms} -c statement_timeout={busy_ms}"}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 @contextmanager

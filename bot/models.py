@@ -257,6 +257,9 @@ class Message(SQLModel, table=True):
     replied_at: datetime | None = None
     # The text's words cut by jieba, space separated: what full-text search indexes (bot/inbound/search.py).
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default="", server_default=""))
+    # WeChat CreateTime as sent when it was implausible (far past or future): received_at is then
+    # the arrival time. None when the platform's time was used.
+    untrusted_create_time: str | None = Field(default=None, max_length=64)
 
 
 @event.listens_for(Message, "before_insert")
@@ -524,3 +527,35 @@ class SystemEvent(SQLModel, table=True):
     raw: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     received_at: datetime
     stored_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundDelivery(SQLModel, table=True):
+    """A verified WeChat callback delivery as received (raw XML), stored once before it is answered.
+
+    The callback answers as soon as this row is written; the `inbound.process` job claims pending
+    rows with a lease and turns each into a Message (triage, routing, tickets). (account_id,
+    dedupe_key) makes a redelivery find the first copy; (account_id, timestamp, nonce) is the
+    nonce cache: a signature seen before may only carry the same message again (replay check).
+    """
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "dedupe_key"),
+        UniqueConstraint("account_id", "timestamp", "nonce"),
+        Index("ix_inbounddelivery_pending", "processed_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    dedupe_key: str = Field(max_length=200)
+    timestamp: int  # the signature's timestamp (seconds)
+    nonce: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # plain XML (decrypted in AES mode)
+    arrived_at: datetime
+    # The exact answer given ("success" or the passive reply XML), so a redelivery gets the same.
+    reply_xml: str = Field(default="success", sa_column=Column(Text, nullable=False, default="success"))
+    processed_at: datetime | None = None
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = None

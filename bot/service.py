@@ -6,6 +6,7 @@ database (migrate or refuse) -> accounts and users from the config -> emulator (
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -94,8 +95,23 @@ def emulator_running(ctx: Context) -> Iterator[None]:
         yield
 
 
-def serve(ctx: Context, *, worker: bool = True) -> None:
+def run_web(ctx: Context) -> None:
+    """The web app under uvicorn: in this process, or in web.workers processes sharing the port
+    (each opens its own database connections; the background worker stays in this process)."""
     from bot.web.app import create_app
+
+    web = ctx.config.web
+    if web.workers == 1:
+        uvicorn.run(create_app(ctx), host=web.host, port=web.port, log_level="warning", access_log=False,
+                    log_config=None)  # its records go through bot.logs (redacted)
+        return
+    if ctx.config.source != "<defaults>":
+        os.environ["GOVBOT_CONFIG"] = ctx.config.source  # read again by each web process
+    uvicorn.run("bot.web.app:app_from_config", factory=True, workers=web.workers, host=web.host, port=web.port,
+                log_level="warning", access_log=False, log_config=None)
+
+
+def serve(ctx: Context, *, worker: bool = True) -> None:
     from bot.worker import build_scheduler
 
     prepare(ctx)
@@ -111,8 +127,7 @@ def serve(ctx: Context, *, worker: bool = True) -> None:
         if cfg.emulator.enabled:
             print(f"emulator        {cfg.emulator_url}/_emulator/state", flush=True)
         try:
-            uvicorn.run(create_app(ctx), host=cfg.web.host, port=cfg.web.port, log_level="warning",
-                        log_config=None)  # its records go through bot.logs (redacted)
+            run_web(ctx)
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=True)

@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
 from bot.context import Context
+from bot.logthrottle import log_throttled
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class JobSpec:
 
 def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
+    from bot.inbound import processing as inbound
     from bot.inbound.polling import poll_comments
     from bot.inspection.service import daily_check
     from bot.oversight.digest import digest_job
@@ -53,6 +55,9 @@ def job_specs(ctx: Context) -> list[JobSpec]:
         JobSpec("oversight.digest", digest_job, 60.0),
         # 迎检: every account against the national checklist; new failures become rectification records.
         JobSpec("inspection.daily", daily_check, 6 * 3600.0),
+        # WeChat deliveries answered by the callback: spool replay, then triage, routing and tickets.
+        JobSpec("inbound.process", inbound.process_pending, ctx.config.callback.process_interval_s),
+        JobSpec("inbound.prune_deliveries", inbound.prune_deliveries, 3600.0),
     ]
     return specs
 
@@ -61,9 +66,10 @@ def _guarded(spec: JobSpec, ctx: Context) -> Callable[[], None]:
     def run() -> None:
         try:
             spec.func(ctx)
-        except Exception:
-            # A failing tick must not kill the scheduler; the next tick tries again.
-            logger.exception("job {} failed", spec.id)
+        except Exception as exc:
+            # A failing tick must not kill the scheduler; the next tick tries again. In an outage every
+            # tick fails alike: logged once a minute with a count, not twice a second.
+            log_throttled(f"job.{spec.id}.{type(exc).__name__}", "ERROR", "job {} failed", spec.id, exception=True)
 
     return run
 

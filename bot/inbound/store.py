@@ -61,6 +61,11 @@ class Incoming:
     publication_id: int | None = None
     already_replied: bool = False  # the platform shows a reply already (given outside govbot)
     classify: bool = True  # False for events: nothing a citizen wrote
+    # The CreateTime as sent when it was not believed (received_at is then the arrival time).
+    untrusted_create_time: str | None = None
+    # WeChat messages: False once the callback has answered (a delivery triaged by the worker): a
+    # passive reply (FAQ answer, welcome) can no longer go out, so a question gets a ticket instead.
+    passive_reply_possible: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -99,6 +104,7 @@ def _insert_once(session: Session, incoming: Incoming, triage: dict) -> tuple[in
         received_at=_aware(incoming.received_at),
         stored_at=utcnow(),
         replied_at=utcnow() if incoming.already_replied else None,
+        untrusted_create_time=incoming.untrusted_create_time,
         **triage,
     )
     dialect = session.get_bind().dialect.name
@@ -159,14 +165,14 @@ def ingest(*, session: Session, ctx: Context, incoming: Incoming) -> IngestResul
     account = session.get(Account, incoming.account_id)
     if account is None:
         raise ValueError(f"no account with id {incoming.account_id}")
-    if incoming.event == "subscribe":
+    if incoming.event == "subscribe" and incoming.passive_reply_possible:
         welcome = record_welcome(session=session, ctx=ctx, account=account, message=message)
         return IngestResult(message=message, created=True, auto_reply=welcome)
     if classification is None or not classification.needs_answer:
         return IngestResult(message=message, created=True, classification=classification)
 
     reply = None
-    if not incoming.already_replied:
+    if not incoming.already_replied and incoming.passive_reply_possible:
         reply = decide(session=session, ctx=ctx, account=account, message=message, classification=classification).reply
     ticket = None if reply is not None else open_ticket(session=session, ctx=ctx, message=message)
     logger.debug("message {} ({} {}) -> {} / {} {}", message.id, incoming.kind, incoming.dedupe_key,

@@ -1,12 +1,19 @@
 """FAQ auto-replies (常见问题自动回复) from rules/faq.toml.
 
 Only confident questions get an automatic answer; complaints always go to a person.
+
+The words of every pattern are compiled into one Aho-Corasick automaton: one pass over the text
+finds every FAQ word present (overlapping ones too), so a pattern holds exactly when its words are
+in that set, as plain substring tests would say. `candidate` answers "could any rule answer this?"
+without classifying, which keeps the WeChat callback's hot path free of segmentation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import ahocorasick_rs
 
 from bot.resources import rule_file
 from bot.triage.classifier import Classification
@@ -28,10 +35,11 @@ class FaqPattern:
     all_of: tuple[str, ...]
     any_of: tuple[str, ...]
 
-    def words_in(self, text: str) -> tuple[str, ...] | None:
-        if not all(w in text for w in self.all_of):
+    def words_in(self, present: set[str]) -> tuple[str, ...] | None:
+        """The matched words when the pattern holds, given the set of FAQ words found in the text."""
+        if not all(w in present for w in self.all_of):
             return None
-        found_any = tuple(w for w in self.any_of if w in text)
+        found_any = tuple(w for w in self.any_of if w in present)
         if self.any_of and not found_any:
             return None
         return self.all_of + found_any
@@ -88,6 +96,29 @@ def _parse_rule(path: Path, table, default_confidence: float, seen: set[str]) ->
 class FaqMatcher:
     def __init__(self, rules: tuple[FaqRule, ...] | list[FaqRule]):
         self.rules = tuple(rules)
+        words = {w for rule in self.rules for p in rule.patterns for w in p.all_of + p.any_of}
+        self._words = sorted(words)
+        # Every occurrence, overlapping ones too: the same presence test as `word in text` for each word.
+        self._automaton = ahocorasick_rs.AhoCorasick(self._words) if words else None
+
+    def _present(self, normalized: str) -> set[str]:
+        """Every FAQ word occurring in `normalized` (already passed through normalize)."""
+        if self._automaton is None:
+            return set()
+        return {self._words[i] for i, _start, _end in self._automaton.find_matches_as_indexes(normalized, overlapping=True)}
+
+    def _rules_for(self, account: str | None):
+        for order, rule in enumerate(self.rules):
+            if rule.accounts is not None and (account is None or normalize(account) not in rule.accounts):
+                continue
+            yield order, rule
+
+    def candidate(self, text: str, account: str | None = None) -> bool:
+        """Whether some rule's words are in `text`: only then can `match` answer, whatever the intent."""
+        present = self._present(normalize(text))
+        if not present:
+            return False
+        return any(p.words_in(present) is not None for _order, rule in self._rules_for(account) for p in rule.patterns)
 
     @classmethod
     def from_file(cls, path: Path) -> FaqMatcher:
@@ -110,14 +141,12 @@ class FaqMatcher:
         """The best FAQ answer for a confidently classified question, or None. `account` is the account's name."""
         if classification.intent != "question" or classification.spam:
             return None  # complaints, suggestions and the rest go to a person or need no answer
-        normalized = normalize(text)
+        present = self._present(normalize(text))
         best, best_key = None, None
-        for order, rule in enumerate(self.rules):
-            if rule.accounts is not None and (account is None or normalize(account) not in rule.accounts):
-                continue
+        for order, rule in self._rules_for(account):
             if classification.confidence < rule.min_confidence:
                 continue
-            found = [words for p in rule.patterns if (words := p.words_in(normalized)) is not None]
+            found = [words for p in rule.patterns if (words := p.words_in(present)) is not None]
             if not found:
                 continue
             words = max(found, key=len)

@@ -109,13 +109,30 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        with ctx.engine.connect():
-            pass
+        # Ready only while the database takes writes: a load balancer then sends WeChat elsewhere.
+        from bot.inbound.callback import intake_of
+
+        if not intake_of(app).writable():
+            return JSONResponse({"status": "database not writable", "worker": ctx.worker_id}, status_code=503)
         return JSONResponse({"status": "ok", "worker": ctx.worker_id})
 
     for router in _routers():
         app.include_router(router)
+    from bot.inbound.callback import CallbackFastPath
+
+    app.add_middleware(CallbackFastPath)  # last added: outermost, before the session middleware
     return app
+
+
+def app_from_config() -> FastAPI:
+    """The app of one of several web processes (`web.workers` > 1): its own Context from $GOVBOT_CONFIG."""
+    from bot import logs
+    from bot.config import load_config
+
+    logs.setup("INFO")
+    config = load_config()
+    logs.register_config_secrets(config)
+    return create_app(Context.open(config))
 
 
 def _routers() -> list:

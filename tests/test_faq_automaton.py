@@ -1,0 +1,51 @@
+"""The FAQ automaton finds exactly the words plain substring tests find, so answers do not change."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from bot.config import REPO_ROOT
+from bot.triage.classifier import Classification
+from bot.triage.faq import FaqMatcher, FaqPattern, FaqRule
+from bot.triage.rules import normalize
+
+RULES = FaqMatcher.from_dir(REPO_ROOT / "rules")
+QUESTION = Classification(intent="question", topic=None, confidence=0.9, needs_answer=True, spam=False, matched=())
+
+
+def naive_candidate(matcher: FaqMatcher, text: str, account: str | None) -> bool:
+    """What `candidate` must say: a pattern's words all appear as substrings (the rules' original test)."""
+    text = normalize(text)
+    for rule in matcher.rules:
+        if rule.accounts is not None and (account is None or normalize(account) not in rule.accounts):
+            continue
+        for p in rule.patterns:
+            if all(w in text for w in p.all_of) and (not p.any_of or any(w in text for w in p.any_of)):
+                return True
+    return False
+
+
+def texts() -> list[str]:
+    words = sorted({w for r in RULES.rules for p in r.patterns for w in p.all_of + p.any_of})
+    pairs = ["请问" + a + "，" + b + "？" for a, b in itertools.islice(itertools.permutations(words, 2), 4000)]
+    payloads = [p.read_text(encoding="utf-8") for p in (Path(__file__).parent / "payloads" / "wechat").glob("*.xml")]
+    return [*words, *pairs, *payloads, "", "ＳＨＥＢＡＯ 社保卡丢了", "路灯坏了"]
+
+
+def test_candidate_equals_substring_matching_for_every_rule_word_and_pair():
+    for text in texts():
+        for account in (None, "示例县住建", "示例县发布"):
+            assert RULES.candidate(text, account) == naive_candidate(RULES, text, account), (text, account)
+
+
+def test_match_answers_with_the_longest_pattern_and_finds_overlapping_words():
+    # "公积金" and "提取" overlap nothing; "社保卡" contains "社保": both are found by one pass.
+    rules = FaqMatcher([
+        FaqRule("short", (FaqPattern(all_of=("社保",), any_of=("查询",)),), "短", None, 0.5),
+        FaqRule("card", (FaqPattern(all_of=("社保卡",), any_of=("补办", "丢了")),), "卡", None, 0.5),
+    ])
+    found = rules.match("社保卡丢了怎么补办，顺便查询社保", QUESTION)
+    assert found.rule_id == "card" and found.words == ("社保卡", "补办", "丢了")
+    assert rules.candidate("社保卡") is False and rules.candidate("社保卡丢了") is True
+    assert FaqMatcher([]).candidate("任何文字") is False
