@@ -49,8 +49,8 @@ def _rules(config: Config) -> list[Finding]:
     from bot.triage.names import load_names, missing_names
     from bot.triage.rules import load_rules
 
-    rules_dir = config.path(config.triage.rules_dir)
-    if not rules_dir.is_dir():
+    rules_dir = config.rules_dir  # None: the shipped rules only
+    if rules_dir is not None and not rules_dir.is_dir():
         return [Finding("error", text_zh("setup.rules_dir", path=str(rules_dir)))]
     findings = []
     loaded = {}
@@ -73,7 +73,7 @@ def _rules(config: Config) -> list[Finding]:
 def _holidays(config: Config) -> list[Finding]:
     from bot.tickets.calendar import load_holidays_file
 
-    load_holidays_file(config.path(config.tickets.holidays_file))
+    load_holidays_file(config.holidays_path)
     return []
 
 

@@ -20,19 +20,13 @@ from sqlmodel import SQLModel
 import bot.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot import db
 from bot.errors import GovbotError
-from bot.inbound.search import include_object
+from bot.inbound.search import unmodelled
 
 ALEMBIC_TABLE = "alembic_version"
 
 
 class CopyError(GovbotError):
     """The copy cannot start or failed; says why, with passwords taken out of URLs."""
-
-
-def _derived(name: str) -> bool:
-    """A search index the migrations make (SQLite's FTS tables): the target's own triggers fill it, so it is
-    neither copied nor counted as data."""
-    return not include_object(None, name, "table", True, None)
 
 
 def tables() -> list[Table]:
@@ -105,7 +99,8 @@ def _check_source(source: Engine, url: str) -> None:
     if current != head:
         raise CopyError("copy.source_behind", current=current, head=head)
     known = {t.name for t in tables()} | {ALEMBIC_TABLE}
-    unknown = sorted(t for t in set(inspect(source).get_table_names()) - known if not _derived(t))
+    # The search index is rebuilt on the target by its triggers (SQLite) or is an index (PostgreSQL): not copied.
+    unknown = sorted(n for n in set(inspect(source).get_table_names()) - known if not unmodelled(n))
     if unknown:
         raise CopyError("copy.source_unknown_tables", tables=", ".join(unknown))
 
@@ -114,8 +109,8 @@ def _check_target_empty(target: Engine, url: str) -> None:
     try:
         with target.connect() as conn:
             quote = conn.dialect.identifier_preparer.quote
-            names = sorted(t for t in set(inspect(conn).get_table_names()) - {ALEMBIC_TABLE} if not _derived(t))
-            full = next((name for name in names
+            full = next((name for name in sorted(set(inspect(conn).get_table_names()) - {ALEMBIC_TABLE})
+                         if not unmodelled(name)  # FTS5's config table has a row in an empty database
                          if conn.execute(text(f"SELECT 1 FROM {quote(name)} LIMIT 1")).first() is not None), None)
     except SQLAlchemyError as e:
         raise CopyError("copy.target_unreachable", url=db._redact(url), reason=_reason(e)) from None

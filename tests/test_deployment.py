@@ -31,7 +31,7 @@ from tests.test_scheduler_support import (
 from tests.test_service import free_port
 
 # What deploy/env.example asks for; compose.yaml and deploy/config.toml read them.
-SECRETS = {"POSTGRES_PASSWORD": "pg-pass-7Hq", "GOVBOT_SECRET_KEY": "k3y-0123456789abcdef0123456789",
+SECRETS = {"POSTGRES_PASSWORD": "pg-pass-7Hq", "GOVBOT_SECRET_KEY": "k3y-0123456789abcdef0123456789abcdef",
            "GOVBOT_PUBLIC_URL": "https://govbot.example.gov.cn", "GOVBOT_ADMIN_PASSWORD": "adm1n-pass",
            "WECHAT_APPID": "wx1234567890abcdef", "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
            "WECHAT_TOKEN": "tok3nValue", "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
@@ -74,7 +74,7 @@ def test_deploy_config_reads_every_secret_from_the_environment(monkeypatch: pyte
     assert config.uses_real_platforms and config.database.auto_migrate
     assert config.database_url.startswith("postgresql+psycopg://") and config.web.host == "0.0.0.0"
     assert config.accounts[0].secret == SECRETS["WECHAT_SECRET"] and config.web.secret_key == SECRETS["GOVBOT_SECRET_KEY"]
-    assert config.rules_dir == Path("/etc/govbot/rules")
+    assert config.rules_dir == Path("/etc/govbot/rules") and config.web.trust_proxy_headers
     raw = (REPO_ROOT / "deploy" / "config.toml").read_text(encoding="utf-8")
     assert not any(value in raw for value in SECRETS.values())
 

@@ -147,9 +147,11 @@ def test_init_and_check_config_output(tmp_path) -> None:
     config = write_config(tmp_path, url)
     runner = CliRunner()
     out = runner.invoke(main, ["--config", str(config), "check-config"], catch_exceptions=False)
-    assert out.exit_code == 0 and "govbot:***@127.0.0.1" in out.output
+    # An unreachable database is one of the problems check-config lists (exit 1), named without its password.
+    assert out.exit_code == 1 and "无法连接数据库 postgresql+psycopg://govbot:***@127.0.0.1" in out.output
+    assert DB_PASSWORD not in out.output
     out = runner.invoke(main, ["--config", str(config), "init"], catch_exceptions=False)
-    assert out.exit_code == 1 and "database unavailable" in out.output
+    assert out.exit_code == 1 and "无法连接数据库" in out.output
     assert DB_PASSWORD not in out.output
     sqlite = write_config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}")
     out = runner.invoke(main, ["--config", str(sqlite), "init"], catch_exceptions=False)

@@ -37,7 +37,13 @@ def test_plain_text_for_diff_and_counts():
 
 
 def test_weibo_counts_ascii_half_and_links_fixed():
+    """Weibo's counter: bytes halved and rounded up (ASCII 1, other 2, astral 4), a link 20 bytes."""
     assert weibo_length("政务公开") == 4
-    assert weibo_length("abcd") == 2
-    assert weibo_length("看 https://gov.example.cn/a/very/long/path/2026") == 1 + 0.5 + 10
-    assert weibo_length("两个链接 http://a.cn https://b.cn/x", url_length=12) == 4 + 0.5 + 12 + 0.5 + 12
+    assert weibo_length("abcd") == 2 and weibo_length("abc") == 2
+    assert weibo_length("好👍") == 3
+    assert weibo_length("看 https://gov.example.cn/a/very/long/path/2026") == (2 + 1 + 20) / 2 + 0.5
+    assert weibo_length("两个链接 http://a.cn https://b.cn/x") == (8 + 1 + 20 + 1 + 20) / 2
+    # Past 140 bytes a link adds its excess; short weibo.com links count themselves; t.cn counts as text.
+    assert weibo_length("https://gov.example.cn/" + "a" * 150) == (173 - 140 + 20) / 2 + 0.5
+    assert weibo_length("https://weibo.com/123") == 21 / 2 + 0.5
+    assert weibo_length("http://t.cn/A6abc") == 17 / 2 + 0.5

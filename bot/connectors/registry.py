@@ -12,8 +12,6 @@ import threading
 
 from bot.connectors.base import Connector
 from bot.connectors.quota import Ledger, limits_for, window_length
-from bot.connectors.wechat import WeChatConnector
-from bot.connectors.weibo import WeiboConnector
 from bot.context import Context
 from bot.errors import GovbotError
 from bot.models import Account
@@ -40,6 +38,8 @@ def ledger_for(ctx: Context, account: Account) -> Ledger:
 
 def _build(ctx: Context, account: Account) -> Connector:
     # Imported here: wechatpy and its crypto stack cost a CLI command that never calls a platform.
+    from bot.connectors.wechat import WeChatConnector
+    from bot.connectors.weibo import WeiboConnector
 
     cfg, creds = ctx.config, account.credentials
     if account.platform == "wechat":

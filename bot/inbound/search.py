@@ -43,9 +43,14 @@ def query_words(query: str) -> list[str]:
     return _words(jieba.dt.cut(normalize(query or ""), HMM=False))[:MAX_QUERY_WORDS]
 
 
+def unmodelled(name: str | None) -> bool:
+    """A search index object of the migration (SQLite's FTS5 table and its shadow tables, the GIN index)."""
+    return bool(name) and any(name == n or name.startswith(n + "_") for n in UNMODELLED)
+
+
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Alembic filter: leave the search index objects (not declared as models) alone."""
-    return not (name and any(name == n or name.startswith(n + "_") for n in UNMODELLED))
+    return not unmodelled(name)
 
 
 def matches(dialect: str, query: str) -> ColumnElement | None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-import jieba
-
 from bot.publishing.richtext import plain_text
 
 FIELDS = (("title", "标题"), ("digest", "摘要"), ("body", "正文"), ("weibo_text", "微博文案"))
@@ -50,6 +48,8 @@ class VersionDiff:
 
 
 def words(text: str) -> list[str]:
+    import jieba  # here: `govbot post list` and the other commands that never diff stay light
+
     return [w for w in jieba.lcut(text, HMM=False) if w]
 
 

@@ -223,6 +223,8 @@ def learn_cmd(labelled: tuple[Path, ...], corrections: bool, output: Path | None
 
     Reports the score on a held-out fifth of the messages (learned on the other four fifths),
     against the hand rules alone, then learns from all of them and writes the rules file."""
+    from bot.triage.classifier import Classifier  # jieba: loaded only by the commands that classify
+
     samples = read_labelled(labelled)
     if corrections:
         samples += _stored_corrections()

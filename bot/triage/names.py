@@ -46,10 +46,11 @@ def load_names(rules_dir: Path | None) -> dict[str, str]:
     return {k: v.strip() for k, v in names.items()}
 
 
-def names_for(rules_dir: Path) -> dict[str, str]:
-    """The names of a rules directory, read again only when the file changes. A bad file is logged and
-    gives no names (pages show the ids with their intent) until it is fixed: it never breaks a page."""
-    path = Path(rules_dir) / NAMES_FILE
+def names_for(rules_dir: Path | None) -> dict[str, str]:
+    """The names in force for a site rules directory (None: the shipped ones), read again only when the file
+    changes. A bad file is logged and gives no names (pages show the ids with their intent) until it is
+    fixed: it never breaks a page."""
+    path = rule_file(rules_dir, NAMES_FILE)
     try:
         st = path.stat()
         stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)

@@ -80,7 +80,7 @@ WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周�
 def rule_zh(context: Any, rule_id: str | None) -> str:
     """A triage or FAQ rule by its Chinese name (rules/names.toml of the configured rules directory)."""
     config = ctx_of(context["request"]).config
-    return rule_name(rule_id, names_for(config.path(config.triage.rules_dir)))
+    return rule_name(rule_id, names_for(config.rules_dir))
 
 
 def roles_zh(user: User) -> str:
