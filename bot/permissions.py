@@ -107,9 +107,11 @@ def visible_departments(user: User, action: str) -> set[int] | None:
     return {user.department_id} if user.department_id is not None else set()
 
 
-def refusal(user: User | None, action: str, *, scoped: bool) -> PermissionDenied:
-    """The refusal to raise: the action, and the roles that may, or that only the department was wrong."""
-    who = user.username if user is not None else "未登录用户"
+def refusal(user: User | None, action: str, *, scoped: bool, by_name: bool = False) -> PermissionDenied:
+    """The refusal to raise: the action, and the roles that may, or that only the department was wrong.
+
+    `by_name`: the person as the console shows them (their Chinese name), not their login (API, logs)."""
+    who = "未登录用户" if user is None else (user.display_name or user.username) if by_name else user.username
     if scoped:
         return PermissionDenied("permission.refused_scoped", user=who, action=action, action_zh=RULES[action].zh)
     roles = sorted(RULES[action].roles or {"admin"}, key=lambda r: ROLES.index(r) if r in ROLES else len(ROLES))

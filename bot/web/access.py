@@ -274,9 +274,9 @@ async def authorize(request: Request) -> None:
 
 def deny(request: Request, user: User, action: str, *, scoped: bool) -> None:
     """Refuse as the services refuse (PermissionDenied: the API's usual 403), or with the console's page."""
+    if not is_api(request):  # the page names the person as the console does (their Chinese name)
+        raise HTTPException(403, refusal(user, action, scoped=scoped, by_name=True).message_zh)
     refused = refusal(user, action, scoped=scoped)
-    if not is_api(request):
-        raise HTTPException(403, refused.message_zh)
     raise refused
 
 
