@@ -220,11 +220,11 @@ def _none_answered(ind: Indicator, f: AccountFacts, tz: str) -> Result:
 
 
 def _posts_in_period(ind: Indicator, f: AccountFacts, tz: str) -> Result:
-    days = max(1.0, (f.as_of - f.start) / DAY)
+    days = max(1, round((f.as_of - f.start) / DAY))  # whole days, as officers count the period
     needed = ind.param("min_posts") * days / 30
     n = len(f.posts)
     if n < needed:
-        return Result(ind, "fail", f"{days:.0f} 天内发布 {n} 篇，低于 {needed:.1f} 篇的要求")
+        return Result(ind, "fail", f"{days:.0f} 天内发布 {n} 篇，低于 {needed:.3g} 篇的要求")
     return Result(ind, "pass", f"{days:.0f} 天内发布 {n} 篇")
 
 

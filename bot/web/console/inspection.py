@@ -21,6 +21,7 @@ from bot.web.console.common import (
     render,
     today_local,
 )
+from bot.web.console.oversight import recent_months
 
 router = APIRouter()
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -49,10 +50,13 @@ def inspection_page(request: Request, department: str = "", user: User = Depends
         except GovbotError as exc:
             checklist, error = None, error_view(exc)
     today = today_local(request)
+    index = today.year * 4 + (today.month - 1) // 3  # quarters counted from year 0: the last 8, newest first
+    quarters = [f"{(index - i) // 4}Q{(index - i) % 4 + 1}" for i in range(8)]
     editable = {r.id for r in rects if r.account_id in accounts and can_rectify(user, accounts[r.account_id])}
     return render(request, "inspection.html", user, statuses=statuses, checklist=checklist, rects=rects,
                   accounts=accounts, editable=editable, depts=depts, department=department, error=error,
-                  month=today.strftime("%Y-%m"), year=str(today.year), today=today,
+                  month=today.strftime("%Y-%m"), months=recent_months(today, ""), quarters=quarters,
+                  years=[str(today.year - i) for i in range(5)], today=today,
                   window=ctx.config.inspection.window_days, q=quote(department))
 
 
