@@ -48,10 +48,10 @@ class CopyPlan:
 def plan_copy(source_url: str, target_url: str) -> CopyPlan:
     """Check both databases, migrate the (empty) target and count the rows to copy."""
     if source_url == target_url:
-        raise CopyError("the target is the configured database itself")
+        raise CopyError("copy.same_database")
     sqlite_file = source_url.removeprefix("sqlite:///") if source_url.startswith("sqlite:///") else None
     if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).is_file():
-        raise CopyError(f"the configured database {sqlite_file} does not exist")  # opening it would create it
+        raise CopyError("copy.source_missing", path=sqlite_file)  # opening it would create it
     source, target = db.make_engine(source_url), db.make_engine(target_url)
     try:
         _check_source(source, source_url)
@@ -61,7 +61,7 @@ def plan_copy(source_url: str, target_url: str) -> CopyPlan:
             rows = {t.name: src.execute(select(func.count()).select_from(t)).scalar_one() for t in tables()}
         return CopyPlan(source_url, target_url, rows)
     except SQLAlchemyError as e:
-        raise CopyError(f"cannot prepare the copy: {_reason(e)}") from None
+        raise CopyError("copy.prepare_failed", reason=_reason(e)) from None
     finally:
         source.dispose()
         target.dispose()
@@ -77,7 +77,7 @@ def copy_rows(plan: CopyPlan, *, batch_size: int = 1000, progress: Callable[[int
             if dst.dialect.name == "postgresql":
                 _fix_sequences(dst)
     except SQLAlchemyError as e:
-        raise CopyError(f"copy failed, no rows were copied: {_reason(e)}") from None
+        raise CopyError("copy.failed", reason=_reason(e)) from None
     finally:
         source.dispose()
         target.dispose()
@@ -92,16 +92,17 @@ def _check_source(source: Engine, url: str) -> None:
     try:
         current = db.current_revision(source)
     except SQLAlchemyError as e:
-        raise CopyError(f"cannot read the configured database {db._redact(url)}: {_reason(e)}") from None
+        raise CopyError("copy.source_unreadable", url=db._redact(url), reason=_reason(e)) from None
     head = db.head_revision(url)
+    if current is None:
+        raise CopyError("copy.source_empty", head=head)
     if current != head:
-        raise CopyError(f"the configured database is at revision {current or 'none (empty)'}, the code needs {head}: "
-                        "run `govbot db upgrade` first")
+        raise CopyError("copy.source_behind", current=current, head=head)
     known = {t.name for t in tables()} | {ALEMBIC_TABLE}
     # The search index is rebuilt on the target by its triggers (SQLite) or is an index (PostgreSQL): not copied.
     unknown = sorted(n for n in set(inspect(source).get_table_names()) - known if not unmodelled(n))
     if unknown:
-        raise CopyError(f"the configured database has tables this govbot does not know: {', '.join(unknown)}")
+        raise CopyError("copy.source_unknown_tables", tables=", ".join(unknown))
 
 
 def _check_target_empty(target: Engine, url: str) -> None:
@@ -112,10 +113,9 @@ def _check_target_empty(target: Engine, url: str) -> None:
                          if not unmodelled(name)  # FTS5's config table has a row in an empty database
                          if conn.execute(text(f"SELECT 1 FROM {quote(name)} LIMIT 1")).first() is not None), None)
     except SQLAlchemyError as e:
-        raise CopyError(f"cannot reach the target database {db._redact(url)}: {_reason(e)}") from None
+        raise CopyError("copy.target_unreachable", url=db._redact(url), reason=_reason(e)) from None
     if full is not None:
-        raise CopyError(f"the target database {db._redact(url)} is not empty (table {full} has rows); "
-                        "copy only into a new, empty database")
+        raise CopyError("copy.target_not_empty", url=db._redact(url), table=full)
 
 
 def _copy_table(src: Connection, dst: Connection, table: Table, batch_size: int,

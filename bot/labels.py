@@ -58,6 +58,7 @@ LABELS: dict[str, dict[str, str]] = {
         "publication.check_failed": "发布前复查未通过",
         "template.created": "新建答复模板", "template.updated": "修改答复模板", "template.deleted": "删除答复模板",
         "message.corrected": "更正分类",
+        "rectification.updated": "填写整改情况",
         "post.retargeted": "修改发布账号或时间", "post.retried": "重新发布",
         "user.created": "添加用户", "user.updated": "修改用户", "department.saved": "保存部门", "rules.edited": "修改规则",
     },

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.models import User
+from bot.errors import PermissionDenied
+from bot.labels import label
+from bot.models import ROLES, User
 
+LEAD_ZH = "部门负责人"
 ANYONE = "anyone"  # no login (login form, static files, the WeChat callback)
 SIGNED_IN = "signed_in"  # any logged-in user
 
@@ -104,8 +107,13 @@ def visible_departments(user: User, action: str) -> set[int] | None:
     return {user.department_id} if user.department_id is not None else set()
 
 
-def refusal(user: User | None, action: str, *, scoped: bool) -> str:
-    """What the refusal says (in Chinese): the action, and whether only the department was wrong."""
+def refusal(user: User | None, action: str, *, scoped: bool) -> PermissionDenied:
+    """The refusal to raise: the action, and the roles that may, or that only the department was wrong."""
     who = user.username if user is not None else "未登录用户"
-    return f"{who} 无权{RULES[action].zh}" + ("（仅限本部门）" if scoped else "")
+    if scoped:
+        return PermissionDenied("permission.refused_scoped", user=who, action=action, action_zh=RULES[action].zh)
+    roles = sorted(RULES[action].roles or {"admin"}, key=lambda r: ROLES.index(r) if r in ROLES else len(ROLES))
+    return PermissionDenied("permission.refused", user=who, action=action, action_zh=RULES[action].zh,
+                            roles=" or ".join(roles),
+                            roles_zh="或".join(LEAD_ZH if r == "lead" else label(r, "role") for r in roles))
 

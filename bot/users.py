@@ -68,24 +68,21 @@ def needs_rehash(stored: str) -> bool:
     return stored.startswith("scrypt$") or HASHER.check_needs_rehash(stored)
 
 
-def password_problem(password: str, username: str) -> str | None:
-    """Why the password is refused (in Chinese), or None. Pure."""
+def check_password(password: str, username: str) -> None:
+    """Refuse a password the policy does not allow, saying why. Pure."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"密码至少 {MIN_PASSWORD_LENGTH} 个字符"
+        raise GovbotError("password.too_short", min_length=MIN_PASSWORD_LENGTH)
     lowered = password.lower()
     if username and username.lower() in lowered:
-        return "密码不能包含用户名"
+        raise GovbotError("password.has_username")
     if lowered in COMMON_PASSWORDS or len(set(password)) <= 2:
-        return "密码过于常见或过于简单，请换一个"
-    return None
+        raise GovbotError("password.too_common")
 
 
 def set_password(*, session: Session, user: User, password: str) -> None:
     """The one way a person's password is set: checked against the policy, hashed, and every console
     session of the user ended (whoever knew the old password is logged out)."""
-    problem = password_problem(password, user.username)
-    if problem:
-        raise GovbotError(problem)
+    check_password(password, user.username)
     user.password_hash = hash_password(password)
     session.add(user)
     end_sessions(session=session, user=user)
@@ -177,9 +174,9 @@ def create_user(*, session: Session, actor: User, username: str, display_name: s
     require_role(actor, "admin")
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").isalnum():
-        raise GovbotError("用户名须为 1 到 64 位字母、数字、下划线或点")
+        raise GovbotError("user.name_invalid")
     if session.exec(select(User).where(User.username == username)).first() is not None:
-        raise GovbotError(f"用户名“{username}”已被使用")
+        raise GovbotError("user.name_taken", username=username)
     user = User(username=username, display_name=display_name.strip() or username, roles=check_roles(roles),
                 department_id=department_id, email=email.strip() or None, department_lead=lead)
     set_password(session=session, user=user, password=password)
@@ -195,9 +192,9 @@ def update_user(*, session: Session, actor: User, user_id: int, display_name: st
     require_role(actor, "admin")
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"no user #{user_id}")
+        raise NotFound("user.id_not_found", user_id=user_id)
     if user.id == actor.id and (not active or "admin" not in roles):
-        raise GovbotError("不能停用自己的账号或去掉自己的管理员角色")
+        raise GovbotError("user.not_self")
     user.display_name = display_name.strip() or user.username
     user.roles = check_roles(roles)
     user.department_id, user.email, user.department_lead, user.active = department_id, email.strip() or None, lead, active

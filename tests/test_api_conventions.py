@@ -69,8 +69,8 @@ def test_every_kind_of_error_has_the_one_shape(ctx):
     error_of(admin.get("/api/tickets/abc"), 422, "request.invalid")
     error_of(admin.get("/api/reports?month=2026-13"), 400, "report.bad_month")
     body = error_of(api(ctx, "fenguan").post("/api/posts", json={"title": "t", "body": "<p>b</p>"}), 403,
-                    "user.needs_role")
-    assert body["message"] == "fenguan 需要“编辑”角色才能进行此操作"
+                    "permission.refused")
+    assert body["message"] == "fenguan 无权撰写和修改稿件（需要“编辑”角色）"
 
 
 def test_lists_come_in_pages_with_total_and_next(ctx):

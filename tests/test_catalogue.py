@@ -22,7 +22,8 @@ SOURCES = sorted(p for p in (ROOT / "bot").rglob("*.py") if "emulator" not in p.
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # Errors whose constructor takes (file, where, reason) rather than a code.
 STRUCTURED = {"ConfigError", "ConfigError.of", "CalendarError", "RuleError", "CheckRulesError", "CheckFailed", "PlatformError",
-              "TransientError", "PermanentError", "ReplyRefused"}
+              "TransientError", "PermanentError", "ReplyRefused", "ChecklistError",
+              "ConfigurationError", "AwaitingOutcome"}
 NOT_OURS = {"ValueError", "TypeError", "RuntimeError", "KeyError", "HTTPException", "Refused", "SystemExit",
             "click.ClickException", "ClickException", "click.UsageError", "click.BadParameter", "AssertionError"}
 

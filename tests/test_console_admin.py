@@ -60,10 +60,13 @@ def test_departments_are_added_and_renamed(ctx: Context) -> None:
 
 def test_everyone_changes_their_own_password(ctx: Context) -> None:
     client = login(TestClient(create_app(ctx)), "zhujian")
+    elsewhere = login(TestClient(create_app(ctx)), "zhujian")
     r = post_form(client, "/account/password", {"current": "wrong", "password": "Xinmima-2026", "again": "Xinmima-2026"})
     assert r.status_code == 422 and "当前密码不正确" in r.text
     r = post_form(client, "/account/password", {"current": "demo", "password": "Xinmima-2026", "again": "Xinmima-2026"})
-    assert "密码已修改" in r.text
+    # The person who changed it stays logged in (under a new session); their other logins have ended.
+    assert "密码已修改" in r.text and client.get("/", follow_redirects=False).status_code == 200
+    assert elsewhere.get("/", follow_redirects=False).headers["location"].startswith("/login")
     login(TestClient(create_app(ctx)), "zhujian", "Xinmima-2026")
 
 

@@ -124,7 +124,7 @@ def test_near_duplicates_are_grouped_by_account_text_and_time() -> None:
 def weibo_comments(ctx: Context, emulator: str, texts: list[str]) -> list[int]:
     status = httpx.post(f"{emulator}/weibo/2/statuses/share.json",
                         data={"access_token": "demo-weibo-token-0001",
-                              "status": "路灯维修公告 http://gov.example.cn/n/2"}).json()
+                              "status": "路灯维修公告 http://gov.example.cn/n/2", "rip": "203.0.113.7"}).json()
     ids = []
     with EmulatorAdmin(emulator) as admin, ctx.session() as s:
         account = s.exec(select(Account).where(Account.name == "示例县发布微博")).one()
@@ -186,6 +186,9 @@ def test_links_on_messages_lead_only_to_tickets_the_user_may_open(ctx: Context) 
         t = s.get(Ticket, ticket.id)
         other = next(u for u in s.exec(select(User)) if u.department_id not in (None, zhujian.department_id)
                      and u.has_role("responder"))
+        # Triaged to the other's department (whose responders see its messages), the ticket then moved
+        # (转办) to 住建局: the message stays in the other's list, its ticket is no longer theirs to open.
+        s.get(Message, t.message_id).department_id = other.department_id
         t.department_id = zhujian.department_id
     client = login(TestClient(create_app(ctx)), other.username)
     html = client.get("/messages").text

@@ -50,12 +50,13 @@ def test_messages_page_shows_triage_and_auto_replies(ctx: Context, client: TestC
         from bot.models import Ticket
 
         t = s.get(Ticket, tid)
-        s.add(Reply(message_id=t.message_id, account_id=1, automatic=True, faq_rule="faq_streetlight",
+        s.add(Reply(message_id=t.message_id, account_id=1, automatic=True, faq_rule="faq.office_hours",
                     channel="wechat_passive", text="您好，路灯报修请拨打……", state="sent"))
     login(client, "zhujian")
     html = client.get("/messages").text
     assert "路灯坏了一个月没人管" in html and "投诉" in html and "住建局" in html
-    assert "自动回复" in html and "faq_streetlight" not in html and f"/tickets/{tid}" in html
+    # The FAQ answer by its Chinese name (rules/names.toml), never its id.
+    assert "自动回复" in html and "办公时间" in html and "faq.office_hours" not in html and f"/tickets/{tid}" in html
     assert "路灯坏了" in client.get("/messages?q=路灯").text
     assert "路灯坏了" not in client.get("/messages?q=电梯").text
     assert client.get("/messages?intent=praise&account=&department=").status_code == 200

@@ -77,8 +77,8 @@ def test_copy_sqlite_to_postgresql(populated: Path, ctx, pg_server: str):
         again = govbot(populated, "db", "copy", "--to", target)
         assert again.returncode == 1
         lines = again.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: the target database postgresql+psycopg://")
-        assert "is not empty" in lines[0]
+        assert len(lines) == 1 and lines[0].startswith("error: 目标数据库 postgresql+psycopg://")
+        assert "不是空的" in lines[0]
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -89,7 +89,7 @@ def test_unreachable_target_is_one_error_line(populated: Path):
     result = govbot(populated, "db", "copy", "--to", "postgresql+psycopg://govbot:s3cret@127.0.0.1:1/govbot")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the target database")
+    assert len(lines) == 1 and lines[0].startswith("error: 无法连接目标数据库")
     assert "s3cret" not in result.stderr
 
 
@@ -98,5 +98,5 @@ def test_missing_source_file_is_one_error_line(tmp_path: Path):
     config.write_text('[database]\nurl = "sqlite:///nothing-here.db"\n', encoding="utf-8")
     result = govbot(config, "db", "copy", "--to", f"sqlite:///{tmp_path / 'target.db'}")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"error: the configured database {tmp_path / 'nothing-here.db'} does not exist"]
+    assert result.stderr.strip().splitlines() == [f"error: 当前配置的数据库文件 {tmp_path / 'nothing-here.db'} 不存在"]
     assert not (tmp_path / "nothing-here.db").exists() and not (tmp_path / "target.db").exists()

@@ -19,6 +19,7 @@ from docx import Document
 from sqlmodel import select
 
 from bot.context import Context
+from bot.errors import GovbotError, PermissionDenied
 from bot.inspection.checklist import ChecklistError, parse_checklist
 from bot.inspection.documents import annual_docx, selfcheck_docx, selfcheck_html
 from bot.inspection.evaluate import AccountFacts, TicketFacts, evaluate_account
@@ -141,11 +142,13 @@ def test_findings_become_rectifications_once_and_are_completed(ctx: Context, mon
         rect = next(r for r in new if r.indicator == "no_update")
         editor = s.exec(select(User).where(User.username == "xuanchuan")).one()  # 政务公开办, not 住建局
         admin = s.exec(select(User).where(User.username == "admin")).one()
-        with pytest.raises(Exception, match="只有管理员"):
+        with pytest.raises(PermissionDenied) as refused:
             complete_rectification(session=s, rectification_id=rect.id, user=editor, measure="补发", fixed_on=None)
-        with pytest.raises(Exception, match="不能早于"):
+        assert "只有管理员" in refused.value.message_zh
+        with pytest.raises(GovbotError) as too_early:
             complete_rectification(session=s, rectification_id=rect.id, user=admin, measure="补发",
                                    fixed_on=L(11, 1).date())
+        assert "不能早于" in too_early.value.message_zh
         complete_rectification(session=s, rectification_id=rect.id, user=admin, measure="建立更新台账，每周至少发布两篇",
                                fixed_on=L(12, 2).date())
         s.commit()

@@ -72,16 +72,20 @@ def test_api_status_report_and_rectification(ctx: Context) -> None:
     client = TestClient(create_app(ctx))
     assert client.get("/api/inspection/status").status_code == 401
     body = client.get("/api/inspection/status?account=示例县住建", headers=token(ctx)).json()
-    assert body[0]["overall"] == "fail"
-    assert {i["id"]: i["status"] for i in body[0]["indicators"]}["no_update"] == "fail"
+    assert body["total"] == 1 and body["next"] is None and body["items"][0]["overall"] == "fail"
+    assert {i["id"]: i["status"] for i in body["items"][0]["indicators"]}["no_update"] == "fail"
     month = to_local(utcnow(), ctx.tz).strftime("%Y-%m")
     docx = client.get(f"/api/inspection/report?month={month}&format=docx", headers=token(ctx))
     assert docx.status_code == 200 and Document(io.BytesIO(docx.content)).tables
     from bot.inspection.service import daily_check
 
     daily_check(ctx)
-    rects = client.get("/api/inspection/rectifications?account=示例县住建", headers=token(ctx)).json()
+    rects = client.get("/api/inspection/rectifications?account=示例县住建", headers=token(ctx)).json()["items"]
     rid = rects[0]["id"]
+    first = client.get("/api/inspection/rectifications?account=示例县住建&limit=1", headers=token(ctx)).json()
+    assert first["items"] == rects[:1] and first["total"] == len(rects) and (first["next"] is None) == (len(rects) == 1)
+    report = client.get(f"/api/inspection/report?month={month}", headers=token(ctx)).json()
+    assert report["accounts"] and {r["id"] for r in report["rectifications"]} >= {rid}
     # gongkai (responder of 政务公开办) may not rectify 住建局's account; admin may.
     refused = client.post(f"/api/inspection/rectifications/{rid}", json={"measure": "补发"}, headers=token(ctx))
     assert refused.status_code == 403

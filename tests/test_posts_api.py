@@ -124,7 +124,7 @@ def test_schedule_refused_until_fully_signed(api):
     assert "only a fully signed post" in out["detail"]["text"]
     post = signed(api)
     assert api("POST", f"/api/posts/{post['id']}/schedule", "fenguan", 403,
-               json={"accounts": ["示例县发布"], "now": True})["code"] == "user.needs_role"
+               json={"accounts": ["示例县发布"], "now": True})["code"] == "permission.refused"
     assert "no account named" in api("POST", f"/api/posts/{post['id']}/schedule", "xuanchuan", 404,
                                      json={"accounts": ["不存在"], "now": True})["detail"]["text"]
     api("POST", f"/api/posts/{post['id']}/schedule", "xuanchuan", 400, json={"accounts": ["示例县发布"]})
@@ -166,7 +166,7 @@ def test_auth_and_not_found(api):
     assert api.client.get("/api/posts").status_code == 401
     assert api.client.get("/api/posts", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert api("GET", "/api/posts/999", "admin", 404)["code"] == "post.not_found"
-    assert api("POST", "/api/posts", "fenguan", 403, json=POST)["code"] == "user.needs_role"
+    assert api("POST", "/api/posts", "fenguan", 403, json=POST)["code"] == "permission.refused"
     assert "unknown state" in api("GET", "/api/publications?state=lost", "admin", 400)["detail"]["text"]
 
 
@@ -179,4 +179,5 @@ def test_wechat_byline_and_comment_switch_are_checked_before_sign_off(api, ctx):
         assert (stored.byline, stored.open_comment) == ("县委宣传部新闻科", False)
     too_long = create(api, byline="县委宣传部新闻科融媒体中心编辑部值班室")
     refused = api("POST", f"/api/posts/{too_long['id']}/submit", "xuanchuan", 422)
-    assert any("作者最多 16 个字" in p for p in refused["problems"])
+    assert refused["code"] == "check.failed"
+    assert any("作者最多 16 个字" in p["message_zh"] for p in refused["detail"]["problems"])

@@ -43,6 +43,7 @@ def _objects(ctx) -> dict[str, str]:
                        department_lead=lead, password_hash=hash_password(PASSWORD)))
         account = s.exec(select(Account).where(Account.name == "示例县发布")).one()
         author = s.exec(select(User).where(User.username == "xuanchuan")).one()
+        bianji = s.exec(select(User).where(User.username == "bianji")).one()
         msg = Message(account_id=account.id, kind="wechat_message", dedupe_key="matrix", sender_id="o-matrix",
                       text="楼道灯不亮，没人管", received_at=utcnow() - timedelta(hours=1), intent="complaint",
                       needs_answer=True, department_id=depts[INSIDE])
@@ -59,7 +60,8 @@ def _objects(ctx) -> dict[str, str]:
         return {"ticket_id": str(ticket.id), "reply_id": str(reply.id), "template_id": str(template.id),
                 "post_id": str(post.id), "publication_id": "1", "message_id": str(msg.id), "name": "console.css",
                 "username": "bianji", "appid": account.remote_id, "inside": str(depts[INSIDE]),
-                "fmt": "docx", "rectification_id": "1"}
+                "fmt": "docx", "rectification_id": "1", "user_id": str(bianji.id), "account_id": str(account.id),
+                "notice_id": "1", "media_id": "1", "package": "quill"}
 
 
 def _cases(app) -> list[tuple[str, str]]:
@@ -170,22 +172,28 @@ def test_lists_show_only_the_own_department(ctx, client_for) -> None:
         assert editor.get(url).status_code == 403, url
     assert responder_out.get(f"/api/tickets/templates?department_id={objs['inside']}").status_code == 403
     own = responder_in.get("/api/tickets/templates").json()
-    assert [t["name"] for t in own] == ["matrix"]
-    assert responder_out.get("/api/tickets/templates").json() == []
+    assert [t["name"] for t in own["items"]] == ["matrix"] and own["total"] == 1
+    assert responder_out.get("/api/tickets/templates").json()["items"] == []
     failed = responder_out.get("/api/tickets/replies/failed").json()
-    assert failed == []
-    assert len(responder_in.get("/api/tickets/replies/failed").json()) == 1
+    assert failed["items"] == [] and failed["total"] == 0
+    assert len(responder_in.get("/api/tickets/replies/failed").json()["items"]) == 1
 
 
 def test_post_target_accounts_are_department_scoped(ctx) -> None:
     """An editor publishes on the accounts of the own department only; the CLI (--as) refuses the same."""
     from bot.errors import PermissionDenied
-    from tests.test_signoff import schedule, signed_post
+    from bot.publishing.service import submit_post
+    from tests.test_signoff import act, new_post, schedule, sign_as
 
     with ctx.session() as s:
         zhujian = s.exec(select(Department).where(Department.name == OUTSIDE)).one()
         s.add(User(username="m_editor_zj", roles="editor", department_id=zhujian.id))
-    post_id = signed_post(ctx)
+    # Signed for accounts of two departments (only an admin may submit for both), so that what is
+    # refused below is the department, not an account the signers never approved.
+    post_id = new_post(ctx)
+    act(ctx, submit_post, post_id, "admin", config=ctx.config, accounts=["示例县发布", "示例县住建"])
+    for name in ("bianji", "fenguan", "zhuyao"):
+        sign_as(ctx, post_id, name)
     with pytest.raises(PermissionDenied, match="示例县发布"):
         schedule(ctx, post_id, username="m_editor_zj", accounts=("示例县发布",))
     assert schedule(ctx, post_id, username="m_editor_zj", accounts=("示例县住建",))

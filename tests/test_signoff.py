@@ -281,8 +281,9 @@ def test_schedule_refuses_accounts_not_signed_for(ctx: Context):
     for name in ("bianji", "fenguan", "zhuyao"):
         sign_as(ctx, post_id, name)
     # Submitted without a Weibo text: only the WeChat account was chosen and signed for.
-    with pytest.raises(PermissionDenied, match="未经审签"):
+    with pytest.raises(PermissionDenied) as refused:
         schedule(ctx, post_id, accounts=[WEIBO_ACC])
+    assert "未经审签" in refused.value.message_zh
     assert len(schedule(ctx, post_id, accounts=[WECHAT])) == 1
 
 

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from bot.clock import to_local, utcnow
 from bot.context import Context
-from bot.errors import PermissionDenied
+from bot.errors import InvalidState, PermissionDenied
 from bot.models import Account, AuditEvent, Post, Publication, SignOff
 from bot.publishing import service
 from bot.publishing.scheduler import Publisher
@@ -32,8 +32,9 @@ def submit(ctx: Context, post_id: int, accounts, at=None, username="xuanchuan"):
 def test_editor_targets_only_own_department_unless_granted(make_config, open_ctx):
     ctx = open_ctx(make_config())
     post_id = new_post(ctx)
-    with pytest.raises(PermissionDenied, match="只能选择本部门的账号.*示例县住建"):
+    with pytest.raises(PermissionDenied) as refused:
         submit(ctx, post_id, [WECHAT, HOUSING])
+    assert refused.value.code == "post.accounts_not_own" and "不能发布到：示例县住建" in refused.value.message_zh
     with ctx.session() as s:
         assert s.get(Post, post_id).status == "draft"
         names = [a.name for a in service.allowed_accounts(session=s, config=ctx.config, user=user(s, "xuanchuan"))]
@@ -82,8 +83,9 @@ def test_schedule_keeps_to_the_signed_accounts_and_never_earlier_than_signed(ctx
     submit(ctx, post_id, [WECHAT], at=at)
     for name in ("bianji", "fenguan", "zhuyao"):
         sign_as(ctx, post_id, name)
-    with pytest.raises(PermissionDenied, match="未经审签"):
+    with pytest.raises(PermissionDenied) as refused:
         act(ctx, service.schedule_post, post_id, "xuanchuan", config=ctx.config, accounts=[WECHAT, WEIBO_ACC])
+    assert refused.value.code == "post.unsigned_accounts" and "未经审签" in refused.value.message_zh
     # No accounts named: the signed ones; asked for "now": the signed time, not earlier.
     [pub] = act(ctx, service.schedule_post, post_id, "xuanchuan", config=ctx.config, accounts=[])
     with ctx.session() as s:
@@ -145,8 +147,9 @@ def test_retry_sends_the_signed_version_again_on_failed_accounts_only(ctx: Conte
     submit(ctx, post_id, [WECHAT, WEIBO_ACC])
     for name in ("bianji", "fenguan", "zhuyao"):
         sign_as(ctx, post_id, name)
-    with pytest.raises(Exception, match="没有发布失败"):
+    with pytest.raises(InvalidState) as refused:
         act(ctx, service.retry_failed, post_id, "xuanchuan", config=ctx.config)
+    assert "没有发布失败" in refused.value.message_zh
     pubs = act(ctx, service.schedule_post, post_id, "xuanchuan", config=ctx.config, accounts=[])
     with ctx.session() as s:
         for pub in pubs:

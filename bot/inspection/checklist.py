@@ -38,7 +38,10 @@ class ChecklistError(GovbotError):
 
     def __init__(self, file: str | Path, where: str | None, reason: str):
         self.file, self.where, self.reason = str(file), where, reason
-        super().__init__(f"{self.file}: {where}: {reason}" if where else f"{self.file}: {reason}")
+        if where:
+            super().__init__("inspection.checklist_invalid", file=self.file, where=where, reason=reason)
+        else:
+            super().__init__("inspection.checklist_file_invalid", file=self.file, reason=reason)
 
 
 @dataclass(frozen=True)

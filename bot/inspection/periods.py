@@ -15,7 +15,7 @@ def period_of(tz: str, *, month: str | None = None, quarter: str | None = None, 
     """(start, end, label) of the one period named; a clear error when none or several are."""
     given = [x for x in (month, quarter, year, first or end) if x]
     if len(given) != 1:
-        raise GovbotError("请给出一个检查周期：月份（2026-11）、季度（2026Q4）、年份（2026）或起止日期")
+        raise GovbotError("inspection.one_period")
     if month:
         return (*month_period(month, tz), month)
     if quarter:
@@ -23,5 +23,5 @@ def period_of(tz: str, *, month: str | None = None, quarter: str | None = None, 
     if year:
         return (*year_period(year, tz), year)
     if not (first and end):
-        raise GovbotError("起止日期需同时给出")
+        raise GovbotError("inspection.start_and_end")
     return (*day_period(first, end, tz), f"{first:%Y-%m-%d}_{end:%Y-%m-%d}")

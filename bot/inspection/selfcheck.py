@@ -43,7 +43,7 @@ def quarter_period(text: str, tz: str) -> tuple[datetime, datetime]:
     """"2026Q4" (or 2026-Q4) -> [1 Oct, 1 Jan) local, as aware UTC."""
     m = _QUARTER.match(text.strip())
     if not m or not 1900 < int(m.group(1)) < 9999:
-        raise ReportError(f"季度格式应为 2026Q4，收到 {text!r}")
+        raise ReportError("inspection.bad_quarter", value=text)
     year, q = int(m.group(1)), int(m.group(2))
     first = date(year, 3 * q - 2, 1)
     nxt = date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1)
@@ -53,7 +53,7 @@ def quarter_period(text: str, tz: str) -> tuple[datetime, datetime]:
 def year_period(text: str, tz: str) -> tuple[datetime, datetime]:
     m = _YEAR.match(text.strip())
     if not m or not 1900 < int(m.group(1)) < 9999:
-        raise ReportError(f"年份格式应为 2026，收到 {text!r}")
+        raise ReportError("inspection.bad_year", value=text)
     year = int(m.group(1))
     return (to_utc(datetime.combine(date(year, 1, 1), time(0)), tz),
             to_utc(datetime.combine(date(year + 1, 1, 1), time(0)), tz))

@@ -27,6 +27,7 @@ from bot.permissions import allowed
 from bot.resources import rule_file
 from bot.tickets.calendar import WorkCalendar
 
+MEASURE_LIMIT = 2000  # characters of 整改措施
 _cache: dict[Path, tuple[tuple[int, int], Checklist]] = {}
 
 
@@ -56,9 +57,9 @@ def status_for(*, session: Session, config: Config, calendar: WorkCalendar, scop
     """Every account of the scope against every indicator over [start, end) as of min(now, end)."""
     now = now or utcnow()
     if end <= start:
-        raise GovbotError("检查周期为空：结束日期必须晚于开始日期")
+        raise GovbotError("inspection.empty_period")
     if now <= start:
-        raise GovbotError("检查周期尚未开始")
+        raise GovbotError("inspection.not_begun")
     checklist = load(config)
     facts = account_facts(session=session, config=config, calendar=calendar, account_ids=scope.account_ids,
                           start=start, as_of=min(now, end))
@@ -139,17 +140,17 @@ def complete_rectification(*, session: Session, rectification_id: int, user: Use
                            fixed_on: date | None) -> Rectification:
     row = session.get(Rectification, rectification_id)
     if row is None:
-        raise NotFound(f"整改记录 {rectification_id} 不存在")
+        raise NotFound("rectification.not_found", rectification_id=rectification_id)
     account = session.get(Account, row.account_id)
     if account is None or not can_rectify(user, account):
-        raise PermissionDenied("只有管理员或该账号所属部门的编辑、负责人可以填写整改情况")
+        raise PermissionDenied("rectification.denied", user=user.username, account_id=row.account_id)
     measure = measure.strip()
     if not measure:
-        raise GovbotError("请填写整改措施")
-    if len(measure) > 2000:
-        raise GovbotError("整改措施最多 2000 字")
+        raise GovbotError("rectification.measure_required")
+    if len(measure) > MEASURE_LIMIT:
+        raise GovbotError("rectification.measure_too_long", limit=MEASURE_LIMIT)
     if fixed_on is not None and fixed_on < row.found_on:
-        raise GovbotError("整改完成日期不能早于发现日期")
+        raise GovbotError("rectification.fixed_before_found", fixed_on=fixed_on, found_on=row.found_on)
     row.measure, row.fixed_on, row.fixed_by = measure, fixed_on, user.username
     session.add(row)
     audit.record(session=session, actor=user.username, action="rectification.updated", subject_type="rectification",

@@ -304,11 +304,11 @@ def submit_post(*, session: Session, config: Config, post: Post, user: User,
         wanted = set(platforms) if platforms else set(default_platforms(session=session, post=post))
         chosen = [a for a in allowed_accounts(session=session, config=config, user=user) if a.platform in wanted]
         if not chosen:
-            raise GovbotError("没有可发布的账号：请选择至少一个本部门的账号")
+            raise GovbotError("post.no_own_accounts")
     require_allowed(session=session, config=config, user=user, accounts=chosen)
     planned = to_utc(at, config.timezone) if at is not None else None if decide_time_later else post.planned_at
     if at is not None and planned <= utcnow():
-        raise GovbotError(f"发布时间 {at:%Y-%m-%d %H:%M} 已过，请选择以后的时间")
+        raise GovbotError("post.time_past", at=f"{at:%Y-%m-%d %H:%M}")
     targets = sorted({a.platform for a in chosen})
     problems = check_existing_post(session=session, config=config, post=post, platforms=targets)
     if problems:
@@ -359,7 +359,7 @@ def retarget_post(*, session: Session, config: Config, post: Post, user: User, a
     require_allowed(session=session, config=config, user=user, accounts=chosen)
     planned = to_utc(at, config.timezone) if at is not None else None
     if planned is not None and planned <= utcnow():
-        raise GovbotError(f"发布时间 {at:%Y-%m-%d %H:%M} 已过，请选择以后的时间")
+        raise GovbotError("post.time_past", at=f"{at:%Y-%m-%d %H:%M}")
     now = touch_post(session=session, post=post)
     if not has_snapshot(session=session, post=post):
         snapshot(session=session, post=post)
@@ -416,8 +416,7 @@ def schedule_post(*, session: Session, config: Config, post: Post, user: User, a
         target_accounts(session=session, post=post)
     unsigned = [a.name for a in targets if a.id not in (post.target_account_ids or [])]
     if unsigned or not targets:
-        raise PermissionDenied(f"稿件 {post.id} 未经审签发布到：{'、'.join(unsigned) or '（未选择账号）'}；"
-                               "只能发布到送审时选定并签署的账号")
+        raise PermissionDenied("post.unsigned_accounts", post_id=post.id, accounts="、".join(unsigned) or "（未选择账号）")
     require_allowed(session=session, config=config, user=user, accounts=targets)
     problems = check_existing_post(session=session, config=config, post=post,
                                    platforms=sorted({a.platform for a in targets}))
@@ -477,7 +476,7 @@ def retry_failed(*, session: Session, config: Config, post: Post, user: User,
     now or at `at`. Nothing changed, so no new sign-off: the chain must still hold for this version."""
     failed = [p for p in _publications(session, post) if p.state in ("failed", "missed")]
     if not failed:
-        raise InvalidState(f"稿件 {post.id} 没有发布失败或错过的账号，无需重新发布")
+        raise InvalidState("post.nothing_to_retry", post_id=post.id)
     pubs = schedule_post(session=session, config=config, post=post, user=user,
                          accounts=[p.account_id for p in failed], at=at)
     _audit(session, user, "post.retried", post, publications=[p.id for p in pubs])

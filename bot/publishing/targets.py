@@ -37,7 +37,7 @@ def require_allowed(*, session: Session, config: Config, user: User, accounts: I
     allowed = {a.id for a in allowed_accounts(session=session, config=config, user=user)}
     refused = [a.name for a in accounts if a.id not in allowed]
     if refused:
-        raise PermissionDenied(f"{user.username} 只能选择本部门的账号，不能发布到：{'、'.join(refused)}")
+        raise PermissionDenied("post.accounts_not_own", user=user.username, accounts="、".join(refused))
 
 
 def target_accounts(*, session: Session, post: Post) -> list[Account]:

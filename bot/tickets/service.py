@@ -309,10 +309,10 @@ def assign(*, session: Session, ticket_id: int, assignee_id: int, user: User) ->
     _require_open(ticket, "assign it")
     assignee = session.get(User, assignee_id)
     if assignee is None or not assignee.active:
-        raise NotFound(f"no active user #{assignee_id}")
+        raise NotFound("user.not_active", user_id=assignee_id)
     if assignee.department_id != ticket.department_id or not (assignee.has_role("responder") or assignee.department_lead):
-        raise PermissionDenied(f"{assignee.username} does not answer the tickets of "
-                               f"{_department_name(session, ticket.department_id)}")
+        raise PermissionDenied("ticket.not_a_handler", user=assignee.username,
+                               department=_department_name(session, ticket.department_id))
     ticket.assignee_id = assignee.id
     session.add(ticket)
     audit.record(session=session, actor=user.username, action="ticket.assigned", subject_type="ticket",

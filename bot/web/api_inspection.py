@@ -6,17 +6,19 @@ from datetime import date
 from typing import Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from bot.context import Context
-from bot.errors import GovbotError
+from bot.errors import NotFound
 from bot.models import Account, User
 from bot.web.deps import current_user, get_ctx
+from bot.web.schemas.common import ERROR_RESPONSES, Page, PageParams, other_formats, page
+from bot.web.schemas.inspection import AccountStatusOut, AnnualOut, RectificationOut, SelfCheckOut
 
-router = APIRouter(prefix="/api/inspection", tags=["inspection"])
+router = APIRouter(prefix="/api/inspection", tags=["inspection"], responses=ERROR_RESPONSES)
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
@@ -31,19 +33,21 @@ def _download(data: bytes | str, media_type: str, filename: str) -> Response:
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
 
 
-@router.get("/status")
-def get_status(account: str | None = None, department: str | None = None, organisation: str | None = None,
-               ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/status", response_model=Page[AccountStatusOut])
+def get_status(request: Request, account: str | None = None, department: str | None = None,
+               organisation: str | None = None, params: PageParams = Depends(), ctx: Context = Depends(get_ctx),
+               user: User = Depends(current_user)) -> dict[str, Any]:
     """Each account against every indicator over the last inspection.window_days days, with the evidence."""
     from bot.inspection.selfcheck import status_rows
     from bot.inspection.service import current_status
 
     with ctx.session() as s:
         scope = _scope(s, account, department, organisation)
-        return status_rows(current_status(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope))
+        rows = status_rows(current_status(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope))
+    return page(request, params, rows)
 
 
-@router.get("/report")
+@router.get("/report", response_model=SelfCheckOut, responses=other_formats("text/html", DOCX))
 def get_report(
     month: str | None = Query(None, description="YYYY-MM"), quarter: str | None = Query(None, description="2026Q4"),
     year: str | None = Query(None, description="YYYY"), start: date | None = None, end: date | None = None,
@@ -70,7 +74,7 @@ def get_report(
             "merge": [m.__dict__ for m in sc.merge], "report": sc.report.to_dict()}
 
 
-@router.get("/annual")
+@router.get("/annual", response_model=AnnualOut, responses=other_formats("text/csv", DOCX))
 def get_annual(year: str, account: str | None = None, department: str | None = None, organisation: str | None = None,
                format: Literal["json", "csv", "docx"] = "json",
                ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> Any:
@@ -104,17 +108,19 @@ def _rect(r, name: str) -> dict[str, Any]:
             "fixed_on": r.fixed_on.isoformat() if r.fixed_on else None, "fixed_by": r.fixed_by}
 
 
-@router.get("/rectifications")
-def get_rectifications(account: str | None = None, department: str | None = None, organisation: str | None = None,
-                       ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/rectifications", response_model=Page[RectificationOut])
+def get_rectifications(request: Request, account: str | None = None, department: str | None = None,
+                       organisation: str | None = None, params: PageParams = Depends(),
+                       ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     """The rectification list (整改台账)."""
     from bot.inspection.service import list_rectifications
 
     with ctx.session() as s:
         scope = _scope(s, account, department, organisation)
         names = dict(s.exec(select(Account.id, Account.name)).all())
-        return [_rect(r, names.get(r.account_id, "")) for r in
+        rows = [_rect(r, names.get(r.account_id, "")) for r in
                 list_rectifications(session=s, account_ids=scope.account_ids)]
+    return page(request, params, rows)
 
 
 class RectifyIn(BaseModel):
@@ -122,14 +128,14 @@ class RectifyIn(BaseModel):
     fixed_on: date | None = Field(None, description="Day it was fixed; null while in progress")
 
 
-@router.post("/rectifications/{rectification_id}")
+@router.post("/rectifications/{rectification_id}", response_model=RectificationOut)
 def post_rectification(rectification_id: int, body: RectifyIn, ctx: Context = Depends(get_ctx),
                        user: User = Depends(current_user)) -> dict[str, Any]:
     """Record what was done about one problem (admins; editors and the lead of the account's department)."""
     from bot.inspection.service import complete_rectification
 
     if not 0 < rectification_id < 2**31:
-        raise GovbotError(f"整改记录 {rectification_id} 不存在")
+        raise NotFound("rectification.not_found", rectification_id=rectification_id)
     with ctx.session() as s:
         row = complete_rectification(session=s, rectification_id=rectification_id, user=user, measure=body.measure,
                                      fixed_on=body.fixed_on)

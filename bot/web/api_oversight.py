@@ -13,15 +13,10 @@ from bot.context import Context
 from bot.errors import GovbotError
 from bot.models import User
 from bot.web.deps import current_user, get_ctx
-from bot.web.schemas.common import ERROR_RESPONSES
+from bot.web.schemas.common import ERROR_RESPONSES, other_formats
 from bot.web.schemas.oversight import DigestOut, ReportOut
 
 router = APIRouter(prefix="/api", tags=["oversight"], responses=ERROR_RESPONSES)
-
-
-def _formats(*types: str) -> dict[int | str, dict[str, Any]]:
-    """The other formats a route answers with (`format=`), besides its JSON model."""
-    return {200: {"content": {t: {"schema": {"type": "string"}} for t in types}}}
 
 
 def _day(text: str | None, ctx: Context) -> date:
@@ -33,7 +28,7 @@ def _day(text: str | None, ctx: Context) -> date:
         raise GovbotError("date.invalid", value=text) from None
 
 
-@router.get("/digest", response_model=DigestOut, responses=_formats("text/markdown", "text/html"))
+@router.get("/digest", response_model=DigestOut, responses=other_formats("text/markdown", "text/html"))
 def get_digest(
     date: str | None = Query(None, description="Local day YYYY-MM-DD (default today)"),
     organisation: str | None = Query(None, description="Organisation name (default: the first configured)"),
@@ -65,7 +60,7 @@ def get_digest(
     return body
 
 
-@router.get("/reports", response_model=ReportOut, responses=_formats("text/csv", "text/html"))
+@router.get("/reports", response_model=ReportOut, responses=other_formats("text/csv", "text/html"))
 def get_report(
     month: str | None = Query(None, description="YYYY-MM (local time)"),
     start: str | None = Query(None, description="First local day YYYY-MM-DD (instead of month)"),

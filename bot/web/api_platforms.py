@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
@@ -18,8 +18,10 @@ from bot.errors import NotFound
 from bot.models import Account, User
 from bot.publishing.weibo_length import hashtags, weibo_length
 from bot.web.deps import current_user, get_ctx
+from bot.web.schemas.common import ERROR_RESPONSES, Page, PageParams, page
+from bot.web.schemas.platforms import AccountBudgetsOut, WeiboLengthOut
 
-router = APIRouter(prefix="/api", tags=["platforms"])
+router = APIRouter(prefix="/api", tags=["platforms"], responses=ERROR_RESPONSES)
 
 
 def _account_budgets(ctx: Context, account: Account) -> dict[str, Any]:
@@ -28,20 +30,22 @@ def _account_budgets(ctx: Context, account: Account) -> dict[str, Any]:
     return {"account": account.name, "platform": account.platform, "budgets": [b.as_dict() for b in budgets]}
 
 
-@router.get("/accounts/budgets")
-def all_budgets(ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> list[dict[str, Any]]:
+@router.get("/accounts/budgets", response_model=Page[AccountBudgetsOut])
+def all_budgets(request: Request, params: PageParams = Depends(), ctx: Context = Depends(get_ctx),
+                user: User = Depends(current_user)) -> dict[str, Any]:
     """Every account's budgets in the current window: limit, used, remaining, closed, publications waiting."""
     with ctx.session() as session:
         accounts = list(session.exec(select(Account).order_by(Account.name)))
-    return [_account_budgets(ctx, a) for a in accounts]
+    chosen = accounts[params.offset:params.offset + params.limit]
+    return page(request, params, [_account_budgets(ctx, a) for a in chosen], total=len(accounts))
 
 
-@router.get("/accounts/{name}/budgets")
+@router.get("/accounts/{name}/budgets", response_model=AccountBudgetsOut)
 def account_budgets(name: str, ctx: Context = Depends(get_ctx), user: User = Depends(current_user)) -> dict[str, Any]:
     with ctx.session() as session:
         account = session.exec(select(Account).where(Account.name == name)).first()
     if account is None:
-        raise NotFound(f"no account named {name!r}")
+        raise NotFound("account.name_not_found", name=name)
     return _account_budgets(ctx, account)
 
 
@@ -49,7 +53,7 @@ class WeiboText(BaseModel):
     text: str = Field(max_length=20000)
 
 
-@router.post("/weibo/length")
+@router.post("/weibo/length", response_model=WeiboLengthOut)
 def weibo_text_length(body: WeiboText, ctx: Context = Depends(get_ctx),
                       user: User = Depends(current_user)) -> dict[str, Any]:
     """The text's length as Weibo counts it, the limit in force, and any #话题# (refused by the checks)."""

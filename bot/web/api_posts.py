@@ -38,6 +38,7 @@ from bot.web.schemas.posts import (
     PostOut,
     PostSummaryOut,
     PublicationOut,
+    RetryOut,
     ScheduleOut,
     UnscheduleOut,
 )
@@ -288,7 +289,7 @@ class RetryIn(_Body):
     at: datetime | None = None
 
 
-@router.post("/posts/{post_id}/retry")
+@router.post("/posts/{post_id}/retry", response_model=RetryOut)
 def retry_post(post_id: int, body: RetryIn | None = None, ctx: Context = Depends(get_ctx),
                user: User = Depends(current_user)) -> Any:
     """Publish again, on the accounts where it failed or was missed, without new sign-offs (重新发布)."""

@@ -34,5 +34,5 @@ def current_user(request: Request, ctx: Context = Depends(get_ctx),
     with ctx.session() as s:
         user = identify(request, s)
     if user is None:
-        raise refuse_anonymous(request)
+        raise refuse_anonymous("request.unauthenticated", request)
     return user

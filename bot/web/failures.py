@@ -23,6 +23,8 @@ MESSAGES = {400: "请求格式不正确", 401: "请先登录", 403: "无权进�
             409: "与现有数据冲突", 413: "请求内容过大", 415: "不支持此内容类型", 422: "请求内容不正确",
             429: "尝试次数过多，请稍后再试", 500: "服务器内部错误，已记录，请稍后重试或联系管理员",
             503: "数据库暂时不可用，请稍后重试"}
+# A page's heading where a person reads it differently from the API's message.
+PAGE_TITLES = {403: "无权进行此操作", 404: "页面不存在", 409: "当前状态不允许此操作", 422: "地址或表单内容有误"}
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict:
@@ -34,7 +36,7 @@ def page_answer(request: Request, status: int, message: str | None, headers: dic
     """An error as a console page (in the console's layout, with the user's menu)."""
     from bot.web.console.common import render
 
-    title = MESSAGES.get(status, "请求未完成") if status != 403 else "无权进行此操作"
+    title = PAGE_TITLES.get(status) or MESSAGES.get(status, "请求未完成")
     detail = message or MESSAGES.get(status, "请求未完成")
     error = {"title": title, "detail": "" if detail == title else detail, "problems": []}
     try:

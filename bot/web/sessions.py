@@ -3,7 +3,8 @@
 The cookie holds only a random token; the row holds the data (user_id, csrf, flashes), so logging out,
 changing a password or an admin ending a user's sessions takes effect at once in every process.
 A session ends after `web.session_idle_minutes` without a request and `web.session_max_hours` after
-it began. A new token is issued whenever the logged-in user changes (no session fixation).
+it began. A new token is issued whenever the logged-in user changes (no session fixation), and when
+the user changed their own password (`renew`: the other sessions ended, this one goes on under a new token).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bot.models import WebSession
 from bot.web.security import client_address, ensure_secret_key, is_https
 
 COOKIE = "govbot_session"
+RENEW = "govbot.session_renew"  # scope key set by `renew`
 # last_seen_at is written at most this often (not on every request).
 TOUCH_EVERY = timedelta(seconds=60)
 
@@ -67,11 +69,11 @@ class SessionStore:
                 s.add(row)
             return Loaded(row.id, row.user_id, dict(row.data))
 
-    def save(self, loaded: Loaded, data: dict[str, Any], address: str) -> tuple[str | None, bool]:
+    def save(self, loaded: Loaded, data: dict[str, Any], address: str, renew: bool = False) -> tuple[str | None, bool]:
         """Store the session's new data: (new token to set or None, whether to clear the cookie)."""
         user_id = data.get("user_id")
         with self.ctx.session() as s:
-            if loaded.row_id is not None and (not data or user_id != loaded.user_id):
+            if loaded.row_id is not None and (not data or user_id != loaded.user_id or renew):
                 s.exec(delete(WebSession).where(WebSession.id == loaded.row_id))
             elif loaded.row_id is not None:
                 row = s.get(WebSession, loaded.row_id)
@@ -118,9 +120,10 @@ class ServerSessions:
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 data = scope["session"]
-                if json.dumps(data, sort_keys=True, default=str) != before:
+                renew = bool(scope.get(RENEW))
+                if renew or json.dumps(data, sort_keys=True, default=str) != before:
                     try:
-                        token, clear = await anyio.to_thread.run_sync(self.store.save, loaded, data, address)
+                        token, clear = await anyio.to_thread.run_sync(self.store.save, loaded, data, address, renew)
                     except OperationalError:  # database down: the answer still goes out, unchanged session
                         logger.warning("console session not saved: database unavailable")
                         token, clear = None, False
@@ -133,3 +136,9 @@ class ServerSessions:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+def renew(conn: HTTPConnection) -> None:
+    """Go on under a new session token (and a new row) when this answer is sent, even though the row
+    the request came with was ended meanwhile (the user's own password change ends every session)."""
+    conn.scope[RENEW] = True

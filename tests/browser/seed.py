@@ -24,7 +24,7 @@ def weibo_comments(ctx: Context, emulator_url: str, texts: tuple[str, ...] | lis
     go to `responder`'s department. Returns the ticket ids (None for a message that needs no answer)."""
     status = httpx.post(f"{emulator_url}/weibo/2/statuses/share.json",
                         data={"access_token": "demo-weibo-token-0001",
-                              "status": "幸福路路灯维修公告 http://gov.example.cn/n/2"}).json()
+                              "status": "幸福路路灯维修公告 http://gov.example.cn/n/2", "rip": "203.0.113.7"}).json()
     ids = []
     with EmulatorAdmin(emulator_url) as admin, ctx.session() as s:
         account = s.exec(select(Account).where(Account.name == "示例县发布微博")).one()

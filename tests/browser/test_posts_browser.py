@@ -30,6 +30,8 @@ WORD_PASTE = ('<html xmlns:o="urn:schemas-microsoft-com:office:office"><body><!-
 
 
 def logout(page) -> None:
+    if page.is_visible("header .menu-toggle"):  # on a phone the user's menu folds under 菜单
+        page.click("header .menu-toggle")
     page.click("header .me button")
     page.wait_for_url(re.compile(r"/login"))
 

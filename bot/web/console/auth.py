@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from bot.clock import utcnow
 from bot.login_throttle import Limits
 from bot.users import authenticate
-from bot.web.console.common import STATIC_DIR, check_csrf, csrf_token, ctx_of, redirect, render, safe_next
+from bot.web.console.common import STATIC_DIR, csrf_token, ctx_of, redirect, render, safe_next
 from bot.web.security import client_address
 
 router = APIRouter()
@@ -32,7 +32,7 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:
     return render(request, "login.html", None, next=safe_next(next), username="", error=None)
 
 
-@router.post("/login", dependencies=[Depends(check_csrf)])
+@router.post("/login")
 def login(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/")) -> Response:
     ctx = ctx_of(request)
     web = ctx.config.web
@@ -55,7 +55,7 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
     return redirect(safe_next(next))
 
 
-@router.post("/logout", dependencies=[Depends(check_csrf)])
+@router.post("/logout")
 def logout(request: Request) -> Response:
     request.session.clear()
     return redirect("/login")

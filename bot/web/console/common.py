@@ -3,14 +3,13 @@ running one domain action per transaction, and domain errors shown in Chinese.""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import Form, HTTPException, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
@@ -123,15 +122,6 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def check_csrf(request: Request, csrf: str = Form("", alias="csrf_token")) -> None:
-    """Dependency for every console POST: the hidden field (or the X-CSRF-Token header that the console's
-    scripts send) must match this session's token."""
-    csrf = csrf or request.headers.get("x-csrf-token", "")
-    expected = request.session.get("csrf")
-    if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
-        raise HTTPException(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")
-
-
 def flash(request: Request, text: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", [])
     request.session["flash"] = [*request.session["flash"], [kind, text]]
@@ -151,7 +141,7 @@ def console_user(request: Request) -> User:
     with ctx_of(request).session() as s:
         user = identify(request, s)
     if user is None:
-        raise refuse_anonymous(request)
+        raise refuse_anonymous("request.unauthenticated", request)
     return user
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import select
 
 from bot.clock import utcnow
@@ -18,7 +18,6 @@ from bot.models import Account, Department, Message, Reply, Ticket, User
 from bot.triage.rules import INTENTS, TOPICS
 from bot.web.console.common import (
     as_int,
-    check_csrf,
     console_user,
     ctx_of,
     flash,
@@ -94,7 +93,7 @@ def inbox_page(request: Request, q: str = "", department: str = "", account: str
                   sort_url=lambda key: "/tickets?" + _query_string(params, sort=key))
 
 
-@router.post("/tickets/bulk", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/bulk")
 async def inbox_bulk(request: Request, action: str = Form(""), department: str = Form(""), reason: str = Form(""),
                      close_reason: str = Form(""), assignee: str = Form(""), back: str = Form("/tickets"),
                      user: User = Depends(console_user)) -> Response:
@@ -143,7 +142,9 @@ def messages_page(request: Request, q: str = "", account: str = "", intent: str 
     account_id, department_id, page_no = as_int(account), as_int(department), max(1, as_int(page) or 1)
     visible = visible_departments(user, "messages.read")
     with ctx.session() as s:
-        cond = [] if visible is None else [Message.department_id.in_(visible)]
+        # A department sees the messages triaged to it and those whose ticket it now handles (转办 to it).
+        handled = select(Ticket.message_id).where(Ticket.department_id.in_(visible or ()))
+        cond = [] if visible is None else [or_(Message.department_id.in_(visible), Message.id.in_(handled))]
         if account_id:
             cond.append(Message.account_id == account_id)
         if intent:
@@ -178,7 +179,7 @@ def messages_page(request: Request, q: str = "", account: str = "", intent: str 
                   page_url=lambda n: "/messages?" + _query_string(params, page=n))
 
 
-@router.post("/messages/{message_id}/correct", dependencies=[Depends(check_csrf)])
+@router.post("/messages/{message_id}/correct")
 def message_correct(request: Request, message_id: int, intent: str = Form(""), topic: str = Form(""),
                     back: str = Form("/messages"), user: User = Depends(console_user)) -> Response:
     """纠正分类 from the message list: also for messages without a ticket. A message corrected to an
@@ -191,7 +192,7 @@ def message_correct(request: Request, message_id: int, intent: str = Form(""), t
     def act(s: Any) -> Any:
         message = s.get(Message, message_id)
         if message is not None and (intent or message.intent, topic or message.topic) == (message.intent, message.topic):
-            raise GovbotError("所选诉求和主题与现在的分类相同，无需更正")
+            raise GovbotError("correction.no_change")
         record_correction(session=s, message_id=message_id, user=user, intent=intent or None, topic=topic or None)
         message = s.get(Message, message_id)
         ticket = s.exec(select(Ticket).where(Ticket.message_id == message_id)).first()

@@ -13,7 +13,6 @@ from sqlmodel import select
 from bot.errors import GovbotError
 from bot.models import Account, Department, User
 from bot.web.console.common import (
-    check_csrf,
     console_user,
     ctx_of,
     error_view,
@@ -57,7 +56,7 @@ def inspection_page(request: Request, department: str = "", user: User = Depends
                   window=ctx.config.inspection.window_days, q=quote(department))
 
 
-@router.post("/inspection/rectifications/{rectification_id}", dependencies=[Depends(check_csrf)])
+@router.post("/inspection/rectifications/{rectification_id}")
 def rectify(request: Request, rectification_id: int, measure: str = Form(""), fixed_on: str = Form(""),
             department: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.inspection.service import complete_rectification

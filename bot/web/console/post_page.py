@@ -20,7 +20,6 @@ from bot.errors import GovbotError, NotFound
 from bot.models import Account, Post, User
 from bot.web.console.common import (
     as_int,
-    check_csrf,
     console_user,
     ctx_of,
     error_view,
@@ -125,16 +124,16 @@ def _when(when: str, at: str) -> Any:
     type it: 2026-12-03 09:00, 2026/12/3 9:00, 2026年12月3日 9时00分, a full-width colon."""
     if when == "at":
         if not at.strip():
-            raise GovbotError("请填写发布时间")
+            raise GovbotError("post.time_required")
         m = _TIME.match(at)
         if m is None:
-            raise GovbotError(f"时间格式不正确：“{at.strip()}”（应为 年-月-日 时:分，如 2026-12-03 09:00）")
+            raise GovbotError("post.time_invalid", value=at.strip())
         try:
             return datetime(*(int(x) for x in m.groups()))
         except ValueError:
-            raise GovbotError(f"没有这个时间：“{at.strip()}”") from None
+            raise GovbotError("post.time_impossible", value=at.strip()) from None
     if when not in ("later", "now", "signed"):
-        raise GovbotError("请选择发布时间")
+        raise GovbotError("post.when_choose")
     return None
 
 
@@ -142,7 +141,7 @@ def _ids(accounts: list[str]) -> list[int]:
     return [i for i in (as_int(a) for a in accounts) if i is not None]
 
 
-@router.post("/posts/{post_id}/submit", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/submit")
 def post_submit(request: Request, post_id: int, accounts: list[str] = Form(default_factory=list),
                 when: str = Form(""), at: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import submit_post
@@ -151,7 +150,7 @@ def post_submit(request: Request, post_id: int, accounts: list[str] = Form(defau
 
     def act(s: Any, post: Post) -> Any:
         if not accounts:
-            raise GovbotError("请至少选择一个发布账号")
+            raise GovbotError("post.no_accounts")
         return submit_post(session=s, config=config, post=post, user=user, accounts=_ids(accounts),
                            at=_when(when, at), decide_time_later=when == "later")
 
@@ -159,7 +158,7 @@ def post_submit(request: Request, post_id: int, accounts: list[str] = Form(defau
                        {"accounts": set(accounts), "when": when, "at": at})
 
 
-@router.post("/posts/{post_id}/retarget", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/retarget")
 def post_retarget(request: Request, post_id: int, accounts: list[str] = Form(default_factory=list),
                   when: str = Form(""), at: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import retarget_post
@@ -169,7 +168,7 @@ def post_retarget(request: Request, post_id: int, accounts: list[str] = Form(def
 
     def act(s: Any, post: Post) -> Any:
         if not accounts:
-            raise GovbotError("请至少选择一个发布账号")
+            raise GovbotError("post.no_accounts")
         result = retarget_post(session=s, config=config, post=post, user=user, accounts=_ids(accounts),
                                at=_when(when, at))
         changed.append(result.changed)
@@ -182,7 +181,7 @@ def post_retarget(request: Request, post_id: int, accounts: list[str] = Form(def
     return response
 
 
-@router.post("/posts/{post_id}/sign", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/sign")
 def post_sign(request: Request, post_id: int, version: str = Form(""), content_hash: str = Form(""),
               user: User = Depends(console_user)) -> Response:
     from bot.publishing.signoff import sign
@@ -197,7 +196,7 @@ def post_sign(request: Request, post_id: int, version: str = Form(""), content_h
     return post_action(request, user, post_id, act, "已签署通过。")
 
 
-@router.post("/posts/{post_id}/reject", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/reject")
 def post_reject(request: Request, post_id: int, reason: str = Form(""), version: str = Form(""),
                 content_hash: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.publishing.signoff import reject
@@ -211,7 +210,7 @@ def post_reject(request: Request, post_id: int, reason: str = Form(""), version:
     return post_action(request, user, post_id, act, "已退回编辑修改。", {"reason": reason})
 
 
-@router.post("/posts/{post_id}/schedule", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/schedule")
 def post_schedule(request: Request, post_id: int, when: str = Form(""), at: str = Form(""),
                   user: User = Depends(console_user)) -> Response:
     """Schedule on the signed accounts: at the signed time, a later one, or (chosen explicitly) now."""
@@ -221,14 +220,14 @@ def post_schedule(request: Request, post_id: int, when: str = Form(""), at: str 
 
     def act(s: Any, post: Post) -> Any:
         if when not in ("signed", "at", "now"):
-            raise GovbotError("请选择发布时间：按审签的时间、改到以后的时间，或立即发布")
+            raise GovbotError("post.schedule_when")
         return schedule_post(session=s, config=config, post=post, user=user, accounts=[], at=_when(when, at))
 
     ok = "已安排立即发布。" if when == "now" else "已排期，到时自动发布。"
     return post_action(request, user, post_id, act, ok, {"when": when, "at": at})
 
 
-@router.post("/posts/{post_id}/unschedule", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/unschedule")
 def post_unschedule(request: Request, post_id: int, user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import unschedule_post
 
@@ -236,7 +235,7 @@ def post_unschedule(request: Request, post_id: int, user: User = Depends(console
                        "已撤销排期。")
 
 
-@router.post("/posts/{post_id}/retry", dependencies=[Depends(check_csrf)])
+@router.post("/posts/{post_id}/retry")
 def post_retry(request: Request, post_id: int, when: str = Form(""), at: str = Form(""),
                user: User = Depends(console_user)) -> Response:
     """The same signed version again, on the accounts where it failed or was missed: no new sign-off."""
@@ -246,7 +245,7 @@ def post_retry(request: Request, post_id: int, when: str = Form(""), at: str = F
 
     def act(s: Any, post: Post) -> Any:
         if when not in ("now", "at"):
-            raise GovbotError("请选择立即重新发布或改期")
+            raise GovbotError("post.retry_when")
         return retry_failed(session=s, config=config, post=post, user=user, at=_when(when, at))
 
     return post_action(request, user, post_id, act,

@@ -16,7 +16,6 @@ from bot.errors import GovbotError
 from bot.models import Account, Department, Message, Post, Publication, Reply, Ticket, User
 from bot.web.console.common import (
     as_int,
-    check_csrf,
     console_user,
     ctx_of,
     error_page,
@@ -125,7 +124,7 @@ def reply_templates_page(request: Request, department: str = "", user: User = De
     return templates_page_(request, user, department=as_int(department))
 
 
-@router.post("/tickets/templates", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/templates")
 def reply_template_save(request: Request, department: str = Form(""), template_id: str = Form(""),
                         name: str = Form(""), text: str = Form(""), delete: str = Form(""),
                         user: User = Depends(console_user)) -> Response:
@@ -196,7 +195,7 @@ def reply_outcome(request: Request, reply: Reply) -> None:
         flash(request, "答复已保存，平台暂时不可用，系统将自动重试发送。", "warn")
 
 
-@router.post("/tickets/{ticket_id}/answer", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/answer")
 async def ticket_answer(request: Request, ticket_id: int, text: str = Form(""),
                         user: User = Depends(console_user)) -> Response:
     """Answer the ticket; the near-duplicates ticked (`also`) get the same answer, each through its own channel."""
@@ -228,7 +227,7 @@ async def ticket_answer(request: Request, ticket_id: int, text: str = Form(""),
     return redirect(f"/tickets/{ticket_id}#replies")
 
 
-@router.post("/tickets/{ticket_id}/correct", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/correct")
 def ticket_correct(request: Request, ticket_id: int, intent: str = Form(""), topic: str = Form(""),
                    user: User = Depends(console_user)) -> Response:
     """纠正分类: the message (and its ticket) take the intent and topic the responder says."""
@@ -239,7 +238,7 @@ def ticket_correct(request: Request, ticket_id: int, intent: str = Form(""), top
         ticket = get_ticket(session=s, ticket_id=ticket_id)
         message = s.get(Message, ticket.message_id)
         if (intent or message.intent, topic or message.topic) == (message.intent, message.topic):
-            raise GovbotError("所选诉求和主题与现在的分类相同，无需更正")
+            raise GovbotError("correction.no_change")
         record_correction(session=s, message_id=ticket.message_id, user=user, intent=intent or None,
                           topic=topic or None)
         ticket.intent = intent or ticket.intent
@@ -250,20 +249,20 @@ def ticket_correct(request: Request, ticket_id: int, intent: str = Form(""), top
                          {"intent": intent, "topic": topic})
 
 
-@router.post("/tickets/{ticket_id}/assign", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/assign")
 def ticket_assign(request: Request, ticket_id: int, assignee: str = Form(""),
                   user: User = Depends(console_user)) -> Response:
     from bot.tickets.service import assign
 
     def act(s: Any) -> Any:
         if not as_int(assignee):
-            raise GovbotError("请选择经办人")
+            raise GovbotError("ticket.assignee_required")
         return assign(session=s, ticket_id=ticket_id, assignee_id=as_int(assignee), user=user)
 
     return ticket_action(request, user, ticket_id, act, "已指派经办人。", {"assignee": assignee})
 
 
-@router.post("/tickets/{ticket_id}/replies/{reply_id}/retry", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/replies/{reply_id}/retry")
 def ticket_retry(request: Request, ticket_id: int, reply_id: int, user: User = Depends(console_user)) -> Response:
     from bot.tickets.answering import retry_and_send
 
@@ -278,7 +277,7 @@ def ticket_retry(request: Request, ticket_id: int, reply_id: int, user: User = D
     return redirect(f"/tickets/{ticket_id}#replies")
 
 
-@router.post("/tickets/{ticket_id}/offline", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/offline")
 def ticket_offline(request: Request, ticket_id: int, text: str = Form(""), how: str = Form("phone"),
                    user: User = Depends(console_user)) -> Response:
     from bot.tickets.answering import record_offline_answer
@@ -288,7 +287,7 @@ def ticket_offline(request: Request, ticket_id: int, text: str = Form(""), how: 
                          "已登记线下答复。", {"offline_text": text, "offline_how": how})
 
 
-@router.post("/tickets/{ticket_id}/acknowledge", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/acknowledge")
 def ticket_acknowledge(request: Request, ticket_id: int, user: User = Depends(console_user)) -> Response:
     from bot.tickets.service import acknowledge
 
@@ -296,7 +295,7 @@ def ticket_acknowledge(request: Request, ticket_id: int, user: User = Depends(co
                          lambda s: acknowledge(session=s, ticket_id=ticket_id, user=user), "已签收。", {})
 
 
-@router.post("/tickets/{ticket_id}/note", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/note")
 def ticket_note(request: Request, ticket_id: int, text: str = Form(""), user: User = Depends(console_user)) -> Response:
     from bot.tickets.service import add_note
 
@@ -305,7 +304,7 @@ def ticket_note(request: Request, ticket_id: int, text: str = Form(""), user: Us
                          "备注已保存。", {"note": text})
 
 
-@router.post("/tickets/{ticket_id}/reassign", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/reassign")
 def ticket_reassign(request: Request, ticket_id: int, department: str = Form(""), reason: str = Form(""),
                     user: User = Depends(console_user)) -> Response:
     from bot.tickets.service import reassign
@@ -320,7 +319,7 @@ def ticket_reassign(request: Request, ticket_id: int, department: str = Form("")
                          {"reassign_department": department, "reassign_reason": reason}, then="/tickets")
 
 
-@router.post("/tickets/{ticket_id}/close", dependencies=[Depends(check_csrf)])
+@router.post("/tickets/{ticket_id}/close")
 def ticket_close(request: Request, ticket_id: int, reason: str = Form(""), note: str = Form(""),
                  user: User = Depends(console_user)) -> Response:
     from bot.tickets.service import close

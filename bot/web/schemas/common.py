@@ -40,6 +40,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def other_formats(*types: str) -> dict[int | str, dict[str, Any]]:
+    """The other formats a route answers with (`format=`), besides its JSON model."""
+    return {200: {"content": {t: {"schema": {"type": "string"}} for t in types}}}
+
+
 class PageParams:
     """limit/offset of a list (`?limit=50&offset=100`)."""
 

@@ -81,6 +81,11 @@ class ScheduleOut(Out):
     publications: list[ScheduledPublicationOut]
 
 
+class RetryOut(Out):
+    publications: list[int]  # the new publications
+    post: PostOut
+
+
 class UnscheduleOut(Out):
     cancelled_publications: list[int]
     post: PostOut

@@ -25,15 +25,6 @@
     });
   });
 
-  // <textarea data-count="max">: a live character counter in .counter[data-for=name].
-  document.querySelectorAll('textarea[data-count]').forEach(function (ta) {
-    var out = document.querySelector('.counter[data-for="' + ta.name + '"]');
-    var max = parseInt(ta.dataset.count, 10);
-    if (!out) return;
-    function update() { var n = ta.value.length; out.textContent = n + ' / ' + max + ' 字'; out.className = 'counter ' + (n > max ? 'red' : 'muted'); }
-    ta.addEventListener('input', update); update();
-  });
-
   // Reply form: a template picked fills the answer (asking before replacing written text).
   var pick = document.getElementById('tpl-pick'), box = document.getElementById('answer-text');
   if (pick && box) {
@@ -41,6 +32,42 @@
       var opt = pick.options[pick.selectedIndex];
       if (opt.dataset.text && (!box.value.trim() || confirm('用模板替换已写的内容？'))) box.value = opt.dataset.text;
     });
+  }
+
+  // <button data-print>: print the page (the report).
+  document.querySelectorAll('[data-print]').forEach(function (el) {
+    el.addEventListener('click', function () { window.print(); });
+  });
+
+  // On a phone, filters nobody has set fold away under 筛选与排序.
+  if (window.matchMedia('(max-width: 760px)').matches) {
+    document.querySelectorAll('details.more-filters').forEach(function (d) { if (!d.dataset.active) d.open = false; });
+  }
+
+  // The header's menu button (phones).
+  var menu = document.querySelector('.menu-toggle'), top = document.querySelector('header.top');
+  if (menu && top) {
+    menu.addEventListener('click', function () {
+      var open = top.classList.toggle('open');
+      menu.setAttribute('aria-expanded', open ? 'true' : 'false');
+    });
+  }
+
+  // Ticket list: "select all" and the bulk action's own fields (a reason for close, a person for assign).
+  var all = document.getElementById('check-all');
+  if (all) {
+    all.addEventListener('change', function () {
+      document.querySelectorAll('input[name=ids]').forEach(function (c) { c.checked = all.checked; });
+    });
+  }
+  var bulk = document.getElementById('bulk-action');
+  if (bulk) {
+    var syncBulk = function () {
+      document.querySelectorAll('#bulk [data-for]').forEach(function (l) {
+        l.hidden = l.dataset.for.split(' ').indexOf(bulk.value) < 0;
+      });
+    };
+    bulk.addEventListener('change', syncBulk); syncBulk();
   }
 
   // Reports: the name list shows only the names of the scope kind picked.

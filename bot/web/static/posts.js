@@ -148,7 +148,7 @@
   // Check results pinned to the spot: the quoted words are marked in the preview, numbered like the list.
   function pinProblems() {
     var data = document.getElementById("problems-data");
-    if (data) { applyPins(JSON.parse(data.textContent)); }
+    if (data) { applyPins(JSON.parse(data.dataset.problems)); }
   }
 
   function clearPins() {
