@@ -106,6 +106,16 @@ def test_system_event_outcomes(ctx, client):
     assert events["user_get_card"].subject == "po2VNuCuRo-8sxxxxxxxxxxx"
 
 
+def test_two_publish_jobs_finishing_in_one_second_are_two_events(ctx, client, tmp_path):
+    first = PAYLOADS / "wechat" / "event_publishjobfinish.xml"
+    second = tmp_path / "second.xml"
+    second.write_text(first.read_text(encoding="utf-8").replace("2247503051", "2247503099"), encoding="utf-8")
+    for path in (first, second, first):
+        assert deliver(ctx, client, path).status_code == 200
+    with Session(ctx.engine) as s:
+        assert sorted(e.subject for e in s.exec(select(SystemEvent))) == ["2247503051", "2247503099"]
+
+
 def test_monthly_report_counts_exclude_a_delivered_publishjobfinish(ctx, client):
     for name in ("text.xml", "event_publishjobfinish.xml", "event_location.xml", "event_masssendjobfinish.xml"):
         assert deliver(ctx, client, PAYLOADS / "wechat" / name).status_code == 200

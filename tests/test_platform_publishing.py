@@ -16,6 +16,7 @@ from bot.connectors.quota import budget_overview, window_of
 from bot.context import Context
 from bot.emulator.state import EmulatorState
 from bot.emulator.testing import EmulatorAdmin, run_emulator, serve_app
+from bot.inbound.processing import process_pending
 from bot.models import Post, Publication, SystemEvent
 from bot.publishing.scheduler import Publisher
 from bot.service import register_emulator_accounts
@@ -31,6 +32,11 @@ class Live:
     ctx: Context
     admin: EmulatorAdmin
     publisher: Publisher
+
+    def tick(self) -> None:
+        """What a worker does meanwhile: the pushes received become events (inbound.process), then a publisher tick."""
+        process_pending(self.ctx)
+        self.publisher.tick()
 
     def calls(self, path: str) -> int:
         return self.admin.state()["counters"]["calls"].get(f"wechat {path}", 0)
@@ -83,7 +89,7 @@ def test_twenty_posts_in_a_day_settle_from_the_push_within_the_freepublish_get_b
     ids = schedule_posts(live.ctx, 20, "通知")
 
     def all_published() -> bool:
-        live.publisher.tick()
+        live.tick()
         return set(states(live.ctx, ids).values()) == {"published"}
 
     wait_for(all_published, timeout=60, what="20 publications published")
@@ -118,14 +124,14 @@ def test_quota_exhausted_on_purpose_nothing_fails_and_everything_completes_next_
     seen_states: set[str] = set()
 
     def progress() -> bool:
-        live.publisher.tick()
+        live.tick()
         now = states(live.ctx, ids)
         seen_states.update(now.values())
         return set(now.values()) == {"published"}
 
     wait_for(progress, timeout=3 * window, what="6 publications published across windows")
     assert "failed" not in seen_states
-    live.publisher.tick()  # the last push may settle its publication after a tick's settle_posts: this one settles the post
+    live.tick()  # a push may settle the last publication after a tick's settle_posts: this one settles its post
     with Session(live.ctx.engine) as s:
         pubs = sorted(s.exec(select(Publication).where(Publication.id.in_(ids))).all(), key=lambda p: p.published_at)
         assert {s.get(Post, p.post_id).status for p in pubs} == {"published"}
@@ -145,13 +151,14 @@ def _now():
 def test_push_delivered_twice_settles_once(live_factory):
     live = live_factory(emulator={"wechat_publish_delay_s": 0.3})
     [pub_id] = schedule_posts(live.ctx, 1, "重复推送")
-    wait_for(lambda: (live.publisher.tick(), states(live.ctx, [pub_id])[pub_id] == "published")[1], timeout=30,
+    wait_for(lambda: (live.tick(), states(live.ctx, [pub_id])[pub_id] == "published")[1], timeout=30,
              what="published")
     with Session(live.ctx.engine) as s:
         pub = s.get(Publication, pub_id)
     push = live.admin.push(APPID, "publishjobfinish", publish_id=pub.remote_publish_id, publish_status=0,
                            article_id=pub.remote_id, article_urls=[pub.remote_url])
     assert push["ok"]
+    process_pending(live.ctx)
     with Session(live.ctx.engine) as s:
         again = s.get(Publication, pub_id)
         outcomes = [e.outcome for e in s.exec(select(SystemEvent)).all()]

@@ -46,6 +46,7 @@ from bot.clock import utcnow
 from bot.config import CallbackConfig
 from bot.context import Context
 from bot.inbound.autoreply import passive_text_xml
+from bot.inbound.events import job_id
 from bot.inbound.intake import SUCCESS, AnswerNow, Intake, Outcome
 from bot.inbound.spool import Delivery
 from bot.inbound.store import Incoming, ingest
@@ -202,8 +203,11 @@ def incoming_from_xml(account_id: int, doc: dict[str, Any], raw: str, *, arrived
     if wire_type == "event":
         event = _field(doc, "Event").lower()
         # WeChat deduplicates events by FromUserName + CreateTime; the event name keeps two
-        # different events of the same second (subscribe, then a menu click) apart.
-        return Incoming(**common, dedupe_key=f"event:{from_user}:{create_time}:{event}", msg_type="event",
+        # different events of the same second (subscribe, then a menu click) apart, the job's id two
+        # jobs finishing in one second (several PUBLISHJOBFINISH from the same system sender).
+        job = job_id(event, doc)
+        dedupe_key = f"event:{from_user}:{create_time}:{event}" + (f":{job}" if job else "")
+        return Incoming(**common, dedupe_key=dedupe_key, msg_type="event",
                         event=event, text=_field(doc, "EventKey", required=False, limit=None), classify=False)
     msg_id = _field(doc, "MsgId", required=wire_type in MESSAGE_TYPES)
     dedupe_key = f"msg:{msg_id}" if msg_id else f"nomsgid:{from_user}:{create_time}:{wire_type}"

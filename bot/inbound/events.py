@@ -57,6 +57,16 @@ def publish_outcome(doc: dict[str, Any]) -> JobOutcome:
                       article_id=_text(info, "article_id"), url=url or None, fail_idx=fail_idx)
 
 
+def job_id(event: str, doc: dict[str, Any]) -> str:
+    """The job a job-finished event reports ("" for other events): jobs finishing in one second stay apart."""
+    if event == PUBLISH_JOB_FINISH:
+        info = doc.get("PublishEventInfo")
+        return _text(info, "publish_id") if isinstance(info, dict) else ""
+    if event in ("masssendjobfinish", "templatesendjobfinish"):
+        return _text(doc, "MsgID")
+    return ""
+
+
 def _describe(event: str, doc: dict[str, Any]) -> tuple[str, str]:
     """(subject, outcome) of an event handled by recording it."""
     if event in ("masssendjobfinish", "templatesendjobfinish"):
