@@ -30,7 +30,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "rules.rule_invalid": ("规则文件 {file} 中规则“{rule}”有误：{reason}", "{file}: rule {rule!r}: {reason}"),
     "learn.csv_columns": ("{file} 需要 key 列以及 intent 或 topic 列；现有列：{columns}",
                           "{file}: needs a key column and an intent or topic column; it has: {columns}"),
-    "learn.unknown_label": ("{file} 第 {line} 行：未知的{kind}“{value}”；可用：{known}",
+    "learn.unknown_label": ("{file} 第 {line} 行：未知的{kind_zh}“{value}”；可用：{known}",
                             "{file}, line {line}: unknown {kind} {value!r}; known: {known}"),
     "learn.no_text": ("{count} 条标注在任何文件中都没有正文，例如 {example}",
                       "{count} labelled key(s) have no text in any file, e.g. {example!r}"),

@@ -93,7 +93,7 @@ def test_rules_learn_refuses_an_unknown_label_and_a_dry_run_writes_nothing(tmp_p
     bad.write_text("key,text,intent\nk1,路灯坏了,抱怨\n", encoding="utf-8")
     result = CliRunner().invoke(rules, ["learn", str(bad), "--rules", str(rules_dir)])
     assert result.exit_code == 1 and result.output.startswith("error: ") and len(result.output.splitlines()) == 1
-    assert "bad.csv 第 2 行：未知的intent“抱怨”" in result.output
+    assert "bad.csv 第 2 行：未知的诉求类型“抱怨”" in result.output
     before = (rules_dir / LEARNED_FILE).read_text(encoding="utf-8")
     result = CliRunner().invoke(rules, ["learn", str(texts), "--dry-run", "--rules", str(rules_dir)])
     assert result.exit_code == 0 and "held out" in result.output

@@ -185,6 +185,7 @@ def read_labelled(paths: Iterable[Path]) -> list[Labelled]:
                 if value and value != "none":
                     if value not in labels:
                         raise GovbotError("learn.unknown_label", file=str(path), line=line, kind=kind,
+                                          kind_zh={"intent": "诉求类型", "topic": "主题"}.get(kind, kind),
                                           value=value, known=", ".join(labels))
                     entry[kind] = value
     missing = [key for key, e in merged.items() if "text" not in e]
