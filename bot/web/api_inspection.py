@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
@@ -15,22 +14,17 @@ from bot.context import Context
 from bot.errors import NotFound
 from bot.models import Account, User
 from bot.web.deps import current_user, get_ctx
+from bot.web.downloads import CSV, DOCX, attachment
 from bot.web.schemas.common import ERROR_RESPONSES, Page, PageParams, other_formats, page
 from bot.web.schemas.inspection import AccountStatusOut, AnnualOut, RectificationOut, SelfCheckOut
 
 router = APIRouter(prefix="/api/inspection", tags=["inspection"], responses=ERROR_RESPONSES)
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _scope(session, account: str | None, department: str | None, organisation: str | None):
     from bot.oversight.reports import resolve_scope
 
     return resolve_scope(session=session, account=account, department=department, organisation=organisation)
-
-
-def _download(data: bytes | str, media_type: str, filename: str) -> Response:
-    return Response(data, media_type=media_type,
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
 
 
 @router.get("/status", response_model=Page[AccountStatusOut])
@@ -67,7 +61,7 @@ def get_report(
     if format == "html":
         return HTMLResponse(selfcheck_html(sc))
     if format == "docx":
-        return _download(selfcheck_docx(sc), DOCX, f"{title_of(sc)}.docx")
+        return attachment(selfcheck_docx(sc), f"{title_of(sc)}.docx", DOCX)
     return {"title": title_of(sc), "overview": dict(sc.overview()), "findings": sc.findings_text(),
             "accounts": status_rows(sc.statuses),
             "rectifications": [_rect(r, name) for r, name in sc.rectifications],
@@ -95,10 +89,10 @@ def get_annual(year: str, account: str | None = None, department: str | None = N
         r = compute_report(session=s, config=ctx.config, calendar=ctx.calendar, scope=scope, start=first, end=stop)
         rows = annual_rows(r, public_reply_counts(session=s, report_rows=r.rows, start=first, end=stop))
     if format == "csv":
-        return _download(annual_csv(rows).encode("utf-8-sig"), "text/csv; charset=utf-8",
-                         f"年度报表-{scope.name}-{year}.csv")
+        return attachment(annual_csv(rows).encode("utf-8-sig"), f"年度报表-{scope.name}-{year}.csv", CSV)
     if format == "docx":
-        return _download(annual_docx(rows, year=year, scope_name=scope.name), DOCX, f"年度报表-{scope.name}-{year}.docx")
+        return attachment(annual_docx(rows, year=year, scope_name=scope.name), f"年度报表-{scope.name}-{year}.docx",
+                          DOCX)
     return {"year": year, "scope": scope.name, "header": list(ANNUAL_HEADER), "rows": rows}
 
 

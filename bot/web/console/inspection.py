@@ -22,9 +22,9 @@ from bot.web.console.common import (
     today_local,
 )
 from bot.web.console.oversight import recent_months
+from bot.web.downloads import CSV, DOCX, attachment
 
 router = APIRouter()
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _scope(session, department: str):
@@ -104,8 +104,7 @@ def selfcheck_download(request: Request, fmt: str, month: str = "", quarter: str
         return render(request, "notfound.html", user, status_code=422, error=error_view(exc))
     if fmt == "html":
         return HTMLResponse(selfcheck_html(sc))
-    return Response(selfcheck_docx(sc), media_type=DOCX, headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(title_of(sc) + '.docx')}"})
+    return attachment(selfcheck_docx(sc), f"{title_of(sc)}.docx", DOCX)
 
 
 @router.get("/inspection/annual.{fmt}")
@@ -128,7 +127,6 @@ def annual_download(request: Request, fmt: str, year: str = "", department: str 
     except GovbotError as exc:
         return render(request, "notfound.html", user, status_code=422, error=error_view(exc))
     name = f"年度报表-{scope.name}-{year}.{fmt}"
-    data, media = ((annual_docx(rows, year=year, scope_name=scope.name), DOCX) if fmt == "docx"
-                   else (annual_csv(rows).encode("utf-8-sig"), "text/csv; charset=utf-8"))
-    return Response(data, media_type=media,
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+    if fmt == "docx":
+        return attachment(annual_docx(rows, year=year, scope_name=scope.name), name, DOCX)
+    return attachment(annual_csv(rows).encode("utf-8-sig"), name, CSV)

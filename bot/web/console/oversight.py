@@ -22,6 +22,7 @@ from bot.web.console.common import (
     render,
     today_local,
 )
+from bot.web.downloads import CSV, DOCX, attachment
 
 router = APIRouter()
 
@@ -161,10 +162,8 @@ def report_csv(request: Request, month: str = "", kind: str = "all", name: str =
         report = report_for(request, month, kind, name)
     except GovbotError as exc:
         return render(request, "notfound.html", user, status_code=422, error=error_view(exc))
-    filename = quote(f"月度检查记录表-{report.scope.name}-{month}.csv")
     # utf-8-sig: Excel reads the Chinese only with the byte-order mark.
-    return Response(to_csv(report).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"})
+    return attachment(to_csv(report).encode("utf-8-sig"), f"月度检查记录表-{report.scope.name}-{month}.csv", CSV)
 
 
 @router.get("/reports/docx")
@@ -177,7 +176,4 @@ def report_docx(request: Request, month: str = "", kind: str = "all", name: str 
         report = report_for(request, month, kind, name)
     except GovbotError as exc:
         return render(request, "notfound.html", user, status_code=422, error=error_view(exc))
-    filename = quote(f"月度检查记录表-{report.scope.name}-{month}.docx")
-    return Response(record_docx(report),
-                    media_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"})
+    return attachment(record_docx(report), f"月度检查记录表-{report.scope.name}-{month}.docx", DOCX)
