@@ -257,3 +257,55 @@ def test_processed_deliveries_are_pruned_after_the_retention_pending_ones_never(
     assert prune_deliveries(ctx) == 1
     with ctx.session() as s:
         assert list(s.execute(select(InboundDelivery.dedupe_key)).scalars()) == ["msg:32"]
+
+
+def _delivery(ctx: Context, key: str, nonce: str) -> Delivery:
+    from bot.clock import utcnow
+
+    return Delivery(account_id=1, dedupe_key=key, timestamp=int(time.time()), nonce=nonce,
+                    body="<xml/>", arrived_at=utcnow())
+
+
+def test_inline_sqlite_store_never_waits_for_the_lock(ctx):
+    """In the request on SQLite: stored, duplicate and replay as the writer thread decides them; a
+    held write lock gives None at once (the delivery then takes the thread's path), losing nothing."""
+    from bot.inbound.rows import InlineSQLite, Outcome
+
+    path = ctx.config.database_url.removeprefix("sqlite:///")
+    inline = InlineSQLite(path, ctx.engine.dialect)
+    first = _delivery(ctx, "msg:inline-1", "n1")
+    assert inline.try_store(first).outcome is Outcome.STORED
+    assert inline.try_store(first).outcome is Outcome.DUPLICATE
+    replay = Delivery(**{**first.__dict__, "dedupe_key": "msg:inline-other"})  # same timestamp + nonce
+    assert inline.try_store(replay).outcome is Outcome.REPLAY
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    assert inline.try_store(_delivery(ctx, "msg:inline-2", "n2")) is None
+    assert time.monotonic() - started < 0.1
+    lock.execute("COMMIT")
+    lock.close()
+    assert inline.try_store(_delivery(ctx, "msg:inline-2", "n2")).outcome is Outcome.STORED
+    inline.close()
+    with ctx.session() as s:
+        keys = sorted(s.execute(select(InboundDelivery.dedupe_key)).scalars())
+    assert keys == ["msg:inline-1", "msg:inline-2"]
+
+
+def test_a_short_lock_makes_the_delivery_wait_in_the_writer_thread_not_the_spool(make_config, open_ctx):
+    import threading
+
+    ctx = open_ctx(make_config({"callback": {"store_timeout_s": 3}}))
+    path = ctx.config.database_url.removeprefix("sqlite:///")
+    lock = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    with TestClient(create_app(ctx)) as client:
+        assert post(client, text_xml(1, "路灯坏了一个月没人修")).text == "success"  # lock free: in the request
+        lock.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, lambda: lock.execute("COMMIT")).start()
+        started = time.monotonic()
+        assert post(client, text_xml(2, "小区垃圾没人清运")).text == "success"
+        assert time.monotonic() - started >= 0.4  # it waited for the lock
+    lock.close()
+    assert not Spool(ctx.config.path(ctx.config.callback.spool_dir)).pending()
+    with ctx.session() as s:
+        assert sorted(s.execute(select(InboundDelivery.dedupe_key)).scalars()) == ["msg:1", "msg:2"]

@@ -29,7 +29,7 @@ def test_site_rules_override_file_by_file(tmp_path: Path):
 
 
 def test_a_site_file_added_later_takes_over(tmp_path: Path):
-    store = RuleStore(tmp_path)
+    store = RuleStore(tmp_path, check_every_s=0)
     shipped = store.current_faq()
     faq = (resources.rules_dir() / "faq.toml").read_text(encoding="utf-8")
     (tmp_path / "faq.toml").write_text(faq.split("[[faq]]")[0] + "[[faq]]" + faq.split("[[faq]]")[1],

@@ -179,7 +179,7 @@ def bump(path: Path, text: str) -> None:
 def test_store_reloads_on_change_and_keeps_last_good_on_bad_edit(tmp_path):
     rules_dir = tmp_path / "rules"
     shutil.copytree(DEFAULT_RULES_DIR, rules_dir)
-    store = RuleStore(rules_dir)
+    store = RuleStore(rules_dir, check_every_s=0)
     first = store.current()
     assert store.current() is first  # unchanged files: no reload
     assert first.classify("这里的荧光棒太多了").topic is None
@@ -204,7 +204,7 @@ def test_store_reloads_on_change_and_keeps_last_good_on_bad_edit(tmp_path):
 
 def test_store_reloads_faq_and_userdict(tmp_path):
     rules_dir = write_rules(tmp_path / "rules")
-    store = RuleStore(rules_dir)
+    store = RuleStore(rules_dir, check_every_s=0)
     assert [r.id for r in store.current_faq().rules] == ["f.card"]
     bump(rules_dir / "faq.toml", FAQ.replace('id = "f.card"', 'id = "f.card2"'))
     assert [r.id for r in store.current_faq().rules] == ["f.card2"]

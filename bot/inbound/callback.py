@@ -47,7 +47,8 @@ from bot.config import CallbackConfig
 from bot.context import Context
 from bot.inbound.autoreply import passive_text_xml
 from bot.inbound.events import job_id
-from bot.inbound.intake import SUCCESS, AnswerNow, Intake, Outcome
+from bot.inbound.intake import AnswerNow, Intake
+from bot.inbound.rows import SUCCESS, Outcome
 from bot.inbound.spool import Delivery
 from bot.inbound.store import Incoming, ingest
 from bot.logthrottle import log_throttled

@@ -1,10 +1,11 @@
-"""The callback's one writer: stores verified deliveries once, in batches, or spools them.
+"""The callback's writer: stores verified deliveries once, in batches, or spools them.
 
-Requests hand their delivery to one writer thread per web process and wait for the outcome; the
+On SQLite a delivery is first tried right in the request (bot.inbound.rows.InlineSQLite: one
+insert and commit when the write lock is free, never waiting for it). Otherwise requests hand their delivery to one writer thread per web process and wait for the outcome; the
 thread takes whatever has queued up meanwhile and stores it in one transaction (a group commit),
 so under a burst the cost of a commit is shared by many requests and SQLite's single write lock
-is taken once per batch instead of being fought over by request threads. Core statements only:
-no ORM on the hot path.
+is taken once per batch instead of being fought over by request threads. Driver statements only
+(bot.inbound.rows): no ORM on the hot path.
 
 A delivery that needs its answer computed now (a passive FAQ reply, the welcome of a subscribe)
 comes with `answer_now`, run in its own transaction right after its row is inserted.
@@ -28,42 +29,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import event, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot import db
 from bot.clock import utcnow
 from bot.context import Context
+from bot.inbound.rows import InlineSQLite, Outcome, Stored, insert_delivery
 from bot.inbound.spool import Delivery, Spool
 from bot.logthrottle import clear_throttled, log_throttled
 from bot.models import InboundDelivery
 
-SUCCESS = "success"  # tells WeChat "received, no reply"
 MAX_BATCH = 256
 RETRY_S = 1.0  # after a failed write, deliveries go straight to the spool for this long
 CHECKPOINT_S = 1.0
 
 _TABLE = InboundDelivery.__table__
-
-
-class Outcome(StrEnum):
-    STORED = "stored"  # new, in the database
-    DUPLICATE = "duplicate"  # stored before: answer with the first answer
-    REPLAY = "replay"  # the signature's nonce came before with another message: refuse
-    SPOOLED = "spooled"  # the database could not take it; durable in the spool
-
-
-@dataclass(frozen=True)
-class Stored:
-    outcome: Outcome
-    reply_xml: str = SUCCESS
-
 
 # Runs in the delivery's transaction after its row is inserted: (reply XML, message id).
 AnswerNow = Callable[[Session], tuple[str, int]]
@@ -75,28 +59,6 @@ class _Job:
     answer_now: AnswerNow | None
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-
-
-def _insert_statement(dialect: str) -> Any:
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-    # No conflict target: either unique key (dedupe key, or timestamp + nonce) makes it a no-op.
-    return insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
-
-
-def insert_delivery(conn: Connection, delivery: Delivery) -> tuple[Stored, int | None]:
-    """Insert `delivery` unless stored already; (outcome, new row id)."""
-    row_id = conn.execute(_insert_statement(conn.dialect.name), {
-        "account_id": delivery.account_id, "dedupe_key": delivery.dedupe_key, "timestamp": delivery.timestamp,
-        "nonce": delivery.nonce, "body": delivery.body, "arrived_at": delivery.arrived_at,
-        "reply_xml": SUCCESS, "attempts": 0,
-    }).scalar_one_or_none()
-    if row_id is not None:
-        return Stored(Outcome.STORED), row_id
-    first = conn.execute(select(_TABLE.c.reply_xml).where(
-        _TABLE.c.account_id == delivery.account_id, _TABLE.c.dedupe_key == delivery.dedupe_key)).scalar_one_or_none()
-    if first is not None:
-        return Stored(Outcome.DUPLICATE, first), None
-    return Stored(Outcome.REPLAY), None
 
 
 class Intake:
@@ -112,14 +74,23 @@ class Intake:
         self._closed = threading.Event()
         self._wrote = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self._inline: InlineSQLite | None = None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_writer_pragmas)
+            path = self.engine.url.database
+            if path and path != ":memory:":
+                self._inline = InlineSQLite(path, self.engine.dialect)
 
     # ---- requests ----------------------------------------------------------------------------
 
     async def store(self, delivery: Delivery, answer_now: AnswerNow | None = None) -> Stored:
         """Store `delivery` durably (database or spool); raises if neither could take it."""
         self._start()
+        if answer_now is None and self._inline is not None and self.database_up:
+            stored = self._inline.try_store(delivery)
+            if stored is not None:
+                self._wrote.set()
+                return stored
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Job(delivery, answer_now, future, loop))
@@ -152,6 +123,8 @@ class Intake:
             if self._checkpointer is not None:
                 self._checkpointer.join(timeout=10)
                 self._checkpointer = None
+            if self._inline is not None:
+                self._inline.close()
         self.engine.dispose()
 
     # ---- the writer thread -------------------------------------------------------------------

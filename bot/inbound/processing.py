@@ -25,7 +25,7 @@ from bot.context import Context
 from bot.db import claim
 from bot.inbound.callback import incoming_from_xml, parse_xml
 from bot.inbound.events import handle_system_event, is_system_event
-from bot.inbound.intake import Outcome, insert_delivery
+from bot.inbound.rows import Outcome, insert_delivery
 from bot.inbound.spool import Spool
 from bot.inbound.store import ingest
 from bot.logthrottle import log_throttled

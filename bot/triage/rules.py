@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,6 +337,11 @@ def load_rules(rules_dir: Path | None) -> RuleSet:
     )
 
 
+# The files are looked at (one stat each) at most this often: the callback asks for the rules on
+# every push, and the stats were a tenth of its CPU. An edit takes effect within this time.
+CHECK_EVERY_S = 1.0
+
+
 class RuleStore:
     """The current rules of a directory, reloaded when a rules file changes.
 
@@ -343,9 +349,11 @@ class RuleStore:
     RuleError is logged; the next change of a file is tried again.
     """
 
-    def __init__(self, rules_dir: Path | None):
+    def __init__(self, rules_dir: Path | None, *, check_every_s: float = CHECK_EVERY_S):
         self.rules_dir = rules_dir
+        self.check_every_s = check_every_s
         self._lock = threading.Lock()
+        self._next_check = time.monotonic() + check_every_s
         self._stamp = self._file_stamp()
         self._classifier, self._faq = self._load()  # no last good rules yet: a bad start raises
         self.last_error: RuleError | None = None
@@ -370,6 +378,14 @@ class RuleStore:
         return Classifier(load_rules(self.rules_dir)), FaqMatcher.from_dir(self.rules_dir)
 
     def _refresh(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.check_every_s
+        self.reload_if_changed()
+
+    def reload_if_changed(self) -> None:
+        """Reload now if a rules file changed (after an edit in the console: no wait for the next check)."""
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return

@@ -141,7 +141,7 @@ def rules_edit(request: Request, file: str = Form(""), content: str = Form(""), 
         if action == "save":
             require_role(user, "admin")
             save_rule_text(rules_dir, file, content)
-            ctx.rules.current()  # reload now, so the page and the next message use the new rules
+            ctx.rules.reload_if_changed()  # now, so the page and the next message use the new rules
             from bot import audit
 
             with ctx.session() as s:
