@@ -100,6 +100,12 @@ def test_get_echoes_echostr_when_signed(client):
     assert r.status_code == 200 and r.text == "8312637410"
 
 
+def test_get_refuses_a_verification_signed_long_ago(client):
+    old = str(int(time.time()) - 3600)
+    r = client.get(f"/wechat/callback/{PLAIN['appid']}", params={**signed(PLAIN["token"], timestamp=old), "echostr": "e"})
+    assert r.status_code == 403 and r.text != "e"
+
+
 def test_get_refuses_bad_or_missing_signature_and_unknown_appid(client):
     params = {**signed(PLAIN["token"]), "echostr": "e"}
     assert client.get(f"/wechat/callback/{PLAIN['appid']}", params={**params, "signature": "0" * 40}).status_code == 403

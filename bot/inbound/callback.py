@@ -426,6 +426,8 @@ async def verify(appid: str, request: Request) -> Response:
         else:
             if not signature_ok(sign(account.token, timestamp, nonce), request.query_params.get("signature")):
                 raise Refused(403, "bad signature")
+        # A captured verification URL cannot be replayed later to probe the token (as for pushes).
+        _timestamp(timestamp, request.app.state.ctx.config.callback.timestamp_window_s)
     except Refused as exc:
         return _refusal(request, appid, exc)
     except Exception:
