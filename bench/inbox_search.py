@@ -40,8 +40,8 @@ def fill(url: str, texts: list[str], n: int) -> None:
 
     from bot import db
     from bot.clock import utcnow
-    from bot.inbound.search import search_text
     from bot.models import Account, Department, Message, Ticket
+    from bot.search import search_text
 
     db.upgrade(url)
     engine = create_engine(url)
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--pg", default="", help="URL of an empty PostgreSQL database")
     args = parser.parse_args()
-    from bot.inbound.search import search_text
+    from bot.search import search_text
 
     texts = read_texts(Path(args.csv))
     search_text(texts[0])  # load the dictionary

@@ -44,7 +44,7 @@ def _data_dir(config: Config) -> list[Finding]:
 
 
 def _rules(config: Config) -> list[Finding]:
-    from bot.publishing.checks import load_check_rules
+    from bot.textcheck import load_check_rules
     from bot.triage.faq import FaqMatcher
     from bot.triage.names import load_names, missing_names
     from bot.triage.rules import load_rules

@@ -20,7 +20,7 @@ from sqlmodel import SQLModel
 import bot.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot import db
 from bot.errors import GovbotError
-from bot.inbound.search import unmodelled
+from bot.search import unmodelled
 
 ALEMBIC_TABLE = "alembic_version"
 

@@ -255,7 +255,7 @@ class Message(SQLModel, table=True):
     reply_xml: str | None = Field(default=None, sa_column=Column(Text))
     # First time anyone answered it (auto or human) - the basis of reply rate and reply time.
     replied_at: datetime | None = None
-    # The text's words cut by jieba, space separated: what full-text search indexes (bot/inbound/search.py).
+    # The text's words cut by jieba, space separated: what full-text search indexes (bot/search.py).
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default="", server_default=""))
     # WeChat CreateTime as sent when it was implausible (far past or future): received_at is then
     # the arrival time. None when the platform's time was used.
@@ -266,7 +266,7 @@ class Message(SQLModel, table=True):
 def _index_words(_mapper, _connection, message: Message) -> None:
     """Messages added through the ORM get their search words too (the ingest path sets them itself)."""
     if message.text and not message.search_text:
-        from bot.inbound.search import search_text  # imported here: search imports this module
+        from bot.search import search_text  # imported here: search imports this module
 
         message.search_text = search_text(message.text)
 

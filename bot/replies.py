@@ -18,7 +18,7 @@ before each attempt and every step written to the audit log and the ticket's not
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -76,17 +76,12 @@ class _Work:
     account: Account
     target: dict[str, str]
     user_id: str
+    policy: Policy
 
 
-def _policy(automatic: bool) -> Policy:
-    # Imported here: both modules import this one to send.
-    if automatic:
-        from bot.inbound.autoreply import AUTOMATIC
-
-        return AUTOMATIC
-    from bot.tickets.answering import RESPONDERS
-
-    return RESPONDERS
+# The policies of the replies to send, by Reply.automatic: each area passes its own (bot.inbound.autoreply.AUTOMATIC,
+# bot.tickets.answering.RESPONDERS) and the worker's job both, so this module imports neither area.
+Policies = Mapping[bool, Policy]
 
 
 def reply_target(message: Message) -> dict[str, str]:
@@ -120,25 +115,24 @@ def mark_answered(session: Session, ticket: Ticket | None, message: Message, at:
     session.add(ticket)
 
 
-def _start(session: Session, ctx: Context, reply: Reply, now: datetime) -> _Work | None:
+def _start(session: Session, ctx: Context, reply: Reply, now: datetime, policies: Policies) -> _Work | None:
     """A claimed pending reply: let its policy check it, mark it sending."""
     message = session.get(Message, reply.message_id)
-    policy = _policy(reply.automatic)
+    policy = policies[reply.automatic]
     if policy.may_send is not None and not policy.may_send(session, ctx, reply, message, now):
         return None
     reply.state, reply.attempts = "sending", reply.attempts + 1
     session.add(reply)
     return _Work(reply_id=reply.id, automatic=reply.automatic, attempts=reply.attempts, channel=reply.channel,
                  text=reply.text, account=session.get(Account, reply.account_id), target=reply_target(message),
-                 user_id=message.sender_id)
+                 user_id=message.sender_id, policy=policy)
 
 
-def _interrupted(session: Session, ctx: Context, reply: Reply) -> None:
+def _interrupted(session: Session, ctx: Context, reply: Reply, policy: Policy) -> None:
     reply.state, reply.lease_owner, reply.lease_until, reply.last_error = "failed", None, None, INTERRUPTED
     session.add(reply)
     logger.warning("reply {} was interrupted while sending; not sent again", reply.id)
-    _policy(reply.automatic).settled(session, ctx, reply, session.get(Message, reply.message_id),
-                                     Result("interrupted", reply.attempts))
+    policy.settled(session, ctx, reply, session.get(Message, reply.message_id), Result("interrupted", reply.attempts))
 
 
 def _finish(ctx: Context, work: _Work, result: Result, *, error: str | None = None, remote_id: str | None = None,
@@ -157,7 +151,7 @@ def _finish(ctx: Context, work: _Work, result: Result, *, error: str | None = No
         else:
             reply.state, reply.lease_until = "failed", None
         session.add(reply)
-        _policy(work.automatic).settled(session, ctx, reply, message, result)
+        work.policy.settled(session, ctx, reply, message, result)
     return result.outcome
 
 
@@ -194,35 +188,33 @@ def _deliver(ctx: Context, work: _Work, now: datetime | None) -> str:
     return _finish(ctx, work, Result("sent", work.attempts), remote_id=remote_id or None, now=now)
 
 
-def send_reply(ctx: Context, reply_id: int, *, now: datetime | None = None) -> Reply:
+def send_reply(ctx: Context, reply_id: int, policies: Policies, *, now: datetime | None = None) -> Reply:
     """Send one pending reply now (it stays pending for the job if another worker holds it)."""
     at = now or utcnow()
     with ctx.session() as session:
         claimed = claim(session, Reply, [Reply.id == reply_id, Reply.state == "pending",
-                                         Reply.channel.in_(PLATFORM_CHANNELS)],
+                                         Reply.channel.in_(PLATFORM_CHANNELS), Reply.automatic.in_(list(policies))],
                         owner=ctx.worker_id, lease=timedelta(seconds=ctx.config.scheduler.lease_seconds), limit=1,
                         now=at)
-        work = _start(session, ctx, claimed[0], at) if claimed else None
+        work = _start(session, ctx, claimed[0], at, policies) if claimed else None
     if work is not None:
         _deliver(ctx, work, now)
     with ctx.session() as session:
         return session.get(Reply, reply_id)
 
 
-def send_due(ctx: Context, *, automatic: bool | None = None, now: datetime | None = None) -> Report:
-    """Periodic job: send the replies that are due (only automatic or only responders' ones when asked)."""
+def send_due(ctx: Context, policies: Policies, *, now: datetime | None = None) -> Report:
+    """Send the replies that are due, of the kinds `policies` has a policy for."""
     s = ctx.config.scheduler
     lease = timedelta(seconds=s.lease_seconds)
     at = now or utcnow()
-    kind = [Reply.channel.in_(PLATFORM_CHANNELS)]
-    if automatic is not None:
-        kind.append(Reply.automatic.is_(automatic))
+    kind = [Reply.channel.in_(PLATFORM_CHANNELS), Reply.automatic.in_(list(policies))]
     with ctx.session() as session:
         for reply in claim(session, Reply, [*kind, Reply.state == "sending"], owner=ctx.worker_id, lease=lease,
                            limit=s.batch_size, order_by=Reply.id, now=at):
-            _interrupted(session, ctx, reply)
+            _interrupted(session, ctx, reply, policies[reply.automatic])
         batch = claim(session, Reply, [*kind, Reply.state == "pending"], owner=ctx.worker_id, lease=lease,
                       limit=s.batch_size, order_by=Reply.id, now=at)
-        work = [w for w in (_start(session, ctx, reply, at) for reply in batch) if w is not None]
+        work = [w for w in (_start(session, ctx, reply, at, policies) for reply in batch) if w is not None]
     outcomes = [_deliver(ctx, item, now) for item in work]
     return Report(attempted=len(work), sent=outcomes.count("sent"))

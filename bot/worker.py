@@ -30,24 +30,27 @@ class JobSpec:
 def job_specs(ctx: Context) -> list[JobSpec]:
     """Every periodic job, from each part of the product."""
     from bot.inbound import processing as inbound
+    from bot.inbound.autoreply import AUTOMATIC
     from bot.inbound.polling import poll_comments
     from bot.inspection.service import daily_check
+    from bot.outbox import sending
     from bot.oversight.digest import digest_job
     from bot.publishing import scheduler as publishing
     from bot.publishing.gap import gap_check
     from bot.publishing.stats import refresh_stats
     from bot.replies import send_due
-    from bot.tickets import notifications
     from bot.tickets import service as tickets
+    from bot.tickets.answering import RESPONDERS
 
     specs: list[JobSpec] = [
         JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop),
         JobSpec("inbound.poll_comments", poll_comments, ctx.config.polling.interval_s),
         JobSpec("tickets.check_deadlines", tickets.check_deadlines, ctx.config.tickets.check_interval_s),
         # Warnings and escalations by e-mail and the WeCom robot (rows written by check_deadlines).
-        JobSpec("notifications.send", notifications.send_due, 30.0),
+        JobSpec("notifications.send", sending.send_due, 30.0),
         # Automatic and responders' replies alike.
-        JobSpec("replies.send", send_due, max(1.0, ctx.config.scheduler.tick_seconds)),
+        JobSpec("replies.send", lambda c: send_due(c, {True: AUTOMATIC, False: RESPONDERS}),
+                max(1.0, ctx.config.scheduler.tick_seconds)),
         # 更新间隔: accounts near the 14-day silence limit are logged hourly (and shown in the API and console).
         JobSpec("publishing.gap_check", gap_check, 3600.0),
         JobSpec("publishing.refresh_stats", refresh_stats, ctx.config.polling.stats_interval_s),

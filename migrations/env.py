@@ -6,7 +6,7 @@ from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot.config import load_config
-from bot.inbound.search import include_object
+from bot.search import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -163,6 +163,7 @@ def test_every_rule_has_a_chinese_name(rule_ids):
 def test_every_status_role_and_channel_the_code_knows_has_a_label():
     from bot.inbound import autoreply, store
     from bot.models import ROLES
+    from bot.outbox import sending
     from bot.publishing.service import POST_STATUSES, PUBLICATION_STATES
     from bot.tickets import answering, notifications, service
     from bot.triage.rules import INTENTS
@@ -170,7 +171,7 @@ def test_every_status_role_and_channel_the_code_knows_has_a_label():
     tables = {"post": POST_STATUSES, "publication": PUBLICATION_STATES, "ticket": service.STATES,
               "close_reason": service.CLOSE_REASONS, "how": answering.OFFLINE_HOW, "inbox": answering.INBOX_STATES,
               "role": ROLES, "intent": INTENTS, "kind": store.KINDS, "notice": notifications.KINDS,
-              "delivery": notifications.CHANNELS,
+              "delivery": sending.CHANNELS,
               "channel": {*answering.CHANNELS.values(), *autoreply.CHANNELS.values()}}
     missing = [f"{kind}.{code}" for kind, codes in tables.items() for code in codes if code not in LABELS[kind]]
     assert not missing

@@ -5,16 +5,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import REPO_ROOT, parse_config
-from bot.publishing.checks import (
-    CheckRulesError,
-    CoverInfo,
-    cached_check_rules,
-    check_post,
-    image_kind,
-    load_check_rules,
-    parse_sensitive,
-    parse_typos,
-)
+from bot.publishing.checks import CoverInfo, check_post, image_kind
+from bot.textcheck import CheckRulesError, cached_check_rules, load_check_rules, parse_sensitive, parse_typos
 
 RULES = load_check_rules(REPO_ROOT / "rules")
 CONFIG = parse_config({})

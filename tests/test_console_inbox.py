@@ -57,7 +57,7 @@ def test_search_on_postgres_uses_the_same_words(pg_database: str) -> None:
     from sqlalchemy import create_engine
     from sqlmodel import Session
 
-    from bot.inbound.search import matches, search_text
+    from bot.search import matches, search_text
 
     engine = create_engine(pg_database)
     with Session(engine) as s:

@@ -21,7 +21,7 @@ from sqlmodel import select
 from bot.config import Config, SmtpConfig, WecomConfig
 from bot.context import Context
 from bot.models import DigestRun, KeyValue
-from bot.oversight.delivery import (
+from bot.outbox.channels import (
     WECOM_MAX_BYTES,
     DeliveryError,
     fit_wecom_markdown,

@@ -8,7 +8,7 @@ from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401  (registers every table)
 from bot.db import alembic_config, upgrade
-from bot.inbound.search import include_object
+from bot.search import include_object
 
 
 def test_one_head(tmp_path):

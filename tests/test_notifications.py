@@ -18,8 +18,8 @@ from sqlmodel import select
 from bot.config import Config
 from bot.context import Context
 from bot.models import Department, Notification, Ticket, User
-from bot.tickets import notifications
-from bot.tickets.notifications import TicketFacts, compose, deadline_label, send_due
+from bot.outbox.sending import SendReport, send_due
+from bot.tickets.notifications import TicketFacts, compose, deadline_label
 from bot.tickets.service import check_deadlines, open_ticket
 from tests.test_delivery import Mailbox, Robot, free_port, robot, smtp_server  # noqa: F401  (fixtures)
 from tests.test_tickets import message
@@ -126,7 +126,7 @@ def test_warning_then_escalation_are_delivered_once(
         ("warning", "email", "zj2", "zj2@gov.example.cn"),  # zj3 has no address
         ("warning", "wecom", "", ""),
     ]
-    assert send_due(nctx, now=warn_now) == notifications.SendReport(attempted=3, sent=3, failed=0, retrying=0)
+    assert send_due(nctx, now=warn_now) == SendReport(attempted=3, sent=3, failed=0, retrying=0)
     assert send_due(nctx, now=warn_now + timedelta(minutes=1)).attempted == 0
     got = mails(box)
     assert sorted(r for rcpts, _ in got for r in rcpts) == ["zhujian@gov.example.cn", "zj2@gov.example.cn"]
@@ -224,7 +224,7 @@ def test_smtp_down_is_retried_after_a_pause_then_sent(
     t = new_ticket(ctx)
     now = t.first_response_due + timedelta(minutes=1)
     check_deadlines(ctx, now=now)
-    assert send_due(ctx, now=now) == notifications.SendReport(attempted=1, sent=0, failed=0, retrying=1)
+    assert send_due(ctx, now=now) == SendReport(attempted=1, sent=0, failed=0, retrying=1)
     (row,) = rows(ctx)
     assert (row.state, row.attempts, row.lease_owner) == ("pending", 1, None)
     assert f"127.0.0.1:{port}" in row.last_error

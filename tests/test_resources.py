@@ -4,7 +4,7 @@ from pathlib import Path
 
 from bot import resources
 from bot.config import parse_config
-from bot.publishing.checks import load_check_rules
+from bot.textcheck import load_check_rules
 from bot.triage.rules import RuleStore
 
 

@@ -159,4 +159,4 @@ AUTOMATIC = Policy(settled=_hand_to_person)
 
 def send_pending_replies(ctx: Context) -> int:
     """Send the automatic comment replies that are due; returns how many went out."""
-    return send_due(ctx, automatic=True).sent
+    return send_due(ctx, {True: AUTOMATIC}).sent

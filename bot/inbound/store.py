@@ -32,8 +32,8 @@ from sqlmodel import Session
 from bot.clock import utcnow
 from bot.context import Context
 from bot.inbound.autoreply import decide, record_welcome
-from bot.inbound.search import search_text
 from bot.models import Account, Department, Message, Reply, Ticket
+from bot.search import search_text
 from bot.tickets.service import open_ticket
 from bot.triage.classifier import Classification
 

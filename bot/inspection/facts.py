@@ -18,7 +18,7 @@ from bot.config import Config
 from bot.inspection.evaluate import AccountFacts, FailedPublication, PostFacts, TicketFacts
 from bot.models import Account, Department, Message, Post, Publication, Ticket
 from bot.oversight.reports import NO_ANSWER_REASONS, OPEN_STATES
-from bot.publishing.checks import check_sensitive, check_typos, rules_for
+from bot.textcheck import check_sensitive, check_typos, rules_for
 from bot.tickets.calendar import WorkCalendar
 
 _TAG = re.compile(r"<[^>]+>")

@@ -41,6 +41,7 @@ from bot.models import (
     Rectification,
     Ticket,
 )
+from bot.outbox.channels import md_text
 from bot.publishing.gap import AccountGap, account_gaps
 from bot.resources import package_dir
 from bot.tickets.calendar import WorkCalendar
@@ -415,13 +416,6 @@ def _failed_publications(
 
 # Citizens write the excerpts: in Markdown their brackets, stars and angle brackets would become links,
 # emphasis or <font> tags in the officers' WeCom group, so they are shown as their full-width forms.
-_MD_SAFE = str.maketrans({"[": "［", "]": "］", "<": "＜", ">": "＞", "*": "＊", "`": "｀", "_": "＿", "#": "＃"})
-
-
-def md_text(text: str) -> str:
-    return text.translate(_MD_SAFE)
-
-
 def render_markdown(digest: Digest) -> str:
     """Pure: the digest as Markdown that the WeCom robot shows (no tables) and mail sends as plain text."""
     d = digest

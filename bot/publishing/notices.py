@@ -20,8 +20,7 @@ from sqlmodel import Session, col, select
 from bot.clock import utcnow
 from bot.config import Config
 from bot.models import Account, Notification, Post, Publication, User
-from bot.oversight.digest import md_text
-from bot.tickets.notifications import Text, channels
+from bot.outbox.channels import Text, channels, md_text
 
 KINDS = ("post_waiting", "post_rejected", "post_published", "post_failed")
 

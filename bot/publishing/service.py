@@ -30,11 +30,9 @@ from bot.permissions import allowed
 from bot.publishing import notices
 from bot.publishing.checks import (
     WECHAT_IMAGE_MAX_BYTES,
-    Problem,
     check_post,
     cover_info,
     image_kind,
-    rules_for,
 )
 from bot.publishing.richtext import clean_body
 from bot.publishing.signoff import contributors, current_chain, touch_post, void_signoffs
@@ -46,6 +44,7 @@ from bot.publishing.targets import (
     snapshot,
     target_accounts,
 )
+from bot.textcheck import Problem, rules_for
 from bot.users import require_role
 
 # partially_failed / failed: set by the scheduler when a post's publications end.

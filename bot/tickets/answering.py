@@ -36,8 +36,8 @@ from bot.context import Context
 from bot.errors import CheckFailed, InvalidState, NotFound, PermissionDenied, text_en, text_zh
 from bot.labels import label
 from bot.models import AuditEvent, Department, Message, Reply, Ticket, TicketNote, User
-from bot.publishing.checks import Problem, check_sensitive, check_typos, problem, rules_for
 from bot.replies import reply_target
+from bot.textcheck import Problem, check_sensitive, check_typos, problem, rules_for
 from bot.tickets import service
 from bot.tickets.service import CLOSE_REASONS, OPEN_STATES, SYSTEM, TicketError
 
@@ -408,7 +408,7 @@ RESPONDERS = replies.Policy(settled=_settled, may_send=_may_send)
 
 def send_pending_replies(ctx: Context, *, now: datetime | None = None) -> int:
     """Send the responders' replies that are due; returns how many were handed to their platform."""
-    return replies.send_due(ctx, automatic=False, now=now).attempted
+    return replies.send_due(ctx, {False: RESPONDERS}, now=now).attempted
 
 
 def answer_and_send(ctx: Context, *, ticket_id: int, username: str, text: str) -> Reply:
@@ -418,13 +418,13 @@ def answer_and_send(ctx: Context, *, ticket_id: int, username: str, text: str) -
         reply = answer(session=session, ctx=ctx, ticket_id=ticket_id, user=user, text=text)
     if reply.state != "pending":
         return reply
-    return replies.send_reply(ctx, reply.id)
+    return replies.send_reply(ctx, reply.id, {False: RESPONDERS})
 
 
 def retry_and_send(ctx: Context, *, reply_id: int, username: str) -> Reply:
     with ctx.session() as session:
         retry_reply(session=session, reply_id=reply_id, user=_user(session, username))
-    return replies.send_reply(ctx, reply_id)
+    return replies.send_reply(ctx, reply_id, {False: RESPONDERS})
 
 
 def _user(session: Session, username: str) -> User:

@@ -272,7 +272,7 @@ def notifications_cmd(state: CliState, state_filter: str | None, as_json: bool) 
 @handle_errors
 def retry_notifications_cmd(state: CliState, notification_id: int | None) -> None:
     """Queue failed notifications again (one, or all when no id is given)."""
-    from bot.tickets.notifications import retry_failed
+    from bot.outbox.sending import retry_failed
 
     with state.ctx.session() as session:
         count = retry_failed(session=session, notification_id=notification_id)

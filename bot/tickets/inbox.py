@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.inbound.search import matches, query_words, search_text
 from bot.models import Message, Ticket
+from bot.search import matches, query_words, search_text
 from bot.tickets.service import OPEN_STATES, next_due
 
 STATE_FILTERS = {"open": OPEN_STATES, "new": ("new",), "acknowledged": ("acknowledged",),

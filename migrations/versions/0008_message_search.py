@@ -23,7 +23,7 @@ _SQLITE_TRIGGERS = (
 
 
 def upgrade() -> None:
-    from bot.inbound.search import search_text  # the one tokeniser, also for the messages stored so far
+    from bot.search import search_text  # the one tokeniser, also for the messages stored so far
 
     with op.batch_alter_table("message") as batch_op:
         batch_op.add_column(sa.Column("search_text", sa.Text(), nullable=False, server_default=""))

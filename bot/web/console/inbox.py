@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from bot.clock import utcnow
 from bot.errors import GovbotError
-from bot.inbound.search import matches
 from bot.models import Account, Department, Message, Reply, Ticket, User
+from bot.search import matches
 from bot.triage.rules import INTENTS, TOPICS
 from bot.web.console.common import (
     as_int,

@@ -173,9 +173,10 @@ def post_live_check(request: Request, title: str = Form(""), body: str = Form(""
                     weibo_text: str = Form(""), post_id: str = Form(""),
                     user: User = Depends(console_user)) -> JSONResponse:
     """The pre-publish checks on what is in the editor now, for the live preview (the cover is checked at 送审)."""
-    from bot.publishing.checks import check_post, rules_for
+    from bot.publishing.checks import check_post
     from bot.publishing.richtext import clean_body
     from bot.publishing.targets import allowed_accounts, target_accounts
+    from bot.textcheck import rules_for
 
     ctx = ctx_of(request)
     with ctx.session() as s:

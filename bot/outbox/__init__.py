@@ -1,0 +1,1 @@
+"""Telling people: the e-mail and WeCom channels and the notification outbox (a neutral area)."""
