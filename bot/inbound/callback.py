@@ -53,6 +53,7 @@ from bot.inbound.spool import Delivery
 from bot.inbound.store import Incoming, ingest
 from bot.logthrottle import log_throttled
 from bot.models import Account
+from bot.triage.classifier import Classification
 
 
 @asynccontextmanager
@@ -329,9 +330,10 @@ def _open(account: CallbackAccount, params: dict[str, str], body: bytes) -> tupl
     return doc, body.decode("utf-8", "replace")
 
 
-def _answer_now(ctx: Context, incoming: Incoming, session: Session) -> tuple[str, int]:
+def _answer_now(ctx: Context, incoming: Incoming, classification: Classification | None,
+                session: Session) -> tuple[str, int]:
     """Triage `incoming` in the request and give its passive reply (or "success"): (reply XML, message id)."""
-    result = ingest(session=session, ctx=ctx, incoming=incoming)
+    result = ingest(session=session, ctx=ctx, incoming=incoming, classification=classification)
     message = result.message
     if not result.created:  # stored by an earlier delivery whose own row was pruned since
         return message.reply_xml or SUCCESS, message.id
@@ -351,7 +353,7 @@ def _answer_in_request(ctx: Context, account: CallbackAccount, incoming: Incomin
     if not (cfg.enabled and account.auto_reply):
         return None
     if incoming.event == "subscribe":
-        return partial(_answer_now, ctx, incoming)
+        return partial(_answer_now, ctx, incoming, None)
     if not (incoming.classify and incoming.text.strip()):
         return None
     faq = ctx.rules.current_faq()
@@ -362,7 +364,7 @@ def _answer_in_request(ctx: Context, account: CallbackAccount, incoming: Incomin
     if classification.confidence < cfg.min_confidence or faq.match(incoming.text, classification,
                                                                    account.name) is None:
         return None
-    return partial(_answer_now, ctx, incoming)
+    return partial(_answer_now, ctx, incoming, classification)
 
 
 def intake_of(app: FastAPI) -> Intake:

@@ -142,7 +142,8 @@ def _ticket_of(session: Session, message_id: int) -> Ticket | None:
     return session.execute(select(Ticket).where(Ticket.message_id == message_id)).scalar_one_or_none()
 
 
-def _triage(session: Session, ctx: Context, incoming: Incoming) -> tuple[Classification | None, dict]:
+def _triage(session: Session, ctx: Context, incoming: Incoming,
+            known: Classification | None) -> tuple[Classification | None, dict]:
     """The classification and the Message columns it fills. Pure work and one read: done before the
     insert, so the write transaction (SQLite: the database's one write lock) stays short."""
     if not incoming.classify:
@@ -150,14 +151,16 @@ def _triage(session: Session, ctx: Context, incoming: Incoming) -> tuple[Classif
     if not incoming.text.strip():
         # Pictures, videos, an empty location: stored for the record; nothing to triage.
         return None, dict(intent="other", spam=False, needs_answer=False, rules="")
-    c = ctx.rules.current().classify(incoming.text)
+    c = known or ctx.rules.current().classify(incoming.text)
     return c, dict(intent=c.intent, topic=c.topic, confidence=c.confidence, spam=c.spam, needs_answer=c.needs_answer,
                    rules=c.rules_summary()[:MAX_RULES_CHARS], department_id=_department_id(session, ctx, c.topic))
 
 
-def ingest(*, session: Session, ctx: Context, incoming: Incoming) -> IngestResult:
-    """Store `incoming` once and triage it; a duplicate returns the first copy untouched."""
-    classification, triage = _triage(session, ctx, incoming)
+def ingest(*, session: Session, ctx: Context, incoming: Incoming,
+           classification: Classification | None = None) -> IngestResult:
+    """Store `incoming` once and triage it (with `classification` when the caller has it already);
+    a duplicate returns the first copy untouched."""
+    classification, triage = _triage(session, ctx, incoming, classification)
     message_id, created = _insert_once(session, incoming, triage)
     message = session.get(Message, message_id, populate_existing=True)
     if not created:
