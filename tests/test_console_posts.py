@@ -153,3 +153,26 @@ def test_a_wrong_time_is_refused_in_chinese(typed: str) -> None:
     with pytest.raises(GovbotError) as refused:
         _when("at", typed)
     assert "时间" in refused.value.message_zh
+
+
+def test_the_post_page_shows_the_platforms_figures_and_why_some_are_missing(ctx: Context, app) -> None:
+    from bot.clock import utcnow
+
+    editor = as_user(app, "xuanchuan")
+    post_id = int(re.search(r"/posts/(\d+)/edit", create(editor).text).group(1))
+    wechat, weibo = (int(i) for i in account_ids(ctx, "示例县发布", "示例县发布微博"))
+    now = utcnow()
+    with ctx.session() as s:
+        for account_id, figures in ((wechat, dict(reads=None, shares=None, likes=None, comments=4,
+                                                  stats_unavailable="微信未提供该文章的阅读和分享数据（接口无权限）")),
+                                    (weibo, dict(reads=None, likes=37, shares=5, comments=12))):
+            s.add(Publication(post_id=post_id, account_id=account_id, state="published", due_at=now, next_attempt_at=now,
+                              published_at=now, content_hash="x", stats_at=now, **figures))
+    page = editor.get(f"/posts/{post_id}").text
+    assert "互动数据" in page
+    assert "点赞 37 · 转发 5 · 评论 12" in page
+    assert "评论 4" in page and "微信未提供该文章的阅读和分享数据（接口无权限）" in page
+    assert "阅读 None" not in page
+    api = editor.get(f"/api/posts/{post_id}").json()
+    pubs = {p["account"]: p for p in api["publications"]}
+    assert pubs["示例县发布微博"]["likes"] == 37 and pubs["示例县发布"]["stats_unavailable"].startswith("微信未提供")

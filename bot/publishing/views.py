@@ -55,6 +55,13 @@ def publication_view(*, session: Session, config: Config, publication: Publicati
         "stale": bool(post and publication.content_hash != post.content_hash),
         "lease_owner": publication.lease_owner,
         "lease_until": _t(publication.lease_until, tz),
+        # Interaction figures (互动数据) as the platform last reported them (stats.py), and why some are missing.
+        "reads": publication.reads,
+        "likes": publication.likes,
+        "shares": publication.shares,
+        "comments": publication.comments,
+        "stats_at": _t(publication.stats_at, tz),
+        "stats_unavailable": publication.stats_unavailable,
     }
 
 

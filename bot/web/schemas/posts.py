@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from bot.web.schemas.common import Out
 
 
@@ -30,6 +32,12 @@ class PublicationOut(Out):
     last_error: str | None
     published_at: str | None
     stale: bool
+    reads: int | None
+    likes: int | None
+    shares: int | None
+    comments: int | None
+    stats_at: str | None = Field(description="when the platform last reported the figures")
+    stats_unavailable: str | None = Field(description="why the platform reports no reads or shares for this post")
 
 
 class PostOut(PostSummaryOut):
