@@ -25,7 +25,7 @@ LABELS: dict[str, dict[str, str]] = {
     "subject": {"post": "稿件", "publication": "发布任务", "ticket": "工单", "reply": "答复", "template": "答复模板",
                 "message": "消息", "user": "用户", "account": "账号"},
     # Where a check problem is (Problem.where).
-    "field": {"title": "标题", "body": "正文", "digest": "摘要", "weibo_text": "微博文案", "cover": "封面", "post": "稿件",
+    "field": {"title": "标题", "body": "正文", "digest": "摘要", "weibo_text": "微博文案", "cover": "封面", "byline": "作者", "post": "稿件",
               "account": "账号", "text": "答复内容", "answer": "答复内容"},
     "deadline": {"first_response": "首次答复", "resolution": "办结"},
     "delivery": {"email": "邮件", "wecom": "企业微信"},

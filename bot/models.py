@@ -135,6 +135,8 @@ class PostVersion(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     digest: str = Field(default="", max_length=300)
     weibo_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    byline: str = Field(default="", max_length=100)
+    open_comment: bool = Field(default=True)
     cover_media_id: int | None = Field(default=None, foreign_key="media.id")
     target_account_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     planned_at: datetime | None = None

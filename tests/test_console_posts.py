@@ -176,3 +176,28 @@ def test_the_post_page_shows_the_platforms_figures_and_why_some_are_missing(ctx:
     api = editor.get(f"/api/posts/{post_id}").json()
     pubs = {p["account"]: p for p in api["publications"]}
     assert pubs["示例县发布微博"]["likes"] == 37 and pubs["示例县发布"]["stats_unavailable"].startswith("微信未提供")
+
+
+def test_byline_and_comments_in_the_form_preview_and_diff(ctx: Context, app) -> None:
+    editor = as_user(app, "xuanchuan")
+    r = create(editor, {"byline": "县融媒体中心"})  # the comment box left unticked: comments closed
+    post_id = int(re.search(r"/posts/(\d+)/edit", r.text).group(1))
+    with ctx.session() as s:
+        post = s.get(Post, post_id)
+        assert (post.byline, post.open_comment) == ("县融媒体中心", False)
+    page = editor.get(f"/posts/{post_id}").text
+    assert '<span class="wx-byline" data-live="byline">县融媒体中心</span>' in page and "留言已关闭" in page
+    form = editor.get(f"/posts/{post_id}/edit").text
+    assert 'name="byline" value="县融媒体中心"' in form and 'name="open_comment" value="1">' in form  # unticked
+
+    page_url = f"/posts/{post_id}"
+    post_form(editor, f"{page_url}/submit", {"accounts": account_ids(ctx, "示例县发布"), "when": "signed"}, page=page_url)
+    signer = as_user(app, "bianji")
+    assert "已签署通过" in post_form(signer, f"{page_url}/sign", {"version": "1", "content_hash": ""}, page=page_url).text
+    token = csrf_of(editor.get(f"{page_url}/edit").text)
+    r = editor.post(f"{page_url}/edit", data={**POST, "byline": "示例县委宣传部", "open_comment": "1", "csrf_token": token},
+                    files={"cover": ("", b"", "application/octet-stream")})
+    assert r.status_code == 200 and "原有审签已作废" in r.text
+    page = signer.get(page_url).text
+    assert "作者" in page and "示例县委宣传部" in page
+    assert "<del>关闭留言</del> → <ins>开启留言</ins>" in page

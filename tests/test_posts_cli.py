@@ -154,3 +154,28 @@ def test_the_installed_console_script(config_file: Path):
     refused = run("post", "schedule", "1", "--as", "xuanchuan", "--account", "示例县发布", "--now")
     assert refused.returncode == 1
     assert refused.stderr.strip() == "error: 稿件 1 当前为“草稿”，只有完成全部审签的稿件可以排期"
+
+
+def test_byline_and_comment_switch_are_edited_and_signed(govbot, config_file: Path):
+    from bot.models import Post
+
+    post_id = create(govbot, config_file.parent)
+    ctx = Context.open(load_config(config_file))
+    with ctx.session() as s:
+        before = s.get(Post, post_id)
+        assert before.byline == "" and before.open_comment is True
+        hash_before = before.content_hash
+    out = govbot("post", "edit", str(post_id), "--as", "xuanchuan", "--byline", "县融媒体中心", "--no-comments").output
+    assert "byline" in out and "open_comment" in out and "version 2" in out
+    with ctx.session() as s:
+        after = s.get(Post, post_id)
+        assert (after.byline, after.open_comment, after.version) == ("县融媒体中心", False, 2)
+        assert after.content_hash != hash_before  # what signers approve includes them
+    assert "nothing changed" in govbot("post", "edit", str(post_id), "--as", "xuanchuan", "--no-comments").output
+    govbot("post", "edit", str(post_id), "--as", "xuanchuan", "--byline", "", "--comments")
+    with ctx.session() as s:
+        back = s.get(Post, post_id)
+        # Back to the defaults: the hash a post had before byline and comments were signed, so posts
+        # signed before this change keep their sign-offs.
+        assert (back.byline, back.open_comment, back.version) == ("", True, 3) and back.content_hash == hash_before
+    ctx.close()

@@ -124,17 +124,21 @@ def post_create(state: CliState, as_user: str, title: str, body: str | None, bod
 @click.option("--weibo-text", help="New Weibo text.")
 @click.option("--cover", type=click.Path(exists=True, dir_okay=False), help="Replace the cover image.")
 @click.option("--no-cover", is_flag=True, help="Remove the cover image.")
+@click.option("--byline", help="New WeChat author (作者); '' removes it.")
+@click.option("--comments/--no-comments", "open_comment", default=None, help="Open or close WeChat comments (留言).")
 @pass_state
 @post_errors
 def post_edit(state: CliState, post_id: int, as_user: str, title: str | None, body: str | None, body_file: str | None,
-              digest: str | None, weibo_text: str | None, cover: str | None, no_cover: bool) -> None:
+              digest: str | None, weibo_text: str | None, cover: str | None, no_cover: bool, byline: str | None,
+              open_comment: bool | None) -> None:
     """Change a post. Any change voids its sign-offs and returns it to draft."""
     text = _read_text(body, body_file, "body")
     with state.ctx.session() as session:
         p = _load(session, post_id)
         result = service.edit_post(session=session, post=p, user=get_user(session=session, username=as_user),
                                    title=title, body=text, digest=digest, weibo_text=weibo_text,
-                                   cover=_read_cover(cover), remove_cover=no_cover)
+                                   cover=_read_cover(cover), remove_cover=no_cover, byline=byline,
+                                   open_comment=open_comment)
     if not result:
         click.echo(f"post {post_id}: nothing changed (still version {p.version}, {p.status})")
         return

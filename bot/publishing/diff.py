@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from bot.publishing.richtext import plain_text
 
-FIELDS = (("title", "标题"), ("digest", "摘要"), ("body", "正文"), ("weibo_text", "微博文案"))
+FIELDS = (("title", "标题"), ("byline", "作者"), ("digest", "摘要"), ("body", "正文"), ("weibo_text", "微博文案"))
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Snapshot:
     cover: str  # sha256 or ""
     accounts: tuple[str, ...]
     planned_at: str  # local time text or ""
+    byline: str = ""  # WeChat 作者
+    open_comment: bool = True  # WeChat 留言
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,12 @@ class VersionDiff:
     accounts_removed: list[str] = field(default_factory=list)
     planned: tuple[str, str] | None = None  # (before, after) when the time changed
     cover_changed: bool = False
+    comments: tuple[str, str] | None = None  # (before, after) when the comment switch changed
 
     @property
     def empty(self) -> bool:
-        return not (self.fields or self.accounts_added or self.accounts_removed or self.planned or self.cover_changed)
+        return not (self.fields or self.accounts_added or self.accounts_removed or self.planned or self.cover_changed
+                    or self.comments)
 
 
 def words(text: str) -> list[str]:
@@ -77,6 +81,8 @@ def compare(old: Snapshot, new: Snapshot) -> VersionDiff:
         if before != after:
             fields.append(FieldDiff(name, label, word_diff(before, after)))
     planned = (old.planned_at or "审签后确定", new.planned_at or "审签后确定") if old.planned_at != new.planned_at else None
+    switch = {True: "开启留言", False: "关闭留言"}
+    comments = (switch[old.open_comment], switch[new.open_comment]) if old.open_comment != new.open_comment else None
     return VersionDiff(fields=fields, accounts_added=[a for a in new.accounts if a not in old.accounts],
                        accounts_removed=[a for a in old.accounts if a not in new.accounts], planned=planned,
-                       cover_changed=old.cover != new.cover)
+                       cover_changed=old.cover != new.cover, comments=comments)

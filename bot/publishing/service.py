@@ -56,7 +56,7 @@ PUBLICATION_STATES = ("pending", "publishing", "published", "failed", "missed", 
 LIVE_STATES = ("publishing", "published")
 # A publication in one of these states is scheduled again by resetting it.
 RESTARTABLE_STATES = ("cancelled", "failed", "missed")
-EDITABLE_FIELDS = ("title", "body", "digest", "weibo_text")
+EDITABLE_FIELDS = ("title", "body", "digest", "weibo_text", "byline", "open_comment")
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "image/bmp"}
 
 # (filename, data, mime or None): the MIME type is taken from the file's bytes, not trusted from the client.
@@ -64,10 +64,15 @@ CoverUpload = tuple[str, bytes, str | None]
 
 
 def content_hash(*, title: str, body: str, digest: str, weibo_text: str, cover_sha256: str | None,
-                 targets: Sequence[int] | None = None, planned_at: datetime | None = None) -> str:
+                 targets: Sequence[int] | None = None, planned_at: datetime | None = None, byline: str = "",
+                 open_comment: bool = True) -> str:
     """sha256 over exactly what gets published, where and when; a sign-off holds for this hash only.
-    A post not yet submitted has no targets: its hash is over the content alone."""
-    content = [title, body, digest, weibo_text, cover_sha256 or ""]
+    A post not yet submitted has no targets: its hash is over the content alone. The WeChat byline
+    (作者) and the comment switch (留言) count only when set, so posts that never set them keep the
+    hash they were signed with."""
+    content: list = [title, body, digest, weibo_text, cover_sha256 or ""]
+    if byline or not open_comment:
+        content.append({"byline": byline, "open_comment": open_comment})
     if targets is not None:
         when = to_utc(planned_at, "UTC").isoformat(timespec="seconds") if planned_at else ""
         content += [sorted(targets), when]
@@ -78,6 +83,7 @@ def content_hash(*, title: str, body: str, digest: str, weibo_text: str, cover_s
 def _post_hash(session: Session, post: Post) -> str:
     cover = session.get(Media, post.cover_media_id) if post.cover_media_id is not None else None
     return content_hash(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
+                        byline=post.byline, open_comment=post.open_comment,
                         cover_sha256=cover.sha256 if cover else None, targets=post.target_account_ids,
                         planned_at=post.planned_at)
 
@@ -121,6 +127,7 @@ def create_post(*, session: Session, author: User, title: str, body: str, digest
                 byline=byline, open_comment=open_comment,
                 cover_media_id=media.id if media else None, status="draft", version=1,
                 content_hash=content_hash(title=title, body=body, digest=digest, weibo_text=weibo_text,
+                                          byline=byline, open_comment=open_comment,
                                           cover_sha256=media.sha256 if media else None),
                 created_at=now, updated_at=now)
     session.add(post)
@@ -212,7 +219,7 @@ class EditResult:
 
 def edit_post(*, session: Session, post: Post, user: User, title: str | None = None, body: str | None = None,
               digest: str | None = None, weibo_text: str | None = None, cover: CoverUpload | None = None,
-              remove_cover: bool = False) -> EditResult:
+              remove_cover: bool = False, byline: str | None = None, open_comment: bool | None = None) -> EditResult:
     """Change the content. Any real change bumps the version, voids every sign-off, cancels pending
     publications and returns the post to draft. A result that is false: nothing changed."""
     _acting(user)
@@ -222,7 +229,8 @@ def edit_post(*, session: Session, post: Post, user: User, title: str | None = N
     _refuse_if_live(session, post, "edited")
     body = clean_body(body) if body is not None else None
     changes: dict[str, Any] = {k: v for k, v in {"title": title, "body": body, "digest": digest,
-                                                 "weibo_text": weibo_text}.items()
+                                                 "weibo_text": weibo_text, "byline": byline,
+                                                 "open_comment": open_comment}.items()
                                if v is not None and v != getattr(post, k)}
     old_cover = session.get(Media, post.cover_media_id) if post.cover_media_id is not None else None
     new_cover = old_cover

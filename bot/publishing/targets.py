@@ -61,6 +61,7 @@ def snapshot(*, session: Session, post: Post) -> PostVersion:
     row = row or PostVersion(post_id=post.id, version=post.version)
     row.content_hash = post.content_hash
     row.title, row.body, row.digest, row.weibo_text = post.title, post.body, post.digest, post.weibo_text
+    row.byline, row.open_comment = post.byline, post.open_comment
     row.cover_media_id = post.cover_media_id
     row.target_account_ids = list(post.target_account_ids or [])
     row.planned_at = post.planned_at
@@ -79,7 +80,7 @@ def _as_snapshot(session: Session, row: Post | PostVersion, tz: str) -> Snapshot
     ids = row.target_account_ids or []
     names = {a.id: a.name for a in session.exec(select(Account).where(col(Account.id).in_(ids)))} if ids else {}
     return Snapshot(title=row.title, body=row.body, digest=row.digest, weibo_text=row.weibo_text,
-                    cover=cover.sha256 if cover else "", accounts=tuple(names.get(i, str(i)) for i in ids),
+                    byline=row.byline, open_comment=row.open_comment, cover=cover.sha256 if cover else "", accounts=tuple(names.get(i, str(i)) for i in ids),
                     planned_at=to_local(row.planned_at, tz).strftime("%Y-%m-%d %H:%M") if row.planned_at else "")
 
 

@@ -74,6 +74,8 @@ class PostEdit(_Body):
     weibo_text: str | None = None
     cover: CoverIn | None = None
     remove_cover: bool = False
+    byline: str | None = None  # WeChat 作者
+    open_comment: bool | None = None  # WeChat 留言 open under the article
 
 
 class PlatformsIn(_Body):
@@ -173,7 +175,8 @@ def edit_post(post_id: int, body: PostEdit, ctx: Context = Depends(get_ctx),
               user: User = Depends(current_user)) -> dict[str, Any]:
     """Change fields (any change voids the sign-offs and returns the post to draft)."""
     return _edit(ctx, post_id, user, title=body.title, body=body.body, digest=body.digest, weibo_text=body.weibo_text,
-                 cover=_decode_cover(body.cover), remove_cover=body.remove_cover)
+                 cover=_decode_cover(body.cover), remove_cover=body.remove_cover, byline=body.byline,
+                 open_comment=body.open_comment)
 
 
 @router.put("/posts/{post_id}/cover", response_model=EditOut)

@@ -120,11 +120,12 @@ def post_new_form(request: Request, user: User = Depends(console_user)) -> HTMLR
 
 @router.post("/posts/new")
 def post_create(request: Request, title: str = Form(""), body: str = Form(""), digest: str = Form(""),
-                weibo_text: str = Form(""), cover: UploadFile | None = File(None),
-                user: User = Depends(console_user)) -> Response:
+                weibo_text: str = Form(""), byline: str = Form(""), open_comment: str = Form(""),
+                cover: UploadFile | None = File(None), user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import create_post
 
-    form = {"title": title, "body": body, "digest": digest, "weibo_text": weibo_text}
+    form = {"title": title, "body": body, "digest": digest, "weibo_text": weibo_text, "byline": byline.strip(),
+            "open_comment": bool(open_comment)}
     post, error = run_action(request, lambda s: create_post(session=s, author=user, cover=_cover_upload(cover), **form))
     if error:
         return post_form_page(request, user, post=None, form=form, error=error, status_code=422)
@@ -141,17 +142,21 @@ def post_edit_form(request: Request, post_id: int, user: User = Depends(console_
             post = get_post(session=s, post_id=post_id)
     except NotFound as exc:
         return render(request, "notfound.html", user, status_code=404, error=error_view(exc))
-    form = {"title": post.title, "body": post.body, "digest": post.digest, "weibo_text": post.weibo_text}
+    form = {"title": post.title, "body": post.body, "digest": post.digest, "weibo_text": post.weibo_text,
+            "byline": post.byline, "open_comment": post.open_comment}
     return post_form_page(request, user, post=post, form=form)
 
 
 @router.post("/posts/{post_id}/edit")
 def post_edit(request: Request, post_id: int, title: str = Form(""), body: str = Form(""), digest: str = Form(""),
-              weibo_text: str = Form(""), cover: UploadFile | None = File(None), remove_cover: str = Form(""),
+              weibo_text: str = Form(""), byline: str = Form(""), open_comment: str = Form(""),
+              cover: UploadFile | None = File(None), remove_cover: str = Form(""),
               user: User = Depends(console_user)) -> Response:
     from bot.publishing.service import edit_post, get_post
 
-    form = {"title": title, "body": body, "digest": digest, "weibo_text": weibo_text}
+    # The form always has the comment box: absent means unticked.
+    form = {"title": title, "body": body, "digest": digest, "weibo_text": weibo_text, "byline": byline.strip(),
+            "open_comment": bool(open_comment)}
 
     def act(s: Any) -> bool:
         post = get_post(session=s, post_id=post_id)
@@ -170,7 +175,7 @@ def post_edit(request: Request, post_id: int, title: str = Form(""), body: str =
 
 @router.post("/posts/check")
 def post_live_check(request: Request, title: str = Form(""), body: str = Form(""), digest: str = Form(""),
-                    weibo_text: str = Form(""), post_id: str = Form(""),
+                    weibo_text: str = Form(""), byline: str = Form(""), post_id: str = Form(""),
                     user: User = Depends(console_user)) -> JSONResponse:
     """The pre-publish checks on what is in the editor now, for the live preview (the cover is checked at 送审)."""
     from bot.publishing.checks import check_post
@@ -187,7 +192,8 @@ def post_live_check(request: Request, title: str = Form(""), body: str = Form(""
     if not weibo_text.strip():
         platforms.discard("weibo")
     problems = check_post(title=title, body=clean_body(body), digest=digest, weibo_text=weibo_text, cover=None,
-                          platforms=sorted(platforms), config=ctx.config, rules=rules_for(ctx.config))
+                          platforms=sorted(platforms), config=ctx.config, rules=rules_for(ctx.config),
+                          byline=byline.strip())
     return JSONResponse({"problems": [problem_view(p) for p in problems if p.where != "cover"]})
 
 

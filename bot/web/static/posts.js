@@ -126,7 +126,7 @@
   }
 
   function setupLiveFields() {
-    ["title", "digest"].forEach(function (name) {
+    ["title", "digest", "byline"].forEach(function (name) {
       var input = document.querySelector("[name=" + name + "]");
       if (!input) { return; }
       var update = function () { live(name, input.value || (name === "title" ? "（无标题）" : "")); scheduleCheck(); };
@@ -185,7 +185,7 @@
     clearTimeout(checkTimer);
     checkTimer = setTimeout(function () {
       var data = new FormData();
-      ["title", "body", "digest", "weibo_text"].forEach(function (name) {
+      ["title", "body", "digest", "weibo_text", "byline"].forEach(function (name) {
         var field = form.querySelector("[name=" + name + "]");
         data.append(name, field ? field.value : "");
       });
