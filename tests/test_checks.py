@@ -259,7 +259,7 @@ def test_wechat_title_limit_is_32_by_default():
 
 
 def test_wechat_body_images_must_be_uploaded():
-    body = '<p>图</p><img src="media:3"><img src="http://mmbiz.qpic.cn/mmbiz_png/x/0"><img src="https://x.com/a.png">'
+    body = '<p>图</p><img src="/media/3"><img src="http://mmbiz.qpic.cn/mmbiz_png/x/0"><img src="https://x.com/a.png">'
     [p] = problems(body=body, platforms=["wechat"])
     assert p.code == "wechat_external_image" and "https://x.com/a.png" in p.message and "上传" in p.message_zh
 
@@ -275,3 +275,12 @@ def test_weibo_hashtag_refused_in_chinese_with_the_reason():
     [p] = problems(weibo_text="秋季招聘 #招聘# 详情 https://gov.example.cn/zp", platforms=["weibo"])
     assert (p.code, p.where) == ("weibo_hashtag", "weibo_text")
     assert "#招聘#" in p.message_zh and "话题" in p.message_zh and p.offset == 5
+
+
+def test_an_image_written_media_id_is_kept_as_the_one_spelling():
+    from bot.publishing.images import MEDIA_SRC
+    from bot.publishing.richtext import clean_body
+
+    body = clean_body('<p>图</p><img src="media:12"><img src=\'MEDIA:14\'><img src="/media/13">')
+    assert body == '<p>图</p><img src="/media/12"><img src="/media/14"><img src="/media/13">'
+    assert [ref for _src, ref in MEDIA_SRC.findall(body)] == ["12", "14", "13"]

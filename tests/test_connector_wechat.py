@@ -109,9 +109,9 @@ def test_publish_hands_over_each_id_and_leaves_the_outcome_to_the_push(emu, wx):
 
 
 def test_byline_comments_switch_and_body_images_are_uploaded(emu, wx):
-    post = OutgoingPost(publication_id=3, title="图文", body='<p>见图</p><img src="media:7"><img src="https://x.cn/a.png">',
+    post = OutgoingPost(publication_id=3, title="图文", body='<p>见图</p><img src="/media/7"><img src="https://x.cn/a.png">',
                         cover=Cover("cover.png", png(), "image/png"), author="宣传办", open_comment=False,
-                        images={"media:7": Cover("in.png", png(), "image/png")})
+                        images={"/media/7": Cover("in.png", png(), "image/png")})
     done = published(emu, wx, post)
     item = emu.admin.state()["wechat"]["articles"][done.remote_id]["news_item"][0]
     assert item["author"] == "宣传办" and item["need_open_comment"] == 0

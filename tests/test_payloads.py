@@ -212,8 +212,8 @@ def test_wechat_publishing_answers(wx):
     found = c.find_published(post(), since=datetime(2025, 12, 31, tzinfo=UTC), resume={})
     assert found is not None and found.remote_id == "ARTICLE_ID"
     r.answer("media/uploadimg", "wechat", "api/media_uploadimg.json")
-    with_image = OutgoingPost(publication_id=2, title="图", body='<img src="media:1">', cover=post().cover,
-                              images={"media:1": Cover("i.png", png(), "image/png")})
+    with_image = OutgoingPost(publication_id=2, title="图", body='<img src="/media/1">', cover=post().cover,
+                              images={"/media/1": Cover("i.png", png(), "image/png")})
     c.publish(with_image, progress=lambda *_: None, resume={})
     drafted = json.loads([b for p, b in r.bodies if p.endswith("draft/add")][-1])
     assert drafted["articles"][0]["content"] == '<img src="http://mmbiz.qpic.cn/mmbiz_png/body/0">'

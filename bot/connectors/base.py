@@ -93,7 +93,7 @@ class OutgoingPost:
     cover: Cover | None = None
     author: str = ""  # WeChat 作者 (byline)
     open_comment: bool = True  # WeChat need_open_comment
-    # Images inside the body by their src in `body` (e.g. "media:12"), uploaded before the draft.
+    # Images inside the body by their src in `body` (e.g. "/media/12"), uploaded before the draft.
     images: dict[str, Cover] = field(default_factory=dict)
 
 

@@ -37,7 +37,7 @@ from bot.textcheck import (
 WECHAT_AUTHOR_MAX_CHARS = 16  # draft/add answers 45110 above it
 WECHAT_DIGEST_MAX_CHARS = 128  # draft/add answers 45004 above it
 WECHAT_CONTENT_MAX_CHARS = 20000  # content 必须少于2万字符 (且小于1M: never reached below 20,000 characters)
-# Images WeChat keeps in an article: those uploaded by media/uploadimg (govbot uploads "media:<id>" ones).
+# Images WeChat keeps in an article: those uploaded by media/uploadimg (govbot uploads its "/media/<id>" ones).
 WECHAT_IMAGE_HOSTS = ("mmbiz.qpic.cn", "mmbiz.qlogo.cn")
 _IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']*)["']""", re.I)
 WECHAT_IMAGE_MAX_BYTES = 10 * 1024 * 1024  # material/add image: 40009 above it
@@ -91,12 +91,12 @@ def _links_to(text: str, domain: str) -> tuple[bool, list[str]]:
 
 
 def _external_images(body: str) -> list[str]:
-    """Body images WeChat would filter out: neither uploaded to govbot (/media/<id>, media:<id>) nor WeChat's own."""
+    """Body images WeChat would filter out: neither uploaded to govbot (/media/<id>) nor WeChat's own."""
     out = []
     for src in _IMG_SRC.findall(body):
         src = html.unescape(src).strip()
         host = (urlsplit(src).hostname or "").lower()
-        if not src.startswith(("media:", "/media/")) and host not in WECHAT_IMAGE_HOSTS:
+        if not src.startswith("/media/") and host not in WECHAT_IMAGE_HOSTS:
             out.append(src)
     return out
 

@@ -1,4 +1,4 @@
-"""Images inside a post's body: written as <img src="media:ID"> (uploaded to govbot), sent with the post.
+"""Images inside a post's body: <img src="/media/ID"> (uploaded to govbot), sent with the post.
 
 WeChat keeps only images it hosts, so the connector uploads each one (media/uploadimg) and rewrites its
 src; external images are refused by the checks before sign-off.
@@ -13,12 +13,12 @@ from sqlmodel import Session
 from bot.connectors.base import Cover
 from bot.models import Media
 
-# The editor writes /media/ID (the console serves it, so the preview shows it); the API also takes media:ID.
-MEDIA_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']((?:media:|/media/)(\d+))["']""", re.I)
+# The one spelling of a stored body (bot.publishing.richtext.clean_body turns media:ID into it).
+MEDIA_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["'](/media/(\d+))["']""", re.I)
 
 
 def body_images(session: Session, body: str) -> dict[str, Cover]:
-    """The images a body refers to as "media:<id>" (uploaded to govbot), by their src."""
+    """The images a body refers to as "/media/<id>" (uploaded to govbot), by their src."""
     images: dict[str, Cover] = {}
     for src, ref in set(MEDIA_SRC.findall(body)):
         media = session.get(Media, int(ref))

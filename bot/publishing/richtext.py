@@ -42,11 +42,15 @@ STYLE_PROPERTIES = {
 # Word and WPS paste their own markup (<o:p>, conditional comments, mso-* styles): dropped with their content.
 DROPPED_WITH_CONTENT = {"script", "style", "title", "head", "xml", "iframe", "object", "embed", "template", "noscript"}
 _EMPTY_PARAGRAPHS = re.compile(r"(<p>(<br>|\s|&nbsp;)*</p>\s*){3,}")
+# An image uploaded to govbot is /media/ID (what the console serves and the editor writes); scripts
+# may write media:ID, kept as the one spelling here (the URL filter below would drop the unknown scheme).
+_MEDIA_SCHEME = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*["'])media:(\d+)(["'])""", re.I)
 
 
 def clean_body(html: str) -> str:
     """The HTML as stored and published: allow-listed tags, attributes and style properties."""
-    cleaned = nh3.clean(html or "", tags=TAGS, clean_content_tags=DROPPED_WITH_CONTENT, attributes=ATTRIBUTES,
+    html = _MEDIA_SCHEME.sub(r"\1/media/\2\3", html or "")
+    cleaned = nh3.clean(html, tags=TAGS, clean_content_tags=DROPPED_WITH_CONTENT, attributes=ATTRIBUTES,
                         filter_style_properties=STYLE_PROPERTIES, url_schemes={"http", "https", "data"},
                         link_rel=None, strip_comments=True)
     # Runs of empty paragraphs (a common paste artefact) become one.
@@ -59,14 +63,3 @@ def plain_text(html: str) -> str:
     text = nh3.clean(text, tags=set())
     return re.sub(r"\n\s*\n+", "\n", text.replace("&nbsp;", " ").replace("&amp;", "&")
                   .replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')).strip()
-
-
-_OWN_IMAGE = re.compile(r'src="(/media/(\d+))"')
-
-
-def body_images(html: str) -> list[tuple[str, int]]:
-    """Images of the body uploaded through the editor: (their src, the Media id), each once."""
-    seen: dict[str, int] = {}
-    for src, media_id in _OWN_IMAGE.findall(html or ""):
-        seen.setdefault(src, int(media_id))
-    return list(seen.items())
