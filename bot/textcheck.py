@@ -24,11 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from bot.config import Config
 from bot.errors import GovbotError, text_en, text_zh
 from bot.labels import label
+from bot.reloading import Reloading
 from bot.resources import rule_file
 
 SENSITIVE_FILE = "sensitive.txt"
@@ -249,37 +248,23 @@ def load_check_rules(rules_dir: str | Path | None) -> CheckRules:
     return CheckRules(sensitive=sensitive, exempt=exempt, typos=typos)
 
 
-_cache: dict[Path | None, tuple[tuple, CheckRules]] = {}
+_cache: dict[Path | None, Reloading[CheckRules]] = {}
 _cache_lock = threading.Lock()
 
 
-def _stamp(path: Path) -> tuple[Path, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return path, st.st_mtime_ns, st.st_size
-
-
 def cached_check_rules(rules_dir: str | Path | None) -> CheckRules:
-    """The rules, reloaded only when a file changed. A file broken while the service runs keeps the
-    last good rules in force (logged), so checks neither stop nor silently pass."""
+    """The rules, reloaded only when a file changed (bot.reloading). A file broken while the service
+    runs keeps the last good rules in force (logged), so checks neither stop nor silently pass."""
     d = Path(rules_dir).resolve() if rules_dir is not None else None
-    stamp = (_stamp(rule_file(d, SENSITIVE_FILE)), _stamp(rule_file(d, TYPOS_FILE)))
     with _cache_lock:
-        hit = _cache.get(d)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    try:
-        rules = load_check_rules(d)
-    except CheckRulesError as e:
-        if hit is None:
-            raise
-        logger.error("check rules not reloaded, the previous ones stay in force: {}", e)
-        return hit[1]
-    with _cache_lock:
-        _cache[d] = (stamp, rules)
-    return rules
+        rules = _cache.get(d)
+    if rules is None:
+        rules = Reloading(lambda: [rule_file(d, SENSITIVE_FILE), rule_file(d, TYPOS_FILE)],
+                          lambda: load_check_rules(d), what=f"check rules of {d or 'the package'}",
+                          errors=(CheckRulesError,))
+        with _cache_lock:
+            rules = _cache.setdefault(d, rules)
+    return rules.get()
 
 
 def rules_for(config: Config) -> CheckRules:

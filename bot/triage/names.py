@@ -13,12 +13,13 @@ from pathlib import Path
 from loguru import logger
 
 from bot.labels import label
+from bot.reloading import Reloading
 from bot.resources import rule_file
 from bot.triage.rules import RuleError
 
 NAMES_FILE = "names.toml"
 
-_cache: dict[Path, tuple[tuple[int, int] | None, dict[str, str]]] = {}
+_cache: dict[Path, Reloading[dict[str, str]]] = {}
 _lock = threading.Lock()
 
 
@@ -46,28 +47,25 @@ def load_names(rules_dir: Path | None) -> dict[str, str]:
     return {k: v.strip() for k, v in names.items()}
 
 
-def names_for(rules_dir: Path | None) -> dict[str, str]:
-    """The names in force for a site rules directory (None: the shipped ones), read again only when the file
-    changes. A bad file is logged and gives no names (pages show the ids with their intent) until it is
-    fixed: it never breaks a page."""
-    path = rule_file(rules_dir, NAMES_FILE)
+def _names_or_none(rules_dir: Path | None) -> dict[str, str]:
     try:
-        st = path.stat()
-        stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
-    except FileNotFoundError:
-        stamp = None
-    with _lock:
-        cached = _cache.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    try:
-        names = load_names(rules_dir)
+        return load_names(rules_dir)
     except RuleError as exc:
         logger.error("rule names not loaded: {}", exc)
-        names = {}
+        return {}
+
+
+def names_for(rules_dir: Path | None) -> dict[str, str]:
+    """The names in force for a site rules directory (None: the shipped ones), read again only when the file
+    changes (bot.reloading). A bad file is logged and gives no names (pages show the ids with their intent)
+    until it is fixed: it never breaks a page."""
+    path = rule_file(rules_dir, NAMES_FILE)
     with _lock:
-        _cache[path] = (stamp, names)
-    return names
+        names = _cache.get(path)
+        if names is None:
+            names = _cache[path] = Reloading(lambda: [path], lambda: _names_or_none(rules_dir),
+                                             what=f"rule names {path}", errors=())
+    return names.get()
 
 
 def rule_name(rule_id: str | None, names: dict[str, str]) -> str:

@@ -16,16 +16,13 @@ Every validation problem raises RuleError naming the file, the rule id and the r
 from __future__ import annotations
 
 import re
-import threading
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loguru import logger
-
 from bot.errors import GovbotError
+from bot.reloading import Reloading
 from bot.resources import rule_file
 
 if TYPE_CHECKING:
@@ -343,7 +340,7 @@ CHECK_EVERY_S = 1.0
 
 
 class RuleStore:
-    """The current rules of a directory, reloaded when a rules file changes.
+    """The current rules of a directory, reloaded when a rules file changes (bot.reloading).
 
     A bad edit does not take the bot down: the last good classifier and FAQ stay in use and the
     RuleError is logged; the next change of a file is tried again.
@@ -351,24 +348,9 @@ class RuleStore:
 
     def __init__(self, rules_dir: Path | None, *, check_every_s: float = CHECK_EVERY_S):
         self.rules_dir = rules_dir
-        self.check_every_s = check_every_s
-        self._lock = threading.Lock()
-        self._next_check = time.monotonic() + check_every_s
-        self._stamp = self._file_stamp()
-        self._classifier, self._faq = self._load()  # no last good rules yet: a bad start raises
-        self.last_error: RuleError | None = None
-
-    def _file_stamp(self) -> tuple:
-        stamp = []
-        for name in RULE_FILES:
-            try:
-                # The path is part of the stamp: a site file added or removed switches the file in force.
-                path = rule_file(self.rules_dir, name)
-                st = path.stat()
-                stamp.append((path, st.st_mtime_ns, st.st_size))
-            except FileNotFoundError:
-                stamp.append(None)
-        return tuple(stamp)
+        self._rules = Reloading(lambda: [rule_file(rules_dir, name) for name in RULE_FILES], self._load,
+                                what=f"triage rules of {rules_dir or 'the package'}", errors=(RuleError,),
+                                check_every_s=check_every_s)
 
     def _load(self) -> tuple[Classifier, FaqMatcher]:
         # Imported here: classifier and faq import this module for RuleSet and RuleError.
@@ -377,34 +359,16 @@ class RuleStore:
 
         return Classifier(load_rules(self.rules_dir)), FaqMatcher.from_dir(self.rules_dir)
 
-    def _refresh(self) -> None:
-        now = time.monotonic()
-        if now < self._next_check:
-            return
-        self._next_check = now + self.check_every_s
-        self.reload_if_changed()
+    @property
+    def last_error(self) -> RuleError | None:
+        return self._rules.last_error  # type: ignore[return-value]
 
     def reload_if_changed(self) -> None:
         """Reload now if a rules file changed (after an edit in the console: no wait for the next check)."""
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return
-        with self._lock:
-            if stamp == self._stamp:
-                return
-            self._stamp = stamp  # a failed edit is not retried until a file changes again
-            try:
-                self._classifier, self._faq = self._load()
-                self.last_error = None
-                logger.info("triage rules reloaded from {}", self.rules_dir)
-            except RuleError as exc:
-                self.last_error = exc
-                logger.error("triage rules not reloaded, keeping the last good rules: {}", exc)
+        self._rules.reload_if_changed()
 
     def current(self) -> Classifier:
-        self._refresh()
-        return self._classifier
+        return self._rules.get()[0]
 
     def current_faq(self) -> FaqMatcher:
-        self._refresh()
-        return self._faq
+        return self._rules.get()[1]
