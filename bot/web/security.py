@@ -16,8 +16,9 @@ from bot.errors import ConfigError
 
 SECRET_KEY_FILE = "secret_key"
 
-# Scripts and styles only from this origin; inline styles allowed because rich-text bodies carry them.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+# Scripts and styles only from this origin; inline styles allowed because rich-text bodies carry them;
+# blob: images are the cover the officer just chose, shown in the preview before it is uploaded.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors {ancestors}")
 # The API documentation pages load Swagger UI / ReDoc from their CDN with an inline bootstrap script.
 DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "

@@ -115,6 +115,10 @@ def test_three_signoffs_publish_on_the_chosen_accounts_only(live, page, phone, t
     for sample in ("政务公开", "abc 中文", WEIBO_TEXT, "两个链接 http://a.cn https://b.cn/x?y=1 完", "emoji 👍 好"):
         assert page.evaluate("s => window.weiboLength(s)", sample) == weibo_length(sample), sample
     page.set_input_files("input[name=cover]", str(image))
+    # The chosen cover shows in the preview before it is uploaded (the CSP lets the blob: image in).
+    page.wait_for_function("() => document.querySelector('.wx-card img[data-live=cover]').naturalWidth > 0")
+    # The live check runs once typing pauses: the list then says what is wrong with the text as it is now.
+    page.wait_for_function("() => !/内部资料|正文为空/.test(document.getElementById('live-problems').innerText)")
     shot(page, "posts-editor-laptop")
     assert_no_horizontal_scroll(page)
     page.click("form.card button.primary")
