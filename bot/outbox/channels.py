@@ -28,6 +28,7 @@ import httpx
 
 from bot.config import Config, SmtpConfig, WecomConfig
 from bot.errors import GovbotError
+from bot.retry import backoff
 
 # The robot refuses a markdown content over 4096 bytes (UTF-8).
 WECOM_MAX_BYTES = 4096
@@ -136,8 +137,8 @@ def send_wecom(*, wecom: WecomConfig, content: str) -> dict[str, Any]:
 
 
 def retry_after(attempts: int) -> timedelta:
-    """Pause before the next attempt: 5 minutes, doubling, at most an hour."""
-    return min(RETRY_FIRST * (2 ** max(0, attempts - 1)), RETRY_MAX)
+    """Pause before the next attempt: 5 minutes, doubling, at most an hour (bot.retry.backoff)."""
+    return timedelta(seconds=backoff(attempts, base=RETRY_FIRST.total_seconds(), cap=RETRY_MAX.total_seconds()))
 
 
 @dataclass(frozen=True)
