@@ -17,7 +17,7 @@ from bot.triage.classifier import Classifier
 from bot.triage.cli import DEFAULT_RULES_DIR, rules
 from bot.triage.corrections import record_correction
 from bot.triage.disagreements import review_corrections
-from bot.triage.learn import Labelled, Settings, learn, learn_topics, render_toml, token_set
+from bot.triage.learn import Labelled, Settings, learn, learn_all, render_toml, token_set
 from bot.triage.rules import LEARNED_FILE, RuleError, load_rules
 from bot.web.app import create_app
 from tests.test_console import login
@@ -54,10 +54,13 @@ def test_learned_file_is_read_and_every_decision_names_its_learned_words(rules_d
 def test_topic_words_are_fitted_against_the_hand_rules_and_learn_a_convention(rules_dir):
     # The hand rules send lifts to market regulation (特种设备); this office files them under 城乡建设.
     hand = Classifier.from_dir(rules_dir)
-    samples = [Labelled(f"小区电梯又坏了，第{n}回", topic="城乡建设") for n in range(8)] \
-        + [Labelled(f"学校食堂的饭菜涨价了，第{n}回", topic="教育文体") for n in range(8)]
+    filler = "，楼里住着很多老人和小孩，大家每天进进出出都很不方便，希望有关部门能够重视这个情况并且尽快把它处理好"
+    samples = [Labelled(f"小区电梯又坏了，第{n}回{filler}", topic="城乡建设") for n in range(8)] \
+        + [Labelled(f"学校食堂的饭菜涨价了，第{n}回{filler}", topic="教育文体") for n in range(8)] \
+        + [Labelled("电梯坏了", topic="商贸旅游")] * 8  # short comments: not learned from
+    assert len(samples[0].text) > 60
     assert hand.classify(samples[0].text).topic == "商贸旅游"
-    learned = learn_topics([(token_set(s.text, hand.tokenizer), s) for s in samples], hand, Settings(min_count=3))
+    learned = learn_all([(token_set(s.text, hand.tokenizer), s) for s in samples], hand, Settings(min_count=3))["topic"]
     lists = {topic: {w.word: w.weight for w in words} for topic, words in learned.items()}
     assert "电梯" in lists["城乡建设"]
     # Weights are shifted to start at 0: no word adds to every topic, none is negative.
@@ -86,9 +89,11 @@ def test_a_bad_learned_file_is_refused_naming_file_rule_and_reason(rules_dir, bo
 def write_labelled(tmp_path):
     texts = tmp_path / "texts.csv"
     rows = ["key,text,topic"]
+    # Letters (over 60 characters): topic words are learned from letters only.
+    filler = "我们这里住着很多老人和小孩，大家每天都要从这里经过，希望有关部门能够重视这个情况并且尽快处理好"
     for n in range(20):
-        rows.append(f"e{n},楼下烧烤摊的烟熏得睁不开眼 第{n}回,环境保护")
-        rows.append(f"s{n},学校食堂的饭菜涨价了 第{n}回,教育文体")
+        rows.append(f"e{n},楼下烧烤摊的烟熏得睁不开眼 第{n}回。{filler},环境保护")
+        rows.append(f"s{n},学校食堂的饭菜涨价了 第{n}回。{filler},教育文体")
     texts.write_text("\n".join(rows) + "\n", encoding="utf-8")
     intents = tmp_path / "intents.csv"
     intents.write_text("key,intent\n" + "".join(f"e{n},complaint\ns{n},question\n" for n in range(20)),

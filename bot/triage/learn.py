@@ -15,7 +15,8 @@ classifier's, hand-rule score x s + the learned words found (counted as the clas
 at most max_repeats times, subject words subject_weight times), with an L2 penalty. Dividing by s
 puts the weights on the hand rules' scale; a word's weights are then shifted so the smallest is 0
 (a word adding the same to every topic changes no decision), and the ones under
-`topic_min_weight` are dropped. Pure logic: texts, tokens and hand scores in, weights out.
+`topic_min_weight` are dropped. Topic words are fitted on letters (over `topic_min_chars`
+characters) only, and words common in most topics are no candidates. Pure logic: texts, tokens and hand scores in, weights out.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Settings:
     topic_l2: float = 3e-4  # penalty on the squared weights: higher keeps the hand rules more in charge
     topic_epochs: int = 300  # full-batch gradient steps (Adam)
     topic_min_weight: float = 0.3  # in hand-rule points (a hint word of topics.toml is 1)
+    topic_min_chars: int = 60  # topic words are fitted on longer messages only: the max_chars of topics.toml
     topic_max_df: float = 0.1  # a word in more than this share of the messages of most topics is no candidate
 
 
@@ -148,7 +150,9 @@ def learn_all(samples: Sequence[tuple[frozenset[str], Labelled]], hand: Classifi
     out = {}
     rows = [(tokens, s.intent) for tokens, s in samples if s.intent in INTENTS]
     out["intent"] = learn(rows, INTENTS, settings)
-    topical = [(tokens, s) for tokens, s in samples if s.topic in TOPICS]
+    # Topic words from letters (留言) only: short comments (评论) follow other conventions (a bus is
+    # 交通运输 under a post, 城乡建设 in a letter) and have their own everyday words in topics.toml.
+    topical = [(tokens, s) for tokens, s in samples if s.topic in TOPICS and len(s.text) > settings.topic_min_chars]
     out["topic"] = learn_topics(topical, hand, settings)
     return out
 
