@@ -117,6 +117,9 @@ class _Scanner:
         # The rules of each word (by automaton index) that read a text of a given length: one table
         # per distinct max_chars band, so a long letter skips the short-comment rules at no cost.
         self._limits = sorted({r.max_chars for r in rules if r.max_chars is not None})
+        # Learned rules: (rule, word, rule factor x word weight) of each word, by automaton index.
+        self.weighted = [tuple((r, w, r.weight * r.word_weights[w]) for r in self.by_word[w] if r.word_weights)
+                         for w in self.words]
         self._bands: dict[int, list[tuple[Rule, ...]]] = {}
 
     def _rules_by_index(self, size: int) -> list[tuple[Rule, ...]]:
@@ -195,7 +198,8 @@ class _Tally:
 
     def matches(self) -> tuple[Match, ...]:
         return tuple(
-            Match(rule.id, rule.kind, tuple(("¬" + w) if negated else w for w in words), sum(words.values()), label)
+            Match(rule.id, rule.kind, tuple("¬" + w for w in words) if negated else tuple(words),
+                  sum(words.values()), label)
             for (rule, label, negated), words in self.hits.items()
         )
 
@@ -255,8 +259,14 @@ class Classifier:
             add(rule, rule.label, word, rule.weight * topic_factor * (n if n < repeats else repeats))
         for scanner, factor, most in ((self._learned[0], intent_factor, rs.decision.max_repeats),
                                       (self._learned[1], topic_factor, repeats)):
-            for rule, word, n in scanner.counted(text):
-                add(rule, rule.label, word, rule.weight * rule.word_weights[word] * factor * (n if n < most else most))
+            if scanner.automaton is None:
+                continue
+            # Learned rules have no patterns and no max_chars: straight from the word counts.
+            weighted = scanner.weighted
+            for index, n in Counter(map(itemgetter(0), scanner.automaton.find_matches_as_indexes(text))).items():
+                times = factor * (n if n < most else most)
+                for rule, word, weight in weighted[index]:
+                    add(rule, rule.label, word, weight * times)
 
     def classify(self, text: str, subject: str | None = None) -> Classification:
         rs = self.ruleset
