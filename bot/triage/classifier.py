@@ -189,11 +189,12 @@ class _Tally:
         else:
             words[word] = words.get(word, 0.0) + score
 
-    def scores(self, kind: str) -> dict[str, float]:
-        out: dict[str, float] = defaultdict(float)
+    def scores(self) -> dict[str, dict[str, float]]:
+        """kind ('intent' | 'spam' | 'topic') -> label -> score, in one pass over the hits."""
+        out: dict[str, dict[str, float]] = {"intent": defaultdict(float), "spam": defaultdict(float),
+                                            "topic": defaultdict(float)}
         for (rule, label, _), words in self.hits.items():
-            if rule.kind == kind:
-                out[label] += sum(words.values())
+            out[rule.kind][label] += sum(words.values())
         return out
 
     def matches(self) -> tuple[Match, ...]:
@@ -277,9 +278,9 @@ class Classifier:
             # Subject words weigh more: the title states the matter in few words.
             self._spot(tally, normalize(subject), rs.decision.subject_weight, rs.topic_scoring.subject_weight)
 
-        intent_scores = tally.scores("intent")
-        spam_score = sum(tally.scores("spam").values())
-        topic_scores = tally.scores("topic")
+        scores = tally.scores()
+        intent_scores, topic_scores = scores["intent"], scores["topic"]
+        spam_score = sum(scores["spam"].values())
         intent, confidence, reason, spam = self._decide(intent_scores, spam_score)
         topic = None
         if topic_scores and not spam:  # an ad has no department, whatever it advertises

@@ -70,7 +70,7 @@ class Settings:
     alpha: float = 0.5  # smoothing: pseudo-count added to every cell
     min_count: int = 3
     min_weight: float = 0.5
-    top: int = 300  # words kept per class
+    top: int = 100  # words kept per class
     # Topic words (softmax regression on top of the hand rules); chosen by cross-validation on the
     # dev data, see bench/triage_quality.py.
     topic_l2: float = 3e-4  # penalty on the squared weights: higher keeps the hand rules more in charge
