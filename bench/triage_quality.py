@@ -56,7 +56,7 @@ class Item:
         self.fold = 0
 
     def labelled(self) -> Labelled:
-        return Labelled(self.text, self.intent, self.topic if self.topic != NONE else None)
+        return Labelled(self.text, self.intent, self.topic if self.topic != NONE else None, self.subject)
 
 
 def load_sets(data: Path) -> dict[str, list[Item]]:
@@ -108,9 +108,9 @@ def report(title: str, gold: list[str], pred: list[str]) -> float:
 def rules_copy(src: Path, dst: Path, learned_text: str | None) -> Path:
     """The hand rules of src in dst, with learned.toml replaced (or removed when None)."""
     shutil.copytree(src, dst)
-    (dst / LEARNED_FILE).unlink(missing_ok=True)
-    if learned_text is not None:
-        (dst / LEARNED_FILE).write_text(learned_text, encoding="utf-8")
+    # No learned words: a file with settings only (an absent file would fall back to the shipped one).
+    text = learned_text if learned_text is not None else "[settings]\nintent_factor = 1\ntopic_factor = 1\n"
+    (dst / LEARNED_FILE).write_text(text, encoding="utf-8")
     return dst
 
 
@@ -180,7 +180,7 @@ def main() -> None:
 
         pred_cv: dict = {}
         for fold in range(args.folds):
-            learned = learn_all([(it.tokens, it.labelled()) for it in items if it.fold != fold])
+            learned = learn_all([(it.tokens, it.labelled()) for it in items if it.fold != fold], hand)
             text = render_toml(learned, source=f"bench fold {fold}", intent_factor=shipped["intent_factor"],
                                topic_factor=shipped["topic_factor"])
             classifier = Classifier.from_dir(rules_copy(args.rules, Path(tmp) / f"fold{fold}", text))

@@ -17,7 +17,7 @@ from bot.triage.classifier import Classifier
 from bot.triage.cli import DEFAULT_RULES_DIR, rules
 from bot.triage.corrections import record_correction
 from bot.triage.disagreements import review_corrections
-from bot.triage.learn import Labelled, Settings, learn, render_toml
+from bot.triage.learn import Labelled, Settings, learn, learn_all, render_toml, token_set
 from bot.triage.rules import LEARNED_FILE, RuleError, load_rules
 from bot.web.app import create_app
 from tests.test_console import login
@@ -51,6 +51,28 @@ def test_learned_file_is_read_and_every_decision_names_its_learned_words(rules_d
     assert "learned.topic.环境保护:咕噜声" in c.rules_summary()
 
 
+def test_topic_words_are_fitted_against_the_hand_rules_and_learn_a_convention(rules_dir):
+    # The hand rules send lifts to market regulation (特种设备); this office files them under 城乡建设.
+    hand = Classifier.from_dir(rules_dir)
+    filler = "，楼里住着很多老人和小孩，大家每天进进出出都很不方便，希望有关部门能够重视这个情况并且尽快把它处理好"
+    samples = [Labelled(f"小区电梯又坏了，第{n}回{filler}", topic="城乡建设") for n in range(8)] \
+        + [Labelled(f"学校食堂的饭菜涨价了，第{n}回{filler}", topic="教育文体") for n in range(8)] \
+        + [Labelled("电梯坏了", topic="商贸旅游")] * 8  # short comments: not learned from
+    assert len(samples[0].text) > 60
+    assert hand.classify(samples[0].text).topic == "商贸旅游"
+    learned = learn_all([(token_set(s.text, hand.tokenizer), s) for s in samples], hand, Settings(min_count=3))["topic"]
+    lists = {topic: {w.word: w.weight for w in words} for topic, words in learned.items()}
+    assert "电梯" in lists["城乡建设"]
+    # Weights are shifted to start at 0: no word adds to every topic, none is negative.
+    assert all(w > 0 for words in lists.values() for w in words.values())
+    assert not any(all(word in words for words in lists.values()) for word in lists["城乡建设"])
+    (rules_dir / LEARNED_FILE).write_text(render_toml({"topic": learned}, source="test", intent_factor=1,
+                                                      topic_factor=1), encoding="utf-8")
+    c = Classifier.from_dir(rules_dir).classify("我们小区的电梯坏了")
+    assert c.topic == "城乡建设"
+    assert any(m.rule_id == "learned.topic.城乡建设" and "电梯" in m.words for m in c.matched)
+
+
 @pytest.mark.parametrize("body, reason", [
     ('[settings]\nintent_factor = 1\ntopic_factor = 1\n[topic."天气"]\n"下雨" = 1\n', "unknown topic '天气'"),
     ('[settings]\nintent_factor = 1\ntopic_factor = 1\n[intent.complaint]\n"差" = -2\n', "weight of '差'"),
@@ -67,9 +89,11 @@ def test_a_bad_learned_file_is_refused_naming_file_rule_and_reason(rules_dir, bo
 def write_labelled(tmp_path):
     texts = tmp_path / "texts.csv"
     rows = ["key,text,topic"]
+    # Letters (over 60 characters): topic words are learned from letters only.
+    filler = "我们这里住着很多老人和小孩，大家每天都要从这里经过，希望有关部门能够重视这个情况并且尽快处理好"
     for n in range(20):
-        rows.append(f"e{n},楼下烧烤摊的烟熏得睁不开眼 第{n}回,环境保护")
-        rows.append(f"s{n},学校食堂的饭菜涨价了 第{n}回,教育文体")
+        rows.append(f"e{n},楼下烧烤摊的烟熏得睁不开眼 第{n}回。{filler},环境保护")
+        rows.append(f"s{n},学校食堂的饭菜涨价了 第{n}回。{filler},教育文体")
     texts.write_text("\n".join(rows) + "\n", encoding="utf-8")
     intents = tmp_path / "intents.csv"
     intents.write_text("key,intent\n" + "".join(f"e{n},complaint\ns{n},question\n" for n in range(20)),
@@ -83,8 +107,10 @@ def test_rules_learn_merges_files_by_key_reports_held_out_score_and_writes_a_val
     assert result.exit_code == 0, result.output
     assert "held out" in result.output and "topic_macro_f1: hand rules" in result.output
     text = (rules_dir / LEARNED_FILE).read_text(encoding="utf-8")
-    assert '[topic."环境保护"]' in text and '"睁不开"' in text and '[intent."question"]' in text
-    assert any(r.id == "learned.topic.环境保护" for r in load_rules(rules_dir).learned_rules)
+    # Topic words only where the hand rules need them: 学校 (教育) ties with 涨价 (商贸), the smoke is clear.
+    assert '[topic."教育文体"]' in text and '"饭菜"' in text and '[intent."question"]' in text
+    assert '[topic."环境保护"]' not in text
+    assert any(r.id == "learned.topic.教育文体" for r in load_rules(rules_dir).learned_rules)
 
 
 def test_rules_learn_refuses_an_unknown_label_and_a_dry_run_writes_nothing(tmp_path, rules_dir):

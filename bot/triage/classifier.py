@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 import ahocorasick_rs
@@ -113,20 +114,51 @@ class _Scanner:
         self.automaton = (ahocorasick_rs.AhoCorasick(self.words, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
                           if self.words else None)
         self.pattern_rules = [(rule, p) for rule in rules for p in rule.patterns]
+        # The rules of each word (by automaton index) that read a text of a given length: one table
+        # per distinct max_chars band, so a long letter skips the short-comment rules at no cost.
+        self._limits = sorted({r.max_chars for r in rules if r.max_chars is not None})
+        # Learned rules: (rule, word, rule factor x word weight) of each word, by automaton index.
+        self.weighted = [tuple((r, w, r.weight * r.word_weights[w]) for r in self.by_word[w] if r.word_weights)
+                         for w in self.words]
+        self._bands: dict[int, list[tuple[Rule, ...]]] = {}
+
+    def _rules_by_index(self, size: int) -> list[tuple[Rule, ...]]:
+        band = sum(size > limit for limit in self._limits)
+        table = self._bands.get(band)
+        if table is None:
+            table = [tuple(r for r in self.by_word[w] if r.max_chars is None or size <= r.max_chars)
+                     for w in self.words]
+            self._bands[band] = table
+        return table
 
     def scan(self, text: str):
         """(rule, word, start) for each word occurrence and pattern hit of the rules that read a text this long."""
         size = len(text)
         if self.automaton is not None:
+            table, words = self._rules_by_index(size), self.words
             for index, start, _ in self.automaton.find_matches_as_indexes(text):
-                word = self.words[index]
-                for rule in self.by_word[word]:
-                    if rule.max_chars is None or size <= rule.max_chars:
-                        yield rule, word, start
+                for rule in table[index]:
+                    yield rule, words[index], start
         for rule, pattern in self.pattern_rules:
             if rule.max_chars is None or size <= rule.max_chars:
                 for m in pattern.finditer(text):
                     yield rule, m.group(), m.start()
+
+    def counted(self, text: str):
+        """(rule, word, occurrences) for the words and pattern hits of the rules that read a text this long.
+
+        Counts before it looks up rules: far fewer steps than one per occurrence on a long letter."""
+        size = len(text)
+        if self.automaton is not None:
+            table, words = self._rules_by_index(size), self.words
+            found = Counter(map(itemgetter(0), self.automaton.find_matches_as_indexes(text)))
+            for index, n in found.items():
+                for rule in table[index]:
+                    yield rule, words[index], n
+        for rule, pattern in self.pattern_rules:
+            if rule.max_chars is None or size <= rule.max_chars:
+                for word, n in Counter(m.group() for m in pattern.finditer(text)).items():
+                    yield rule, word, n
 
 
 def tokenizer_for(userdict) -> jieba.Tokenizer:
@@ -151,19 +183,24 @@ class _Tally:
         self.hits: dict[tuple, dict[str, float]] = {}
 
     def add(self, rule: Rule, label, word: str, score: float, negated: bool = False):
-        words = self.hits.setdefault((rule, label, negated), {})
-        words[word] = words.get(word, 0.0) + score
+        words = self.hits.get((rule, label, negated))
+        if words is None:
+            self.hits[(rule, label, negated)] = {word: score}
+        else:
+            words[word] = words.get(word, 0.0) + score
 
-    def scores(self, kind: str) -> dict[str, float]:
-        out: dict[str, float] = defaultdict(float)
+    def scores(self) -> dict[str, dict[str, float]]:
+        """kind ('intent' | 'spam' | 'topic') -> label -> score, in one pass over the hits."""
+        out: dict[str, dict[str, float]] = {"intent": defaultdict(float), "spam": defaultdict(float),
+                                            "topic": defaultdict(float)}
         for (rule, label, _), words in self.hits.items():
-            if rule.kind == kind:
-                out[label] += sum(words.values())
+            out[rule.kind][label] += sum(words.values())
         return out
 
     def matches(self) -> tuple[Match, ...]:
         return tuple(
-            Match(rule.id, rule.kind, tuple(("¬" + w) if negated else w for w in words), sum(words.values()), label)
+            Match(rule.id, rule.kind, tuple("¬" + w for w in words) if negated else tuple(words),
+                  sum(words.values()), label)
             for (rule, label, negated), words in self.hits.items()
         )
 
@@ -175,8 +212,9 @@ class Classifier:
         self.ruleset = ruleset
         self._intent = _Scanner(ruleset.intent_rules + ruleset.spam_rules)
         self._topic = _Scanner(ruleset.topic_rules)
-        # Apart from the hand rules: a longer learned word must not hide a hand word it overlaps.
-        self._learned = _Scanner(ruleset.learned_rules)
+        # Apart from the hand rules: a longer learned word must not hide a hand word it overlaps. Intent
+        # and topic words apart too: the topic words are fitted as found by a scanner of their own.
+        self._learned = [_Scanner([r for r in ruleset.learned_rules if r.kind == kind]) for kind in ("intent", "topic")]
         neg = ruleset.negation
         self._negators = frozenset(neg.words)
         self._negator_hint = _trie_regex(neg.words)
@@ -216,18 +254,20 @@ class Classifier:
             counts[(rule, label, negated, word)] += 1
         for (rule, label, negated, word), n in counts.items():
             tally.add(rule, label, word, rule.weight * intent_factor * min(n, rs.decision.max_repeats), negated)
-        counts.clear()
-        for rule, word, _ in self._topic.scan(text):
-            counts[(rule, word)] += 1
-        for (rule, word), n in counts.items():
-            tally.add(rule, rule.label, word, rule.weight * topic_factor * min(n, rs.topic_scoring.max_repeats))
-        counts.clear()
-        for rule, word, _ in self._learned.scan(text):
-            counts[(rule, word)] += 1
-        for (rule, word), n in counts.items():
-            factor = intent_factor if rule.kind == "intent" else topic_factor
-            repeats = rs.decision.max_repeats if rule.kind == "intent" else rs.topic_scoring.max_repeats
-            tally.add(rule, rule.label, word, rule.weight * rule.word_weights[word] * factor * min(n, repeats))
+        add = tally.add
+        repeats = rs.topic_scoring.max_repeats
+        for rule, word, n in self._topic.counted(text):
+            add(rule, rule.label, word, rule.weight * topic_factor * (n if n < repeats else repeats))
+        for scanner, factor, most in ((self._learned[0], intent_factor, rs.decision.max_repeats),
+                                      (self._learned[1], topic_factor, repeats)):
+            if scanner.automaton is None:
+                continue
+            # Learned rules have no patterns and no max_chars: straight from the word counts.
+            weighted = scanner.weighted
+            for index, n in Counter(map(itemgetter(0), scanner.automaton.find_matches_as_indexes(text))).items():
+                times = factor * (n if n < most else most)
+                for rule, word, weight in weighted[index]:
+                    add(rule, rule.label, word, weight * times)
 
     def classify(self, text: str, subject: str | None = None) -> Classification:
         rs = self.ruleset
@@ -238,9 +278,9 @@ class Classifier:
             # Subject words weigh more: the title states the matter in few words.
             self._spot(tally, normalize(subject), rs.decision.subject_weight, rs.topic_scoring.subject_weight)
 
-        intent_scores = tally.scores("intent")
-        spam_score = sum(tally.scores("spam").values())
-        topic_scores = tally.scores("topic")
+        scores = tally.scores()
+        intent_scores, topic_scores = scores["intent"], scores["topic"]
+        spam_score = sum(scores["spam"].values())
         intent, confidence, reason, spam = self._decide(intent_scores, spam_score)
         topic = None
         if topic_scores and not spam:  # an ad has no department, whatever it advertises

@@ -235,11 +235,13 @@ def learn_cmd(labelled: tuple[Path, ...], corrections: bool, output: Path | None
     # Written into the site's rules directory (or, from a checkout, the shipped rules/): never into an installed package.
     target = output or (rules_dir or DEFAULT_RULES_DIR) / LEARNED_FILE
     existing = rule_file(rules_dir, LEARNED_FILE)
-    factors = read_toml(existing)["settings"] if existing.exists() else {"intent_factor": 0.1, "topic_factor": 0.6}
+    # Topic weights are fitted against the hand rules at factor 1; a factor set by hand is kept.
+    factors = read_toml(existing)["settings"] if existing.exists() else {"intent_factor": 0.02, "topic_factor": 1}
     hand = _classifier(rules_dir)
+    hand = Classifier(dataclasses.replace(hand.ruleset, learned_rules=()))
     tokens = [(token_set(f"{s.subject or ''}\n{s.text}", hand.tokenizer), s) for s in samples]
     test = [s for s in samples if _held_out(s, 0)]
-    proposal = learn_all([(t, s) for t, s in tokens if not _held_out(s, 0)])
+    proposal = learn_all([(t, s) for t, s in tokens if not _held_out(s, 0)], hand)
     text = render_toml(proposal, source="held-out check", **factors)
     with tempfile.TemporaryDirectory() as tmp:
         trial = Path(tmp)
@@ -247,14 +249,14 @@ def learn_cmd(labelled: tuple[Path, ...], corrections: bool, output: Path | None
             (trial / name).write_bytes(rule_file(rules_dir, name).read_bytes())
         (trial / LEARNED_FILE).write_text(text, encoding="utf-8")
         with_learned = evaluate(_classifier(trial), test)
-    hand_only = evaluate(Classifier(dataclasses.replace(hand.ruleset, learned_rules=())), test)
+    hand_only = evaluate(hand, test)
     click.echo(f"held out {len(test)} of {len(samples)} messages "
                f"({with_learned['intent_messages']} with intent, {with_learned['topic_messages']} with topic):")
     for key in ("intent_macro_f1", "topic_macro_f1"):
         click.echo(f"  {key}: hand rules {hand_only[key]:.3f}, with the learned words {with_learned[key]:.3f}")
     if dry_run:
         return
-    final = learn_all(tokens)
+    final = learn_all(tokens, hand)
     source = f"{len(samples)} messages" + (", with the stored corrections" if corrections else "")
     target.write_text(render_toml(final, source=source, **factors), encoding="utf-8")
     counts = ", ".join(f"{kind} {sum(len(w) for w in per.values())}" for kind, per in final.items())

@@ -44,11 +44,18 @@ MAX_WEIGHT = 100.0
 
 # Full-width ASCII (Ａ, １, ？, ，) folds to half-width so rules and messages compare alike.
 _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# Only the full-width characters are replaced: str.translate looks up every character of a Chinese
+# text one by one, several times slower on a letter.
+_FULLWIDTH_RUN = re.compile("[\uff01-\uff5e\u3000]+")
+
+
+def _halfwidth(m: re.Match) -> str:
+    return m.group().translate(_FULLWIDTH)
 
 
 def normalize(text: str) -> str:
     """The form both rule words and messages are matched in: half-width, lower case."""
-    return text.translate(_FULLWIDTH).lower()
+    return _FULLWIDTH_RUN.sub(_halfwidth, text).lower()
 
 
 class RuleError(GovbotError):
