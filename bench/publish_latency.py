@@ -58,6 +58,7 @@ from bot.config import Config, load_config  # noqa: E402
 from bot.context import Context  # noqa: E402
 from bot.emulator.testing import EmulatorAdmin, run_emulator  # noqa: E402
 from bot.models import Account, Media, Post, Publication, SignOff, User  # noqa: E402
+from bot.publishing.service import content_hash  # noqa: E402
 from bot.service import prepare, register_emulator_accounts  # noqa: E402
 
 
@@ -133,9 +134,13 @@ def create_due_posts(ctx: Context, due: list, tag: str) -> dict[int, tuple[str, 
             account = accounts[i % len(accounts)]
             title = f"{tag}第{i:04d}号通知：街道工作安排"
             text = f"{title} 详见 https://{cfg.platforms.weibo.safe_domain}/n/{i}"
-            digest = hashlib.sha256(title.encode()).hexdigest()
-            post = Post(title=title, body=f"<p>{title}。</p>", weibo_text=text, cover_media_id=cover.id,
-                        author_id=users["author"].id, status="scheduled", content_hash=digest, scheduled_at=due_at)
+            body = f"<p>{title}。</p>"
+            # Signed with its account and time, as 送审 records them (bot.publishing.targets).
+            digest = content_hash(title=title, body=body, digest="", weibo_text=text, cover_sha256=cover.sha256,
+                                  targets=[account.id], planned_at=due_at)
+            post = Post(title=title, body=body, weibo_text=text, cover_media_id=cover.id,
+                        author_id=users["author"].id, status="scheduled", content_hash=digest, scheduled_at=due_at,
+                        target_account_ids=[account.id], planned_at=due_at)
             s.add(post)
             s.flush()
             for stage_index, (stage, signer) in enumerate(zip(cfg.signoff.stages, signers, strict=True)):
