@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from bot.clock import utcnow
@@ -98,8 +98,9 @@ def window_length(config: Config, platform: str) -> int:
     return config.quotas.wechat_window_s if platform == "wechat" else config.quotas.weibo_window_s
 
 
-def _insert(session: Session):
-    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
+def _insert(bind: Session | Connection):
+    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect.name]
 
 
 def _ensure_row(session: Session, account_id: int, api: str, window: Window, limit: int) -> None:
@@ -115,43 +116,52 @@ class Ledger:
         self.engine, self.account_id, self.platform = engine, account_id, platform
         self.limits, self.window_s = dict(limits), window_s
 
-    def spend(self, api: str, *, now: datetime | None = None, share: float = 1.0) -> None:
-        """Count one call of `api`, or raise QuotaWait. `share` < 1 caps what this use may take of the budget.
+    def spend(self, *apis: str, now: datetime | None = None, share: float = 1.0) -> None:
+        """Count one call against each of `apis` (one request can count against several budgets: Weibo's
+        posting limit and its limit of all calls), all or none, or raise QuotaWait. `share` < 1 caps what
+        this use may take of each budget.
 
-        One statement: insert the window's row with this call, or add the call to it unless the window
-        is closed or the cap reached (on SQLite under the process's writer lock: no busy-handler sleeps).
+        One transaction, one statement per budget: insert the window's row with this call, or add the
+        call to it unless the window is closed or the cap reached (on SQLite under the process's writer
+        lock: no busy-handler sleeps). A request runs per call: no ORM session here.
         """
         now = now or utcnow()
         window = window_of(now, self.window_s)
-        limit = self.limits.get(api)
-        if limit is None:
-            self._check_open(api, window)
+        unlimited = [api for api in apis if api not in self.limits]
+        if unlimited:
+            self._check_open(unlimited, window)
+        counted = [api for api in apis if api in self.limits]
+        if not counted:
             return
-        cap = math.floor(limit * share)
-        spent = None
-        if cap >= 1:
-            with write_lock(self.engine), Session(self.engine) as session:
-                insert = _insert(session)(QuotaUsage).values(
-                    account_id=self.account_id, api=api, window_start=window.start, window_end=window.end, used=1,
-                    limit=limit, closed=False, updated_at=now)
-                spent = session.execute(insert.on_conflict_do_update(
-                    index_elements=["account_id", "api", "window_start"],
-                    set_={"used": QuotaUsage.used + 1, "limit": limit, "updated_at": now},
-                    where=and_(QuotaUsage.closed.is_(False), QuotaUsage.used < cap),
-                ).returning(QuotaUsage.id)).scalar_one_or_none()
-                session.commit()
-        if spent is None:
-            why = f"{cap} of {limit} calls" if share < 1 else f"{limit} calls"
-            raise self._wait(api, window, f"budget of {why} spent")
+        with write_lock(self.engine), self.engine.begin() as conn:
+            for api in counted:
+                limit = self.limits[api]
+                cap = math.floor(limit * share)
+                spent = None
+                if cap >= 1:
+                    insert = _insert(conn)(QuotaUsage.__table__).values(
+                        account_id=self.account_id, api=api, window_start=window.start, window_end=window.end,
+                        used=1, limit=limit, closed=False, updated_at=now)
+                    usage = QuotaUsage.__table__.c
+                    spent = conn.execute(insert.on_conflict_do_update(
+                        index_elements=["account_id", "api", "window_start"],
+                        set_={"used": usage.used + 1, "limit": limit, "updated_at": now},
+                        where=and_(usage.closed.is_(False), usage.used < cap),
+                    ).returning(usage.id)).scalar_one_or_none()
+                if spent is None:
+                    # Raised inside the transaction: the budgets counted before this one are given back.
+                    why = f"{cap} of {limit} calls" if share < 1 else f"{limit} calls"
+                    raise self._wait(api, window, f"budget of {why} spent")
 
-    def _check_open(self, api: str, window: Window) -> None:
-        """An API without a budget of its own: only a window the platform closed stops it."""
-        with Session(self.engine) as session:
-            closed = session.execute(select(QuotaUsage.id).where(
-                QuotaUsage.account_id == self.account_id, QuotaUsage.api == api,
-                QuotaUsage.window_start == window.start, QuotaUsage.closed.is_(True))).first()
+    def _check_open(self, apis: list[str], window: Window) -> None:
+        """APIs without a budget of their own: only a window the platform closed stops them."""
+        usage = QuotaUsage.__table__.c
+        with self.engine.connect() as conn:
+            closed = conn.execute(select(usage.api).where(
+                usage.account_id == self.account_id, usage.api.in_(apis),
+                usage.window_start == window.start, usage.closed.is_(True))).first()
         if closed:
-            raise self._wait(api, window, "closed by the platform")
+            raise self._wait(closed.api, window, "closed by the platform")
 
     def close(self, api: str, *, now: datetime | None = None) -> Window:
         """The platform says the budget of `api` is exhausted: nothing more until the window ends."""

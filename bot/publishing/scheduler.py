@@ -48,6 +48,7 @@ from typing import Any
 
 from loguru import logger
 from sqlalchemy import and_, func, or_, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from bot import audit
@@ -181,6 +182,12 @@ class Publisher:
         with self._write_lock, self.ctx.session() as session:
             yield session
 
+    @contextmanager
+    def _updating(self) -> Iterator[Connection]:
+        """A short write transaction of plain UPDATEs: no ORM session to set up for it."""
+        with self._write_lock, self.ctx.engine.begin() as conn:
+            yield conn
+
     # ---- claiming and timing ------------------------------------------------------------
 
     def tick(self) -> None:
@@ -304,7 +311,7 @@ class Publisher:
         stale = [i for i in ids if i in rows and rows[i].lease_until - now < self.lease / 2]
         if stale:
             # The tick renews leases; after a stall, renew before the calls rather than risk a lapse during them.
-            with self._writing() as session:
+            with self._updating() as session:
                 session.execute(update(PUBLICATION).where(PUBLICATION.c.id.in_(stale),
                                                           PUBLICATION.c.lease_owner == self.owner)
                                 .values(lease_until=now + self.lease))
@@ -410,7 +417,7 @@ class Publisher:
             ids = list(self.inflight)
         if not ids:
             return
-        with self._writing() as session:
+        with self._updating() as session:
             session.execute(update(PUBLICATION).where(PUBLICATION.c.id.in_(ids), PUBLICATION.c.lease_owner == self.owner)
                             .values(lease_until=utcnow() + self.lease))
 
@@ -433,7 +440,7 @@ class Publisher:
             self.inflight.clear()
             self._waiting.clear()
         if ids:
-            with self._writing() as session:
+            with self._updating() as session:
                 session.execute(update(PUBLICATION)
                                 .where(PUBLICATION.c.id.in_(ids), PUBLICATION.c.lease_owner == self.owner)
                                 .values(lease_owner=None, lease_until=None))
@@ -483,7 +490,7 @@ class Publisher:
             self._held(pub.id, self._finish, pub, **refusal)
         now = utcnow()
         begun = []
-        with self._writing() as session:
+        with self._updating() as session:
             for attempt in attempts:
                 pub = attempt.pub
                 if self._fenced_ok(session, pub.id, {
@@ -572,7 +579,7 @@ class Publisher:
                             weibo_text=post.weibo_text, cover=cover, author=post.byline,
                             open_comment=post.open_comment, images=body_images(session, post.body))
 
-    def _fenced_ok(self, session: Session, pub_id: int, values: dict[str, Any]) -> bool:
+    def _fenced_ok(self, session: Session | Connection, pub_id: int, values: dict[str, Any]) -> bool:
         """Write `values` if the publication is still ours and active (a PUBLISHJOBFINISH push may have
         settled it meanwhile)."""
         result = session.execute(update(PUBLICATION)
@@ -581,7 +588,7 @@ class Publisher:
                                  .values(**values))
         return result.rowcount == 1
 
-    def _fenced(self, session: Session, pub_id: int, **values: Any) -> None:
+    def _fenced(self, session: Session | Connection, pub_id: int, **values: Any) -> None:
         if not self._fenced_ok(session, pub_id, values):
             raise LeaseLost("lease.lost", owner=self.owner)
 
@@ -597,7 +604,7 @@ class Publisher:
                 return
             values: dict[str, Any] = {"step": step, "lease_until": utcnow() + self.lease}
             values.update({ID_COLUMNS[name]: value for name, value in ids.items() if name in ID_COLUMNS})
-            with self._writing() as session:
+            with self._updating() as session:
                 self._fenced(session, attempt.pub.id, **values)
 
         return progress
@@ -624,7 +631,7 @@ class Publisher:
         """Wait until `until` without using up the attempt: a spent budget or a job still running is no failure."""
         state = "publishing" if attempt.resume.get("publish_id") else "pending"
         values.update({ID_COLUMNS[name]: value for name, value in attempt.submitted.items() if name in ID_COLUMNS})
-        with self._writing() as session:
+        with self._updating() as session:
             self._fenced(session, attempt.pub.id, state=state, step=step, attempts=attempt.number - 1,
                          next_attempt_at=until, last_error=error, lease_owner=None, lease_until=None, **values)
         # A submitted job waiting for its outcome is the normal case: not worth a line per post at INFO.
@@ -649,7 +656,7 @@ class Publisher:
             self._fail(pub, account, text_zh("publication.gave_up", attempts=attempt, error=error))
             return
         delay = backoff_seconds(attempt, base=cfg.backoff_base_s, cap=cfg.backoff_max_s, retry_after=retry_after)
-        with self._writing() as session:
+        with self._updating() as session:
             self._fenced(session, pub.id, state="pending", next_attempt_at=utcnow() + timedelta(seconds=delay),
                          last_error=error, lease_owner=None, lease_until=None)
         logger.warning("publication {} on {}: attempt {} failed ({}); retrying in {:.1f} s", pub.id, account.name,
