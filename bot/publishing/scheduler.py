@@ -164,6 +164,7 @@ class Publisher:
         self._unrecorded_since = 0.0  # monotonic time of the oldest of them
         self._lock = threading.Condition()  # guards the above; wakes the timer and the recorder
         self._fill_lock = threading.Lock()
+        self._filling = False  # a claim and its attempts' start are under way
         self._stopping = threading.Event()
         self._renewed_at = time.monotonic()
         self._settled_at = 0.0
@@ -199,8 +200,8 @@ class Publisher:
             settle_posts(self.ctx, writing=self._writing)
 
     def _calling(self) -> bool:
-        """Publishing tasks are queued or running (a burst is being submitted)."""
-        return self._queued + self._running > 0
+        """Publications are being claimed, or publishing tasks are queued or running (a burst is under way)."""
+        return self._filling or self._queued + self._running > 0
 
     def _watch(self) -> None:
         """Looks for newly due publications every WAKE_S: a post committed as due goes out without
@@ -215,6 +216,7 @@ class Publisher:
         """Claim publications while there is room; one claimer at a time per process."""
         if self._stopping.is_set() or not self._fill_lock.acquire(blocking=False):
             return
+        self._filling = True
         try:
             while not self._stopping.is_set():
                 with self._lock:
@@ -236,7 +238,10 @@ class Publisher:
                 for attempt in self._begin([pub_id for pub_id, _ in ahead]):
                     self._submit(attempt.pub.id, self._prepare, attempt, due_of[attempt.pub.id])
         finally:
+            self._filling = False
             self._fill_lock.release()
+            with self._lock:
+                self._lock.notify_all()  # the recorder waits for the calls (and claims) to end
 
     def _start(self, pub_ids: list[int]) -> None:
         """Due now: begin the attempts (one batch) and hand each to a thread for its platform calls."""
@@ -471,14 +476,15 @@ class Publisher:
             posts = {p.id: p for p in session.exec(select(Post).where(Post.id.in_({p.post_id for p in pubs})))}
             accounts = {a.id: a for a in session.exec(
                 select(Account).where(Account.id.in_({p.account_id for p in pubs})))}
+            resumes = {pub.id: {name: getattr(pub, col) for name, col in ID_COLUMNS.items() if getattr(pub, col)}
+                       for pub in pubs}
+            # A first attempt is checked right away; a later one reconciles with the platform first.
+            refusals = self._refusals(session, [pub for pub in pubs if pub.first_attempt_at is None
+                                                and "publish_id" not in resumes[pub.id]], posts)
             for pub in pubs:
-                post = posts[pub.post_id]
-                resume = {name: getattr(pub, col) for name, col in ID_COLUMNS.items() if getattr(pub, col)}
-                started = pub.first_attempt_at is not None
-                # A first attempt is checked right away; a later one reconciles with the platform first.
-                refusal = None if started or "publish_id" in resume else self._refusal(session, pub, post)
-                if refusal is not None:
-                    refused.append((pub, refusal))
+                post, resume, started = posts[pub.post_id], resumes[pub.id], pub.first_attempt_at is not None
+                if pub.id in refusals:
+                    refused.append((pub, refusals[pub.id]))
                     continue
                 attempts.append(Attempt(pub=pub, account=accounts[pub.account_id],
                                         outgoing=self._outgoing(session, pub, post), resume=resume,
@@ -525,7 +531,8 @@ class Publisher:
                 # A submitted WeChat job can no longer be stopped: follow it whatever the checks would say now.
                 if "publish_id" not in resume:
                     with self.ctx.session() as session:
-                        refusal = self._refusal(session, pub, session.get(Post, pub.post_id))
+                        post = session.get(Post, pub.post_id)
+                        refusal = self._refusals(session, [pub], {post.id: post}).get(pub.id)
                     if refusal is not None:
                         self._finish(pub, **refusal)
                         return False
@@ -609,21 +616,28 @@ class Publisher:
 
         return progress
 
-    def _refusal(self, session: Session, pub: Publication, post: Post) -> dict[str, str] | None:
-        """The pre-publish look: how the publication ends if its content changed or a check fails."""
-        from bot.publishing.checks import recheck_publication
+    def _refusals(self, session: Session, pubs: list[Publication], posts: dict[int, Post]) -> dict[int, dict[str, str]]:
+        """The pre-publish look, for a batch: how each publication ends if its content changed or a check
+        fails (by publication id; the others are not in it)."""
+        from bot.publishing.checks import recheck_publications
 
-        if post.content_hash != pub.content_hash:
-            return edited(post.id, post.version)
-        if pub.account_id not in (post.target_account_ids or []):
-            # Whatever wrote this row, nobody signed this post for this account.
-            return {"state": "cancelled", "action": "publication.cancelled", "level": "ERROR",
-                    "error": f"account {pub.account_id} was not signed for post {post.id}; not published"}
-        problems = recheck_publication(session=session, ctx=self.ctx, publication=pub)
-        if problems:
-            return {"state": "failed", "action": "publication.check_failed", "level": "ERROR",
-                    "error": text_zh("publication.checks_failed", problems="；".join(p.located_zh for p in problems))}
-        return None
+        refusals: dict[int, dict[str, str]] = {}
+        for pub in pubs:
+            post = posts[pub.post_id]
+            if post.content_hash != pub.content_hash:
+                refusals[pub.id] = edited(post.id, post.version)
+            elif pub.account_id not in (post.target_account_ids or []):
+                # Whatever wrote this row, nobody signed this post for this account.
+                refusals[pub.id] = {"state": "cancelled", "action": "publication.cancelled", "level": "ERROR",
+                                    "error": f"account {pub.account_id} was not signed for post {post.id}; not published"}
+        checked = recheck_publications(session=session, ctx=self.ctx,
+                                       publications=[pub for pub in pubs if pub.id not in refusals])
+        for pub_id, problems in checked.items():
+            if problems:
+                refusals[pub_id] = {"state": "failed", "action": "publication.check_failed", "level": "ERROR",
+                                    "error": text_zh("publication.checks_failed",
+                                                     problems="；".join(p.located_zh for p in problems))}
+        return refusals
 
     # ---- outcomes -----------------------------------------------------------------------
 

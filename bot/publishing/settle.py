@@ -15,7 +15,7 @@ from bot import audit
 from bot.clock import to_local, utcnow
 from bot.context import Context
 from bot.errors import text_zh
-from bot.models import Post, Publication
+from bot.models import Account, Post, Publication
 from bot.publishing import notices
 from bot.publishing.outcome import ACTIVE
 
@@ -35,18 +35,21 @@ def settle_posts(ctx: Context, *, writing: Callable[[], AbstractContextManager[S
     if not candidates:
         return 0
     settled = 0
-    with (writing or ctx.session)() as session:
-        states: dict[int, list[str]] = {post.id: [] for post in candidates}
-        for post_id, state in session.execute(select(Publication.post_id, Publication.state)
-                                              .where(Publication.post_id.in_(list(states)))):
-            if state != "cancelled":
-                states[post_id].append(state)
+    with (writing or ctx.session)() as session, session.no_autoflush:
+        # No flush per post: the events and notices of all the posts are inserted together at the commit.
+        ids = [post.id for post in candidates]
+        pubs: dict[int, list[Publication]] = {post_id: [] for post_id in ids}
+        for pub in session.exec(select(Publication).where(Publication.post_id.in_(ids),
+                                                          Publication.state != "cancelled")):
+            pubs[pub.post_id].append(pub)
+        posts = {post.id: post for post in session.exec(select(Post).where(Post.id.in_(ids)))}
+        names = {a.id: a.name for a in session.exec(select(Account))}
         for post in candidates:
-            ended = states[post.id]
-            if not ended or any(s in ACTIVE for s in ended):
+            states = [pub.state for pub in pubs[post.id]]
+            if not states or any(s in ACTIVE for s in states):
                 continue
-            published = ended.count("published")
-            status = "published" if published == len(ended) else "partially_failed" if published else "failed"
+            published = states.count("published")
+            status = "published" if published == len(states) else "partially_failed" if published else "failed"
             result = session.execute(update(Post).where(Post.id == post.id, Post.status == "scheduled")
                                      .values(status=status, updated_at=utcnow())
                                      .execution_options(synchronize_session=False))
@@ -54,8 +57,9 @@ def settle_posts(ctx: Context, *, writing: Callable[[], AbstractContextManager[S
                 continue
             audit.record(session=session, actor="system", action=f"post.{status}", subject_type="post",
                          subject_id=post.id, version=post.version, content_hash=post.content_hash,
-                         publications=len(ended), published=published)
-            notices.settled(session=session, config=ctx.config, post=session.get(Post, post.id), status=status)
+                         publications=len(states), published=published)
+            notices.settled(session=session, config=ctx.config, post=posts[post.id], status=status,
+                            publications=pubs[post.id], account_names=names)
             settled += 1
     return settled
 
