@@ -13,13 +13,15 @@ accounts[].quotas per account. `budget_overview` is what the CLI, the JSON API a
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.clock import utcnow
@@ -98,15 +100,29 @@ def window_length(config: Config, platform: str) -> int:
     return config.quotas.wechat_window_s if platform == "wechat" else config.quotas.weibo_window_s
 
 
-def _insert(bind: Session | Connection):
-    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
-    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect.name]
+def _insert(session: Session):
+    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
 
 
 def _ensure_row(session: Session, account_id: int, api: str, window: Window, limit: int) -> None:
     session.execute(_insert(session)(QuotaUsage).values(
         account_id=account_id, api=api, window_start=window.start, window_end=window.end, used=0, limit=limit,
         closed=False, updated_at=utcnow()).on_conflict_do_nothing(index_elements=["account_id", "api", "window_start"]))
+
+
+@functools.cache
+def _spend_statement(dialect: str) -> Any:
+    """Count one call: insert the window's row with it, or add it unless the window is closed or the
+    cap reached; returns the row's id when counted. Built once: a platform call must not pay for it."""
+    usage = QuotaUsage.__table__.c
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](QuotaUsage.__table__).values(
+        account_id=bindparam("p_account"), api=bindparam("p_api"), window_start=bindparam("p_start"),
+        window_end=bindparam("p_end"), used=1, limit=bindparam("p_limit"), closed=False, updated_at=bindparam("p_now"))
+    return insert.on_conflict_do_update(
+        index_elements=["account_id", "api", "window_start"],
+        set_={"used": usage.used + 1, "limit": insert.excluded.limit, "updated_at": insert.excluded.updated_at},
+        where=and_(usage.closed.is_(False), usage.used < bindparam("p_cap")),
+    ).returning(usage.id)
 
 
 class Ledger:
@@ -134,20 +150,15 @@ class Ledger:
         if not counted:
             return
         with write_lock(self.engine), self.engine.begin() as conn:
+            statement = _spend_statement(conn.dialect.name)
             for api in counted:
                 limit = self.limits[api]
                 cap = math.floor(limit * share)
                 spent = None
                 if cap >= 1:
-                    insert = _insert(conn)(QuotaUsage.__table__).values(
-                        account_id=self.account_id, api=api, window_start=window.start, window_end=window.end,
-                        used=1, limit=limit, closed=False, updated_at=now)
-                    usage = QuotaUsage.__table__.c
-                    spent = conn.execute(insert.on_conflict_do_update(
-                        index_elements=["account_id", "api", "window_start"],
-                        set_={"used": usage.used + 1, "limit": limit, "updated_at": now},
-                        where=and_(usage.closed.is_(False), usage.used < cap),
-                    ).returning(usage.id)).scalar_one_or_none()
+                    spent = conn.execute(statement, {
+                        "p_account": self.account_id, "p_api": api, "p_start": window.start, "p_end": window.end,
+                        "p_limit": limit, "p_now": now, "p_cap": cap}).scalar_one_or_none()
                 if spent is None:
                     # Raised inside the transaction: the budgets counted before this one are given back.
                     why = f"{cap} of {limit} calls" if share < 1 else f"{limit} calls"

@@ -206,6 +206,14 @@ class Publisher:
     def _watch(self) -> None:
         """Looks for newly due publications every WAKE_S: a post committed as due goes out without
         waiting for the next tick."""
+        try:
+            # Connectors are built ahead (HTTP pools, wechatpy's import): the first burst does not pay for it.
+            with self.ctx.session() as session:
+                accounts = list(session.exec(select(Account).where(Account.enabled)))
+            for account in accounts:
+                connector_for(self.ctx, account)
+        except Exception:
+            logger.exception("building the accounts' connectors ahead failed; they are built at first use")
         while not self._stopping.wait(min(WAKE_S, self.ctx.config.scheduler.tick_seconds)):
             try:
                 self.fill()
