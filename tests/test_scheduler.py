@@ -14,7 +14,8 @@ from bot.config import Config
 from bot.connectors.registry import connector_for
 from bot.context import Context
 from bot.models import AuditEvent, KeyValue, Post, Publication
-from bot.publishing.scheduler import Publisher, backoff_seconds
+from bot.publishing.attempts import backoff_seconds
+from bot.publishing.scheduler import Publisher
 from bot.publishing.settle import handle_missed
 from bot.service import register_emulator_accounts
 from bot.worker import job_specs
