@@ -124,8 +124,24 @@ class Publisher(Attempts):
         self._threads = [threading.Thread(target=target, name=name, daemon=True) for target, name in (
             (self._release_due, "publish-timer"), (self._record_published, "publish-recorder"),
             (self._watch, "publish-watch"))]
+        self._warm_up()
         for thread in self._threads:
             thread.start()
+
+    def _warm_up(self) -> None:
+        """Build the accounts' connectors (HTTP pools, wechatpy's import) and read or fetch the WeChat access
+        tokens (shared by all processes, valid two hours) before the first claim: the first burst after a
+        start does not pay for them. A failure here only leaves it to the first call."""
+        with self.ctx.session() as session:
+            accounts = list(session.exec(select(Account).where(Account.enabled)))
+        for account in accounts:
+            try:
+                connector = connector_for(self.ctx, account)
+                if account.platform == "wechat":
+                    connector.token.current()
+            except Exception as e:
+                logger.warning("account {}: connector not ready ahead ({}); tried again at its first call",
+                               account.name, e)
 
     # ---- claiming and timing ------------------------------------------------------------
 
@@ -144,14 +160,6 @@ class Publisher(Attempts):
     def _watch(self) -> None:
         """Looks for newly due publications every WAKE_S: a post committed as due goes out without
         waiting for the next tick."""
-        try:
-            # Connectors are built ahead (HTTP pools, wechatpy's import): the first burst does not pay for it.
-            with self.ctx.session() as session:
-                accounts = list(session.exec(select(Account).where(Account.enabled)))
-            for account in accounts:
-                connector_for(self.ctx, account)
-        except Exception:
-            logger.exception("building the accounts' connectors ahead failed; they are built at first use")
         while not self._stopping.wait(min(WAKE_S, self.ctx.config.scheduler.tick_seconds)):
             try:
                 self.fill()
@@ -442,6 +450,11 @@ def publisher_for(ctx: Context) -> Publisher:
         if publisher is None:
             publisher = _publishers[id(ctx)] = Publisher(ctx)
         return publisher
+
+
+def start(ctx: Context) -> None:
+    """At start, before the first tick: the publisher, with its connectors ready."""
+    publisher_for(ctx)
 
 
 def tick(ctx: Context) -> None:
