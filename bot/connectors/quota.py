@@ -125,6 +125,13 @@ def _spend_statement(dialect: str) -> Any:
     ).returning(usage.id)
 
 
+_usage = QuotaUsage.__table__.c
+# Which of some APIs the platform closed in a window.
+_CLOSED = select(_usage.api).where(_usage.account_id == bindparam("p_account"),
+                                   _usage.api.in_(bindparam("p_apis", expanding=True)),
+                                   _usage.window_start == bindparam("p_start"), _usage.closed.is_(True))
+
+
 class Ledger:
     """The budgets of one account, spent through the shared table."""
 
@@ -166,11 +173,9 @@ class Ledger:
 
     def _check_open(self, apis: list[str], window: Window) -> None:
         """APIs without a budget of their own: only a window the platform closed stops them."""
-        usage = QuotaUsage.__table__.c
         with self.engine.connect() as conn:
-            closed = conn.execute(select(usage.api).where(
-                usage.account_id == self.account_id, usage.api.in_(apis),
-                usage.window_start == window.start, usage.closed.is_(True))).first()
+            closed = conn.execute(_CLOSED, {"p_account": self.account_id, "p_apis": apis,
+                                            "p_start": window.start}).first()
         if closed:
             raise self._wait(closed.api, window, "closed by the platform")
 

@@ -15,6 +15,7 @@ with `stable_token` by default so other tools on the same AppID keep theirs.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import re
@@ -102,6 +103,11 @@ def comparable_article(title: str, body_html: str) -> tuple[str, str]:
 T = TypeVar("T")
 
 
+@functools.cache
+def _environment_settings(api_base: str) -> dict[str, Any]:
+    return requests.Session().merge_environment_settings(api_base, {}, None, None, None)
+
+
 class _Client(WeChatClient):
     """wechatpy's client aimed at `api_base`, reading its access token from the shared store."""
 
@@ -109,8 +115,8 @@ class _Client(WeChatClient):
                  token: SharedToken, timeout: float):
         super().__init__(appid, secret, session=storage, timeout=timeout, auto_retry=False)
         # requests reads proxies and CA bundle from the environment at every request (a walk over
-        # os.environ, a tenth of a publication's CPU): read them once, at the client's creation.
-        env = self._http.merge_environment_settings(api_base, {}, None, None, None)
+        # os.environ, a tenth of a publication's CPU): read once per process and API address.
+        env = _environment_settings(api_base)
         self._http.proxies.update(env["proxies"])
         self._http.verify = env["verify"]
         self._http.trust_env = False

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ClauseElement
 from sqlmodel import Session
 
 from bot import audit
@@ -43,6 +44,9 @@ from bot.publishing.images import body_images
 from bot.publishing.outcome import ACTIVE, next_status_check
 
 PUBLICATION = Publication.__table__  # fenced writes go through the table: no ORM bookkeeping per row
+# A write to a publication still ours and active; the columns to set are the execution's parameters.
+FENCED = update(PUBLICATION).where(PUBLICATION.c.id == bindparam("p_id"), PUBLICATION.c.lease_owner == bindparam("p_owner"),
+                                   PUBLICATION.c.state.in_(ACTIVE))
 AWAITING = "awaiting_push"  # Publication.step of a submitted WeChat job waiting for its outcome
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
 SINCE_MARGIN = timedelta(minutes=5)
@@ -184,11 +188,11 @@ class Attempts:
     def _fenced_ok(self, session: Session | Connection, pub_id: int, values: dict[str, Any]) -> bool:
         """Write `values` if the publication is still ours and active (a PUBLISHJOBFINISH push may have
         settled it meanwhile)."""
-        result = session.execute(update(PUBLICATION)
-                                 .where(PUBLICATION.c.id == pub_id, PUBLICATION.c.lease_owner == self.owner,
-                                        PUBLICATION.c.state.in_(ACTIVE))
-                                 .values(**values))
-        return result.rowcount == 1
+        # Plain values go in as parameters of the one statement built at import; SQL expressions need values().
+        expressions = {name: value for name, value in values.items() if isinstance(value, ClauseElement)}
+        statement = FENCED.values(**expressions) if expressions else FENCED
+        params = {name: value for name, value in values.items() if name not in expressions}
+        return session.execute(statement, {"p_id": pub_id, "p_owner": self.owner, **params}).rowcount == 1
 
     def _fenced(self, session: Session | Connection, pub_id: int, **values: Any) -> None:
         if not self._fenced_ok(session, pub_id, values):
