@@ -542,14 +542,14 @@ def recheck_publication(*, session: Session, ctx, publication) -> list[Problem]:
 
 def recheck_publications(*, session: Session, ctx, publications: list) -> dict[int, list[Problem]]:
     """recheck_publication of a batch (a burst of due posts), by publication id: one query each for the
-    posts, accounts, sign-offs and covers, whatever the batch's size."""
+    sign-offs and the covers, whatever the batch's size."""
     from bot.models import Account, Post, SignOff
     from bot.publishing.signoff import chain_state
 
     post_ids = {p.post_id for p in publications}
-    posts = {p.id: p for p in session.exec(select(Post).where(Post.id.in_(post_ids)))}
-    accounts = {a.id: a for a in session.exec(select(Account).where(
-        Account.id.in_({p.account_id for p in publications})))}
+    # session.get: rows the caller loaded in this session already cost no query.
+    posts = {i: session.get(Post, i) for i in post_ids}
+    accounts = {i: session.get(Account, i) for i in {p.account_id for p in publications}}
     signoffs: dict[int, list] = {post_id: [] for post_id in post_ids}
     for signoff in session.exec(select(SignOff).where(SignOff.post_id.in_(post_ids))
                                 .order_by(SignOff.created_at, SignOff.id)):
