@@ -474,6 +474,12 @@ class WeChatConnector:
             comments = int(page.get("total", 0))
         return Stats(reads=reads, shares=shares, comments=comments, unavailable=unavailable)
 
+    def warm_up(self) -> None:
+        """The access token read (or fetched, once for all processes) and one client made."""
+        self.token.current()
+        with self._client():
+            pass
+
     def close(self) -> None:
         self._closed.set()
         with self._clients_lock:

@@ -253,5 +253,8 @@ class WeiboConnector:
             return Stats()
         return Stats(likes=row.get("attitudes"), shares=row.get("reposts"), comments=row.get("comments"))
 
+    def warm_up(self) -> None:
+        """Nothing: the HTTP client is made with the connector, and the access token is the account's own."""
+
     def close(self) -> None:
         self.http.close()

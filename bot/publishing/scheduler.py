@@ -136,9 +136,7 @@ class Publisher(Attempts):
             accounts = list(session.exec(select(Account).where(Account.enabled)))
         for account in accounts:
             try:
-                connector = connector_for(self.ctx, account)
-                if account.platform == "wechat":
-                    connector.token.current()
+                connector_for(self.ctx, account).warm_up()
             except Exception as e:
                 logger.warning("account {}: connector not ready ahead ({}); tried again at its first call",
                                account.name, e)
