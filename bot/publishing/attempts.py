@@ -48,6 +48,8 @@ PUBLICATION = Publication.__table__  # fenced writes go through the table: no OR
 FENCED = update(PUBLICATION).where(PUBLICATION.c.id == bindparam("p_id"), PUBLICATION.c.lease_owner == bindparam("p_owner"),
                                    PUBLICATION.c.state.in_(ACTIVE))
 AWAITING = "awaiting_push"  # Publication.step of a submitted WeChat job waiting for its outcome
+# Ids whose report is stored with the attempt's next write, not before the next call (_progress_of).
+LATER_IDS = {"media_id"}
 # Reconciling looks this far before the first attempt: platform clocks differ from ours.
 SINCE_MARGIN = timedelta(minutes=5)
 # Connector id names -> Publication columns.
@@ -80,8 +82,8 @@ class Attempt:
     number: int
     # Started before this attempt: the platform may already have the post.
     reconcile: bool
-    # Ids of the submit's answer, stored with the outcome right after it (no platform call in between).
-    submitted: dict[str, str] = field(default_factory=dict)
+    # Ids reported but not stored yet: they go with the attempt's next write (see _progress_of).
+    unsaved: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -148,7 +150,7 @@ class Attempts:
                 # never counted against the attempts (a post accepted is never failed for lack of a status).
                 self._await_outcome(attempt, f"status check failed ({e}); asked again later")
             else:
-                self._retry(pub, account, attempt.number, e.message_zh, e.retry_after)
+                self._retry(attempt, e.message_zh, e.retry_after)
             return False
         except PermanentError as e:
             self._fail(pub, account, e.message_zh)
@@ -157,8 +159,7 @@ class Attempts:
             raise
         except Exception as e:
             logger.exception("publication {}: unexpected error while publishing", pub.id)
-            self._retry(pub, account, attempt.number, text_zh("publication.internal", error=f"{type(e).__name__}: {e}"),
-                        None)
+            self._retry(attempt, text_zh("publication.internal", error=f"{type(e).__name__}: {e}"), None)
             return False
         if result.pending:
             self._await_outcome(attempt, "submitted; waiting for the platform's PUBLISHJOBFINISH",
@@ -201,19 +202,24 @@ class Attempts:
     def _progress_of(self, attempt: Attempt) -> ProgressFn:
         """The connector's `progress`: store the step and ids before its next call, and keep them for a retry.
 
-        The submit's ids (step awaiting_push) precede no further call: they are stored with the outcome,
-        written right after, in one transaction."""
+        Two reports wait for the attempt's next write instead, one transaction fewer each: the submit's
+        ids (step awaiting_push: no call follows, the outcome is written right after) and the cover's
+        media_id (nothing public; lost only with the process, and then the cover is uploaded again)."""
         def progress(step: str, ids: dict[str, str]) -> None:
             attempt.resume.update(ids)
-            if step == AWAITING:
-                attempt.submitted.update(ids)
+            attempt.unsaved.update(ids)
+            if step == AWAITING or set(ids) <= LATER_IDS:
                 return
-            values: dict[str, Any] = {"step": step, "lease_until": utcnow() + self.lease}
-            values.update({ID_COLUMNS[name]: value for name, value in ids.items() if name in ID_COLUMNS})
+            values: dict[str, Any] = {"step": step, "lease_until": utcnow() + self.lease, **self._unsaved(attempt)}
             with self._updating() as session:
                 self._fenced(session, attempt.pub.id, **values)
+            attempt.unsaved.clear()
 
         return progress
+
+    @staticmethod
+    def _unsaved(attempt: Attempt) -> dict[str, str]:
+        return {ID_COLUMNS[name]: value for name, value in attempt.unsaved.items() if name in ID_COLUMNS}
 
     def _refusals(self, session: Session, pubs: list[Publication], posts: dict[int, Post]) -> dict[int, dict[str, str]]:
         """The pre-publish look, for a batch: how each publication ends if its content changed or a check
@@ -243,7 +249,7 @@ class Attempts:
     def _defer(self, attempt: Attempt, *, until: datetime, step: str, error: str, **values: Any) -> None:
         """Wait until `until` without using up the attempt: a spent budget or a job still running is no failure."""
         state = "publishing" if attempt.resume.get("publish_id") else "pending"
-        values.update({ID_COLUMNS[name]: value for name, value in attempt.submitted.items() if name in ID_COLUMNS})
+        values.update(self._unsaved(attempt))
         with self._updating() as session:
             self._fenced(session, attempt.pub.id, state=state, step=step, attempts=attempt.number - 1,
                          next_attempt_at=until, last_error=error, lease_owner=None, lease_until=None, **values)
@@ -263,17 +269,19 @@ class Attempts:
         self._defer(attempt, until=until, step=AWAITING, error=why,
                     **({"published_at": accepted_at} if accepted_at else {}))
 
-    def _retry(self, pub: Publication, account: Account, attempt: int, error: str, retry_after: float | None) -> None:
+    def _retry(self, attempt: Attempt, error: str, retry_after: float | None) -> None:
         cfg = self.ctx.config.scheduler
-        if attempt >= cfg.max_attempts:
-            self._fail(pub, account, text_zh("publication.gave_up", attempts=attempt, error=error))
+        pub, account, number = attempt.pub, attempt.account, attempt.number
+        if number >= cfg.max_attempts:
+            self._fail(pub, account, text_zh("publication.gave_up", attempts=number, error=error))
             return
-        delay = backoff_seconds(attempt, base=cfg.backoff_base_s, cap=cfg.backoff_max_s, retry_after=retry_after)
+        delay = backoff_seconds(number, base=cfg.backoff_base_s, cap=cfg.backoff_max_s, retry_after=retry_after)
         with self._updating() as session:
+            # The ids reported so far (the cover's) go too: the retry reuses them.
             self._fenced(session, pub.id, state="pending", next_attempt_at=utcnow() + timedelta(seconds=delay),
-                         last_error=error, lease_owner=None, lease_until=None)
+                         last_error=error, lease_owner=None, lease_until=None, **self._unsaved(attempt))
         logger.warning("publication {} on {}: attempt {} failed ({}); retrying in {:.1f} s", pub.id, account.name,
-                       attempt, error, delay)
+                       number, error, delay)
 
     def _fail(self, pub: Publication, account: Account, error: str) -> None:
         self._finish(pub, state="failed", action="publication.failed", level="ERROR", error=error,
