@@ -67,3 +67,26 @@ def test_a_request_counts_against_all_its_budgets_or_none(ctx):
         used = {row.api: row.used for row in s.exec(select(QuotaUsage))}
     # The post that could not be paid for is not counted against the posting budget either.
     assert used == {"statuses/share": 1, "calls": 2}
+
+
+def test_a_batch_that_cannot_start_is_let_go_not_held(sctx, publisher, monkeypatch):  # noqa: F811
+    from bot.publishing import checks
+
+    def broken(**_):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(checks, "recheck_publications", broken)
+    with sctx.session() as s:
+        post = signed_post(s, sctx.config, title="停电检修通知")
+        pub_id = schedule(s, post, accounts(s)[WEIBO]).id
+
+    def claimed_then_let_go() -> bool:
+        with Session(sctx.engine) as s:
+            claimed = s.get(Publication, pub_id).lease_owner == publisher.owner
+        return claimed and pub_id not in publisher.inflight
+
+    # Claimed by the wake-up, then let go: no longer renewed, its lease lapses and a later claim retries it.
+    wait_for(claimed_then_let_go, timeout=5, what="the publication claimed and let go")
+    with Session(sctx.engine) as s:
+        pub = s.get(Publication, pub_id)
+        assert (pub.state, pub.attempts, pub.first_attempt_at) == ("pending", 0, None)

@@ -42,9 +42,9 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -187,8 +187,9 @@ class Publisher(Attempts):
                         self._wait_until(due_at, pub_id, None)
                 self._start([pub_id for pub_id, due_at, _ in claimed if due_at <= now])
                 due_of = dict(ahead)
-                for attempt in self._begin([pub_id for pub_id, _ in ahead]):
-                    self._submit(attempt.pub.id, self._prepare, attempt, due_of[attempt.pub.id])
+                with self._or_let_go(list(due_of), "preparing"):
+                    for attempt in self._begin(list(due_of)):
+                        self._submit(attempt.pub.id, self._prepare, attempt, due_of[attempt.pub.id])
         finally:
             self._filling = False
             self._fill_lock.release()
@@ -197,8 +198,20 @@ class Publisher(Attempts):
 
     def _start(self, pub_ids: list[int]) -> None:
         """Due now: begin the attempts (one batch) and hand each to a thread for its platform calls."""
-        for attempt in self._begin(pub_ids):
-            self._submit(attempt.pub.id, self._publish, attempt)
+        with self._or_let_go(pub_ids, "starting"):
+            for attempt in self._begin(pub_ids):
+                self._submit(attempt.pub.id, self._publish, attempt)
+
+    @contextmanager
+    def _or_let_go(self, pub_ids: list[int], what: str) -> Iterator[None]:
+        """Work on a batch this process holds; if it fails, the batch is let go: no longer renewed, the
+        leases lapse and a later claim tries again (reconciling with the platform where it had started)."""
+        try:
+            yield
+        except Exception:
+            logger.exception("{} publications {} failed; tried again once their leases lapse", what, pub_ids)
+            with self._lock:
+                self.inflight.difference_update(pub_ids)
 
     def _claim(self, limit: int) -> list[tuple[int, datetime, bool]]:
         """Claim publications due before the next tick, and never attempted ones due within PREPARE_AHEAD."""
@@ -255,6 +268,11 @@ class Publisher(Attempts):
         """Publications whose time came: prepared ones get their last look (one query for all), then each its call."""
         self._start([pub_id for pub_id, attempt in due if attempt is None])
         prepared = [attempt for _, attempt in due if attempt is not None]
+        ids = [attempt.pub.id for attempt in prepared]
+        with self._or_let_go(ids, "releasing prepared"):
+            self._last_looks(prepared)
+
+    def _last_looks(self, prepared: list[Attempt]) -> None:
         if not prepared:
             return
         ids = [attempt.pub.id for attempt in prepared]
