@@ -157,16 +157,14 @@ def claim(
     if order_by is not None:
         query = query.order_by(order_by)
     ids = list(session.execute(query).scalars())
-    claimed: list[Any] = []
-    for row_id in ids:
-        result = session.execute(
-            update(model)
-            .where(model.id == row_id, free, *conditions)
-            .values(lease_owner=owner, lease_until=now + lease)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            claimed.append(row_id)
+    if not ids:
+        return []
+    # One statement for the batch; the conditions again, so on SQLite (no row locks) a row another
+    # process claimed meanwhile is left out.
+    table = model.__table__
+    claimed = list(session.execute(update(table).where(table.c.id.in_(ids), free, *conditions)
+                                   .values(lease_owner=owner, lease_until=now + lease)
+                                   .returning(table.c.id)).scalars())
     if not claimed:
         return []
     rows = session.execute(select(model).where(model.id.in_(claimed)).execution_options(populate_existing=True))

@@ -23,7 +23,7 @@ from bot.seed import sync_from_config
 
 def prepare(ctx: Context) -> None:
     from bot.publishing.gap import gap_check
-    from bot.publishing.scheduler import handle_missed
+    from bot.publishing.settle import handle_missed
 
     with ctx.session() as session:
         sync_from_config(session=session, config=ctx.config)

@@ -25,6 +25,8 @@ class JobSpec:
     seconds: float
     # Called once when the scheduler shuts down (after the last run), e.g. to hand back leases.
     on_shutdown: Callable[[Context], object] | None = None
+    # Called once when the scheduler is built, before the first run, e.g. to open connections ahead.
+    on_start: Callable[[Context], object] | None = None
 
 
 def job_specs(ctx: Context) -> list[JobSpec]:
@@ -43,7 +45,8 @@ def job_specs(ctx: Context) -> list[JobSpec]:
     from bot.tickets.answering import RESPONDERS
 
     specs: list[JobSpec] = [
-        JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop),
+        JobSpec("publishing.tick", publishing.tick, ctx.config.scheduler.tick_seconds, on_shutdown=publishing.stop,
+                on_start=publishing.start),
         JobSpec("inbound.poll_comments", poll_comments, ctx.config.polling.interval_s),
         JobSpec("tickets.check_deadlines", tickets.check_deadlines, ctx.config.tickets.check_interval_s),
         # Warnings and escalations by e-mail and the WeCom robot (rows written by check_deadlines).
@@ -80,6 +83,12 @@ def _guarded(spec: JobSpec, ctx: Context) -> Callable[[], None]:
 def build_scheduler(ctx: Context) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=ctx.tz)
     specs = job_specs(ctx)
+    for spec in specs:
+        if spec.on_start is not None:
+            try:
+                spec.on_start(ctx)
+            except Exception:
+                logger.exception("start of job {} failed; its first run tries again", spec.id)
     for spec in specs:
         scheduler.add_job(
             _guarded(spec, ctx), "interval", seconds=spec.seconds, id=spec.id, name=spec.id,

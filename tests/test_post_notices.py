@@ -6,7 +6,7 @@ from sqlmodel import select
 from bot.models import Account, Notification, Post, Publication
 from bot.publishing import notices, service
 from bot.publishing.reasons import explain
-from bot.publishing.scheduler import settle_posts
+from bot.publishing.settle import settle_posts
 from tests.conftest import EXAMPLE
 from tests.test_signoff import act, new_post, reject_as, sign_as, submit
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 from datetime import time, timedelta
 
@@ -14,7 +13,8 @@ from bot.config import Config
 from bot.connectors.registry import connector_for
 from bot.context import Context
 from bot.models import AuditEvent, KeyValue, Post, Publication
-from bot.publishing.scheduler import Publisher, backoff_seconds, handle_missed
+from bot.publishing.scheduler import Publisher
+from bot.publishing.settle import handle_missed
 from bot.service import register_emulator_accounts
 from bot.worker import job_specs
 from tests.test_scheduler_support import (
@@ -345,15 +345,6 @@ def test_prepared_publication_taken_over_while_waiting_is_left_alone(sctx, publi
     assert not emulator_state(emulator)["weibo"]["statuses"]
     with Session(sctx.engine) as s:
         assert s.get(Publication, pub_id).lease_owner == "other-host:9"
-
-
-def test_backoff_is_exponential_bounded_and_jittered():
-    rng = random.Random(7)
-    delays = [backoff_seconds(n, base=2, cap=300, rng=rng) for n in range(1, 12)]
-    assert all(2 ** (n - 1) <= d <= 2 ** n for n, d in zip(range(1, 12), delays[:8], strict=False))
-    assert max(delays) <= 300
-    assert backoff_seconds(1, base=2, cap=300, retry_after=60, rng=rng) == 60
-    assert backoff_seconds(1, base=2, cap=300, retry_after=3600, rng=rng) == 300
 
 
 def test_worker_registers_the_publishing_tick(sctx):

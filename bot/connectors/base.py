@@ -175,4 +175,7 @@ class Connector(Protocol):
     def fetch_stats(self, result: PublishResult) -> Stats:
         """Interaction figures for a published post."""
 
+    def warm_up(self) -> None:
+        """Before the first call (a worker's start): what the first call would otherwise pay for."""
+
     def close(self) -> None: ...

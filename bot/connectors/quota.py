@@ -13,11 +13,13 @@ accounts[].quotas per account. `budget_overview` is what the CLI, the JSON API a
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -108,6 +110,28 @@ def _ensure_row(session: Session, account_id: int, api: str, window: Window, lim
         closed=False, updated_at=utcnow()).on_conflict_do_nothing(index_elements=["account_id", "api", "window_start"]))
 
 
+@functools.cache
+def _spend_statement(dialect: str) -> Any:
+    """Count one call: insert the window's row with it, or add it unless the window is closed or the
+    cap reached; returns the row's id when counted. Built once: a platform call must not pay for it."""
+    usage = QuotaUsage.__table__.c
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](QuotaUsage.__table__).values(
+        account_id=bindparam("p_account"), api=bindparam("p_api"), window_start=bindparam("p_start"),
+        window_end=bindparam("p_end"), used=1, limit=bindparam("p_limit"), closed=False, updated_at=bindparam("p_now"))
+    return insert.on_conflict_do_update(
+        index_elements=["account_id", "api", "window_start"],
+        set_={"used": usage.used + 1, "limit": insert.excluded.limit, "updated_at": insert.excluded.updated_at},
+        where=and_(usage.closed.is_(False), usage.used < bindparam("p_cap")),
+    ).returning(usage.id)
+
+
+_usage = QuotaUsage.__table__.c
+# Which of some APIs the platform closed in a window.
+_CLOSED = select(_usage.api).where(_usage.account_id == bindparam("p_account"),
+                                   _usage.api.in_(bindparam("p_apis", expanding=True)),
+                                   _usage.window_start == bindparam("p_start"), _usage.closed.is_(True))
+
+
 class Ledger:
     """The budgets of one account, spent through the shared table."""
 
@@ -115,43 +139,45 @@ class Ledger:
         self.engine, self.account_id, self.platform = engine, account_id, platform
         self.limits, self.window_s = dict(limits), window_s
 
-    def spend(self, api: str, *, now: datetime | None = None, share: float = 1.0) -> None:
-        """Count one call of `api`, or raise QuotaWait. `share` < 1 caps what this use may take of the budget.
+    def spend(self, *apis: str, now: datetime | None = None, share: float = 1.0) -> None:
+        """Count one call against each of `apis` (one request can count against several budgets: Weibo's
+        posting limit and its limit of all calls), all or none, or raise QuotaWait. `share` < 1 caps what
+        this use may take of each budget.
 
-        One statement: insert the window's row with this call, or add the call to it unless the window
-        is closed or the cap reached (on SQLite under the process's writer lock: no busy-handler sleeps).
+        One transaction, one statement per budget: insert the window's row with this call, or add the
+        call to it unless the window is closed or the cap reached (on SQLite under the process's writer
+        lock: no busy-handler sleeps). A request runs per call: no ORM session here.
         """
         now = now or utcnow()
         window = window_of(now, self.window_s)
-        limit = self.limits.get(api)
-        if limit is None:
-            self._check_open(api, window)
+        unlimited = [api for api in apis if api not in self.limits]
+        if unlimited:
+            self._check_open(unlimited, window)
+        counted = [api for api in apis if api in self.limits]
+        if not counted:
             return
-        cap = math.floor(limit * share)
-        spent = None
-        if cap >= 1:
-            with write_lock(self.engine), Session(self.engine) as session:
-                insert = _insert(session)(QuotaUsage).values(
-                    account_id=self.account_id, api=api, window_start=window.start, window_end=window.end, used=1,
-                    limit=limit, closed=False, updated_at=now)
-                spent = session.execute(insert.on_conflict_do_update(
-                    index_elements=["account_id", "api", "window_start"],
-                    set_={"used": QuotaUsage.used + 1, "limit": limit, "updated_at": now},
-                    where=and_(QuotaUsage.closed.is_(False), QuotaUsage.used < cap),
-                ).returning(QuotaUsage.id)).scalar_one_or_none()
-                session.commit()
-        if spent is None:
-            why = f"{cap} of {limit} calls" if share < 1 else f"{limit} calls"
-            raise self._wait(api, window, f"budget of {why} spent")
+        with write_lock(self.engine), self.engine.begin() as conn:
+            statement = _spend_statement(conn.dialect.name)
+            for api in counted:
+                limit = self.limits[api]
+                cap = math.floor(limit * share)
+                spent = None
+                if cap >= 1:
+                    spent = conn.execute(statement, {
+                        "p_account": self.account_id, "p_api": api, "p_start": window.start, "p_end": window.end,
+                        "p_limit": limit, "p_now": now, "p_cap": cap}).scalar_one_or_none()
+                if spent is None:
+                    # Raised inside the transaction: the budgets counted before this one are given back.
+                    why = f"{cap} of {limit} calls" if share < 1 else f"{limit} calls"
+                    raise self._wait(api, window, f"budget of {why} spent")
 
-    def _check_open(self, api: str, window: Window) -> None:
-        """An API without a budget of its own: only a window the platform closed stops it."""
-        with Session(self.engine) as session:
-            closed = session.execute(select(QuotaUsage.id).where(
-                QuotaUsage.account_id == self.account_id, QuotaUsage.api == api,
-                QuotaUsage.window_start == window.start, QuotaUsage.closed.is_(True))).first()
+    def _check_open(self, apis: list[str], window: Window) -> None:
+        """APIs without a budget of their own: only a window the platform closed stops them."""
+        with self.engine.connect() as conn:
+            closed = conn.execute(_CLOSED, {"p_account": self.account_id, "p_apis": apis,
+                                            "p_start": window.start}).first()
         if closed:
-            raise self._wait(api, window, "closed by the platform")
+            raise self._wait(closed.api, window, "closed by the platform")
 
     def close(self, api: str, *, now: datetime | None = None) -> Window:
         """The platform says the budget of `api` is exhausted: nothing more until the window ends."""

@@ -15,11 +15,13 @@ with `stable_token` by default so other tools on the same AppID keep theirs.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -102,12 +104,23 @@ def comparable_article(title: str, body_html: str) -> tuple[str, str]:
 T = TypeVar("T")
 
 
+@functools.cache
+def _environment_settings(api_base: str) -> dict[str, Any]:
+    return requests.Session().merge_environment_settings(api_base, {}, None, None, None)
+
+
 class _Client(WeChatClient):
     """wechatpy's client aimed at `api_base`, reading its access token from the shared store."""
 
     def __init__(self, appid: str, secret: str, *, api_base: str, storage: DbSessionStorage,
                  token: SharedToken, timeout: float):
         super().__init__(appid, secret, session=storage, timeout=timeout, auto_retry=False)
+        # requests reads proxies and CA bundle from the environment at every request (a walk over
+        # os.environ, a tenth of a publication's CPU): read once per process and API address.
+        env = _environment_settings(api_base)
+        self._http.proxies.update(env["proxies"])
+        self._http.verify = env["verify"]
+        self._http.trust_env = False
         self._shared_token = token
         self.API_BASE_URL = api_base
         root = api_base[: -len("cgi-bin/")] if api_base.endswith("cgi-bin/") else api_base
@@ -133,24 +146,30 @@ class WeChatConnector:
         self.ledger, self.token_api = ledger, token_api
         self.storage = DbSessionStorage(engine)
         self.token = SharedToken(self.storage, f"{appid}_access_token", self._fetch_token)
-        self._local = threading.local()
-        self._clients: list[_Client] = []
+        self._clients: list[_Client] = []  # every client made (closed at shutdown)
+        self._idle: list[_Client] = []  # those no call is using
         self._clients_lock = threading.Lock()
         self._closed = threading.Event()
 
     # ---- plumbing -----------------------------------------------------------------------
 
-    @property
-    def client(self) -> _Client:
-        """One wechatpy client per thread: requests.Session is not meant to be shared by threads."""
-        client = getattr(self._local, "client", None)
+    @contextmanager
+    def _client(self) -> Iterator[_Client]:
+        """A wechatpy client for one call, used by one thread at a time (requests.Session is not meant to
+        be shared by threads) and kept for the next: an account has as many as it had calls at once, not
+        one per thread (making one costs about a millisecond of CPU)."""
+        with self._clients_lock:
+            client = self._idle.pop() if self._idle else None
         if client is None:
             client = _Client(self.appid, self._secret, api_base=self.api_base, storage=self.storage,
                              token=self.token, timeout=self.timeout)
-            self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)
-        return client
+        try:
+            yield client
+        finally:
+            with self._clients_lock:
+                self._idle.append(client)
 
     def _fetch_token(self) -> tuple[str, int]:
         self.ledger.spend(self.token_api)
@@ -201,10 +220,10 @@ class WeChatConnector:
         refreshed = False
         while True:
             self.ledger.spend(what, share=share)
-            client = self.client
             token = self.token.current()
             try:
-                return fn(client)
+                with self._client() as client:
+                    return fn(client)
             except WeChatClientException as e:
                 if e.errcode is not None and int(e.errcode) in TOKEN_ERRORS and not refreshed:
                     logger.info("wechat {}: {} on {}, refreshing the access token", self.appid, e.errcode, what)
@@ -455,9 +474,16 @@ class WeChatConnector:
             comments = int(page.get("total", 0))
         return Stats(reads=reads, shares=shares, comments=comments, unavailable=unavailable)
 
+    def warm_up(self) -> None:
+        """The access token read (or fetched, once for all processes) and one client made."""
+        self.token.current()
+        with self._client():
+            pass
+
     def close(self) -> None:
         self._closed.set()
         with self._clients_lock:
             for client in self._clients:
                 client._http.close()
             self._clients.clear()
+            self._idle.clear()

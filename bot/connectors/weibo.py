@@ -123,9 +123,7 @@ class WeiboConnector:
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  data: dict[str, Any] | None = None, files: dict[str, Any] | None = None, share: float = 1.0) -> Any:
         budget = budget_of(path)
-        if budget:
-            self.ledger.spend(budget)
-        self.ledger.spend("calls", share=share)
+        self.ledger.spend(*((budget, "calls") if budget else ("calls",)), share=share)
         try:
             res = self.http.request(method, path, params=params, data=data, files=files)
         except httpx.HTTPError as e:
@@ -254,6 +252,9 @@ class WeiboConnector:
         if row is None:
             return Stats()
         return Stats(likes=row.get("attitudes"), shares=row.get("reposts"), comments=row.get("comments"))
+
+    def warm_up(self) -> None:
+        """Nothing: the HTTP client is made with the connector, and the access token is the account's own."""
 
     def close(self) -> None:
         self.http.close()

@@ -180,40 +180,61 @@ def check_post(*, title: str, body: str, digest: str = "", weibo_text: str = "",
 
 def cover_info(*, session: Session, media_id: int | None) -> CoverInfo | None:
     """The cover's name, size and kind without loading the whole image."""
+    return cover_infos(session=session, media_ids=[media_id]).get(media_id) if media_id is not None else None
+
+
+def cover_infos(*, session: Session, media_ids: Iterable[int]) -> dict[int, CoverInfo]:
+    """cover_info of several covers, in one query."""
     from bot.models import Media
 
-    if media_id is None:
-        return None
-    row = session.exec(
-        select(Media.filename, func.length(Media.data), func.substr(Media.data, 1, 16)).where(Media.id == media_id)
-    ).first()
-    if row is None:
-        return None
-    filename, size, head = row
-    return CoverInfo(filename, int(size or 0), image_kind(bytes(head or b"")))
+    ids = set(media_ids)
+    if not ids:
+        return {}
+    rows = session.exec(select(Media.id, Media.filename, func.length(Media.data), func.substr(Media.data, 1, 16))
+                        .where(Media.id.in_(ids)))
+    return {row[0]: CoverInfo(row[1], int(row[2] or 0), image_kind(bytes(row[3] or b""))) for row in rows}
 
 
 def recheck_publication(*, session: Session, ctx, publication) -> list[Problem]:
     """Right before publishing: the content is still the signed version, the chain is complete, the
     account is enabled, and every check passes for the account's platform. Empty list: go ahead."""
-    from bot.models import Account, Post
-    from bot.publishing.signoff import current_chain
+    return recheck_publications(session=session, ctx=ctx, publications=[publication])[publication.id]
 
-    post = session.get(Post, publication.post_id)
-    account = session.get(Account, publication.account_id)
-    if post is None or account is None:
-        return [problem("missing", "post", publication_id=publication.id)]
-    problems: list[Problem] = []
-    if publication.content_hash != post.content_hash:
-        problems.append(problem("content_changed", "post", post_id=post.id, version=post.version))
-    chain = current_chain(session=session, config=ctx.config, post=post)
-    if not chain.complete:
-        problems.append(problem("not_signed", "post", post_id=post.id, version=post.version,
-                                next_stage=chain.next_stage.name))
-    if not account.enabled:
-        problems.append(problem("account_disabled", "account", name=account.name))
-    problems += check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
-                           byline=post.byline,
-                           cover=cover_info(session=session, media_id=post.cover_media_id),
-                           platforms=[account.platform], config=ctx.config, rules=rules_for(ctx.config))
-    return problems
+
+def recheck_publications(*, session: Session, ctx, publications: list) -> dict[int, list[Problem]]:
+    """recheck_publication of a batch (a burst of due posts), by publication id: one query each for the
+    sign-offs and the covers, whatever the batch's size."""
+    from bot.models import Account, Post, SignOff
+    from bot.publishing.signoff import chain_state
+
+    post_ids = {p.post_id for p in publications}
+    # session.get: rows the caller loaded in this session already cost no query.
+    posts = {i: session.get(Post, i) for i in post_ids}
+    accounts = {i: session.get(Account, i) for i in {p.account_id for p in publications}}
+    signoffs: dict[int, list] = {post_id: [] for post_id in post_ids}
+    for signoff in session.exec(select(SignOff).where(SignOff.post_id.in_(post_ids))
+                                .order_by(SignOff.created_at, SignOff.id)):
+        signoffs[signoff.post_id].append(signoff)
+    covers = cover_infos(session=session, media_ids=[p.cover_media_id for p in posts.values()
+                                                     if p.cover_media_id is not None])
+    rules = rules_for(ctx.config)
+    found: dict[int, list[Problem]] = {}
+    for publication in publications:
+        post, account = posts.get(publication.post_id), accounts.get(publication.account_id)
+        if post is None or account is None:
+            found[publication.id] = [problem("missing", "post", publication_id=publication.id)]
+            continue
+        problems: list[Problem] = []
+        if publication.content_hash != post.content_hash:
+            problems.append(problem("content_changed", "post", post_id=post.id, version=post.version))
+        chain = chain_state(stages=ctx.config.signoff.stages, post=post, signoffs=signoffs[post.id])
+        if not chain.complete:
+            problems.append(problem("not_signed", "post", post_id=post.id, version=post.version,
+                                    next_stage=chain.next_stage.name))
+        if not account.enabled:
+            problems.append(problem("account_disabled", "account", name=account.name))
+        problems += check_post(title=post.title, body=post.body, digest=post.digest, weibo_text=post.weibo_text,
+                               byline=post.byline, cover=covers.get(post.cover_media_id),
+                               platforms=[account.platform], config=ctx.config, rules=rules)
+        found[publication.id] = problems
+    return found

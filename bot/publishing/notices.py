@@ -112,11 +112,15 @@ def failure_people(*, session: Session, post: Post, account_ids: Iterable[int]) 
     return ([author] if author else []) + people
 
 
-def settled(*, session: Session, config: Config, post: Post, status: str) -> None:
-    """A post's publications all ended: tell the author where it went out, and who must act where it failed."""
-    pubs = session.exec(select(Publication).where(Publication.post_id == post.id,
-                                                  Publication.state != "cancelled")).all()
-    names = {a.id: a.name for a in session.exec(select(Account))}
+def settled(*, session: Session, config: Config, post: Post, status: str,
+            publications: list[Publication] | None = None, account_names: dict[int, str] | None = None) -> None:
+    """A post's publications all ended: tell the author where it went out, and who must act where it failed.
+
+    `publications` (the post's, cancelled ones aside) and `account_names` when the caller has them
+    already (settling many posts at once)."""
+    pubs = publications if publications is not None else session.exec(
+        select(Publication).where(Publication.post_id == post.id, Publication.state != "cancelled")).all()
+    names = account_names if account_names is not None else {a.id: a.name for a in session.exec(select(Account))}
     done = [names.get(p.account_id, "") for p in pubs if p.state == "published"]
     failed = [p for p in pubs if p.state in ("failed", "missed")]
     if done:
