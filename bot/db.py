@@ -53,6 +53,17 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
         return _sqlite_writers.setdefault(id(engine), threading.Lock())
 
 
+def sqlite_pragmas(dbapi_conn: Any, busy_ms: int) -> None:
+    """Every SQLite connection's settings. WAL lets readers run beside the one writer; busy_timeout waits
+    (0: fails at once) instead of "database is locked"."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+    cur.close()
+
+
 def make_engine(url: str, *, write_timeout_s: float | None = None) -> Engine:
     """The engine for `url`. `write_timeout_s`: how long a statement may wait for a lock (SQLite's
     busy timeout, PostgreSQL's lock and statement timeouts) before it fails; default: 30 s / none."""
@@ -65,13 +76,7 @@ def make_engine(url: str, *, write_timeout_s: float | None = None) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL lets readers run beside the one writer; busy_timeout waits instead of "database is locked".
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cur.close()
+            sqlite_pragmas(dbapi_conn, busy_ms)
 
         return engine
     connect_args: dict[str, Any] = {}

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from bot.db import sqlite_pragmas
 from bot.inbound.spool import Delivery
 from bot.models import InboundDelivery
 
@@ -109,9 +110,8 @@ class InlineSQLite:
     def __init__(self, path: str, dialect: Any):
         self._insert = _insert_for(dialect)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=0",
-                       "wal_autocheckpoint=0"):
-            self._conn.execute(f"PRAGMA {pragma}")
+        sqlite_pragmas(self._conn, busy_ms=0)
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._lock = threading.Lock()  # one event loop per process; a second caller takes the thread path
 
     def try_store(self, delivery: Delivery) -> Stored | None:

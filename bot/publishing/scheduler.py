@@ -85,6 +85,18 @@ WAKE_S = 0.1
 RECORD_DELAY = timedelta(seconds=1)
 # Posts are settled when no publishing call is under way, and at least this often.
 SETTLE_AT_LEAST_S = 5.0
+def _logged(pub_id: int | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """fn's result, or None after logging a lost lease or a bug: the lease lapses and another attempt
+    reconciles, so the row is never lost."""
+    try:
+        return fn(*args, **kwargs)
+    except LeaseLost as e:
+        logger.warning("publication {}: {}", pub_id, e)
+    except Exception:
+        logger.exception("publication {}: unexpected error", pub_id)
+    return None
+
+
 class Publisher(Attempts):
     """The publishing side of one worker process: claims publications and publishes them.
 
@@ -314,12 +326,7 @@ class Publisher(Attempts):
         waiting = False
         try:
             if not self._stopping.is_set():
-                waiting = bool(fn(*args))
-        except LeaseLost as e:
-            logger.warning("publication {}: {}", pub_id, e)
-        except Exception:
-            # The lease lapses and another attempt reconciles; never lose the row.
-            logger.exception("publication {}: unexpected error", pub_id)
+                waiting = bool(_logged(pub_id, fn, *args))
         finally:
             with self._lock:
                 self._running -= 1
@@ -445,11 +452,7 @@ class Publisher(Attempts):
     def _held(self, pub_id: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """fn for a publication this thread holds, then let it go."""
         try:
-            fn(*args, **kwargs)
-        except LeaseLost as e:
-            logger.warning("publication {}: {}", pub_id, e)
-        except Exception:
-            logger.exception("publication {}: unexpected error", pub_id)
+            _logged(pub_id, fn, *args, **kwargs)
         finally:
             with self._lock:
                 self.inflight.discard(pub_id)
