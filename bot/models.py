@@ -555,6 +555,10 @@ class InboundDelivery(SQLModel, table=True):
     arrived_at: datetime
     # The exact answer given ("success" or the passive reply XML), so a redelivery gets the same.
     reply_xml: str = Field(default="success", sa_column=Column(Text, nullable=False, default="success"))
+    # A passive automatic answer given in that reply (the FAQ rule's id, or "welcome"), and to whom: the
+    # worker records it as a sent Reply; until then it counts for the once-per-citizen limit.
+    faq_rule: str | None = Field(default=None, max_length=100)
+    sender_id: str | None = Field(default=None, max_length=100)
     processed_at: datetime | None = None
     message_id: int | None = Field(default=None, foreign_key="message.id")
     attempts: int = Field(default=0)

@@ -13,20 +13,20 @@ from bot import replies as sender
 from bot.clock import utcnow
 from bot.connectors.base import ReplyRefused, TransientError
 from bot.context import Context
-from bot.inbound.autoreply import passive_text_xml, send_pending_replies
+from bot.inbound.autoreply import GivenAnswer, passive_text_xml, send_pending_replies
 from bot.inbound.store import Incoming, ingest
 from bot.models import Message, Reply, Ticket
 
 QUESTION = "请问社保卡丢了怎么补办？"
 
 
-def ask(ctx: Context, text: str = QUESTION, *, key: str, sender: str = "oA", kind: str = "wechat_message",
-        account_id: int = 1):
+def ask(ctx: Context, text: str = QUESTION, *, key: str, sender: str = "oA", kind: str = "wechat_comment",
+        account_id: int = 1, answered: GivenAnswer | None = None):
     raw = '{"reply_target": {"msg_data_id": "1", "index": "0", "user_comment_id": "7"}}' if kind != "wechat_message" else ""
     with ctx.session() as s:
         return ingest(session=s, ctx=ctx, incoming=Incoming(
             account_id=account_id, kind=kind, dedupe_key=key, received_at=datetime.now(UTC), sender_id=sender,
-            text=text, raw=raw, own_id="gh_x"))
+            text=text, raw=raw, own_id="gh_x", answered=answered))
 
 
 def replies(ctx: Context) -> list[Reply]:
@@ -39,7 +39,24 @@ def test_confident_question_is_answered_and_logged(ctx):
     assert r.auto_reply is not None and r.ticket is None
     (rep,) = replies(ctx)
     assert rep.automatic and rep.author_id is None and rep.faq_rule == "faq.social_security_card"
-    assert rep.channel == "wechat_passive" and rep.state == "sent" and rep.sender_id == "oA"
+    assert rep.channel == "wechat_comment" and rep.state == "pending" and rep.sender_id == "oA"
+    assert r.message.replied_at is None  # until the platform took it
+
+
+def test_a_wechat_message_is_never_decided_after_the_callback_answered(ctx):
+    """The callback's answer is the only chance of a passive reply: after it, a question is a ticket."""
+    r = ask(ctx, key="m1", kind="wechat_message")
+    assert r.auto_reply is None and r.ticket is not None and replies(ctx) == []
+
+
+def test_the_answer_the_callback_gave_is_recorded_as_sent(ctx):
+    sent_at = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    r = ask(ctx, key="m1", kind="wechat_message", answered=GivenAnswer("faq.social_security_card", "补办请到……", sent_at))
+    assert r.ticket is None
+    (rep,) = replies(ctx)
+    assert (rep.channel, rep.state, rep.faq_rule, rep.text) == ("wechat_passive", "sent", "faq.social_security_card",
+                                                               "补办请到……")
+    assert rep.sent_at.replace(tzinfo=UTC) == sent_at and rep.created_at.replace(tzinfo=UTC) == sent_at
     assert r.message.replied_at is not None
 
 

@@ -148,6 +148,27 @@ def test_text_question_gets_faq_passive_reply(client, ctx):
     assert counts(ctx)["Ticket"] == 0
 
 
+def question_from(sender: str, msg_id: int) -> bytes:
+    return (payload("text.xml").replace(b"oWx3L5Qd2kE8xyZc1TeXt000001", sender.encode())
+            .replace(b"24512345678901001", str(msg_id).encode()))
+
+
+def test_one_automatic_answer_per_citizen_and_rule_even_before_the_worker_ran(client, ctx):
+    """The limit counts answers the worker has not recorded yet (pending deliveries) and recorded ones."""
+    assert post(client, question_from("oCitizenA", 1)).text != "success"
+    assert post(client, question_from("oCitizenA", 2)).text == "success"  # delivery 1 is still pending
+    assert post(client, question_from("oCitizenB", 3)).text != "success"  # another citizen
+    assert counts(ctx) | {"AuditEvent": 0} == {"Message": 3, "Ticket": 1, "Reply": 2, "AuditEvent": 0}
+    assert post(client, question_from("oCitizenA", 4)).text == "success"  # its Reply is recorded now
+    with ctx.session() as s:
+        ticketed = s.execute(select(Message.dedupe_key).join(Ticket, Ticket.message_id == Message.id)).scalars().all()
+        senders = s.execute(select(Reply.sender_id).order_by(Reply.id)).scalars().all()
+    assert senders == ["oCitizenA", "oCitizenB"] and ticketed == ["msg:2"]
+    process_pending(ctx)
+    with ctx.session() as s:
+        assert s.execute(select(func.count()).select_from(Ticket)).scalar_one() == 2
+
+
 def test_text_complaint_makes_ticket_and_answers_success(client, ctx):
     r = post(client, payload("text_complaint.xml"))
     assert r.status_code == 200 and r.text == "success"
@@ -193,8 +214,11 @@ def test_subscribe_answers_configured_welcome(make_config, open_ctx):
     reply = xmltodict.parse(r.text)["xml"]
     assert reply["Content"] == "欢迎关注示例县发布" and reply["ToUserName"] == "oWx3L5Qd2kE8xyZc1TeXt000008"
     with ctx.session() as s:
+        assert s.execute(select(Reply)).first() is None  # recorded by the worker, after the answer
+    process_pending(ctx)
+    with ctx.session() as s:
         (rep,) = s.execute(select(Reply)).scalars()
-    assert rep.faq_rule == "welcome" and rep.automatic
+    assert rep.faq_rule == "welcome" and rep.automatic and rep.state == "sent" and rep.text == "欢迎关注示例县发布"
 
 
 def test_auto_reply_switched_off_per_account(make_config, open_ctx):

@@ -305,7 +305,15 @@ def test_a_short_lock_makes_the_delivery_wait_in_the_writer_thread_not_the_spool
         started = time.monotonic()
         assert post(client, text_xml(2, "小区垃圾没人清运")).text == "success"
         assert time.monotonic() - started >= 0.4  # it waited for the lock
+        lock.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, lambda: lock.execute("COMMIT")).start()
+        answer = post(client, text_xml(3, QUESTION))  # the FAQ answer comes through the thread's path too
+        assert "<Content>" in answer.text
     lock.close()
     assert not Spool(ctx.config.path(ctx.config.callback.spool_dir)).pending()
     with ctx.session() as s:
-        assert sorted(s.execute(select(InboundDelivery.dedupe_key)).scalars()) == ["msg:1", "msg:2"]
+        assert sorted(s.execute(select(InboundDelivery.dedupe_key)).scalars()) == ["msg:1", "msg:2", "msg:3"]
+    process_pending(ctx)
+    with ctx.session() as s:
+        (reply,) = s.execute(select(Reply)).scalars()
+        assert reply.state == "sent" and reply.sender_id == "oDur3" and reply.text in answer.text

@@ -131,3 +131,15 @@ def test_confidence_in_range_and_higher_for_clear_cases(clf):
 def test_empty_text(clf):
     c = clf.classify("")
     assert c.intent == "other" and c.topic is None and c.matched == ()
+
+
+@pytest.mark.parametrize("text", [
+    "请问社保卡丢了怎么补办？", "社保卡补办了三次都没办好，工作人员推诿扯皮，投诉！", "服务不是很满意",
+    "兼职日结，加vx", "建议在学校门口增设红绿灯", "点赞👍", "小区楼下烧烤店油烟扰民，多次反映没人管，希望尽快处理。请问该找哪个部门？",
+])
+def test_intent_without_topics_is_the_same_intent(clf, text):
+    """The callback's FAQ decision reads the intent only: the same intent, confidence and spam as the full one."""
+    full, fast = clf.classify(text), clf.classify(text, topics=False)
+    assert (fast.intent, fast.confidence, fast.spam, fast.needs_answer) == (full.intent, full.confidence, full.spam,
+                                                                            full.needs_answer)
+    assert fast.topic is None and not fast.topic_scores

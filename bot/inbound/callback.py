@@ -6,7 +6,8 @@ commits, the spool when the database cannot take it), answer. Triage, routing an
 after the answer in the worker (bot.inbound.processing). The one exception is an answer that must
 be in the response itself: a passive FAQ reply or the welcome of a subscribe. Whether an FAQ rule
 could apply is a single automaton pass over the text (FaqMatcher.candidate); only then is the
-message classified and answered in the request. A redelivery gets exactly the answer the first
+message classified in the request, and the answer chosen is stored with the delivery (the
+once-per-citizen limit checked in the same transaction); the worker records it as a Reply. A redelivery gets exactly the answer the first
 delivery got (InboundDelivery.reply_xml), encrypted afresh in AES mode.
 
 Every input is hostile until checked, in this order: account (404), query parameters (400),
@@ -29,7 +30,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 from xml.parsers import expat
 
@@ -37,7 +37,6 @@ from fastapi import APIRouter, FastAPI, Request
 from loguru import logger
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
@@ -45,15 +44,21 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from bot.clock import utcnow
 from bot.config import CallbackConfig
 from bot.context import Context
-from bot.inbound.autoreply import passive_text_xml
+from bot.inbound.autoreply import (
+    PASSIVE_CHANNEL,
+    WELCOME_RULE,
+    choose,
+    once_since,
+    passive_text_xml,
+    welcome_text,
+)
 from bot.inbound.events import job_id
-from bot.inbound.intake import AnswerNow, Intake
-from bot.inbound.rows import SUCCESS, Outcome
+from bot.inbound.intake import Intake
+from bot.inbound.rows import SUCCESS, Outcome, PassiveAnswer
 from bot.inbound.spool import Delivery
-from bot.inbound.store import Incoming, ingest
+from bot.inbound.store import Incoming
 from bot.logthrottle import log_throttled
 from bot.models import Account
-from bot.triage.classifier import Classification
 
 
 @asynccontextmanager
@@ -330,41 +335,28 @@ def _open(account: CallbackAccount, params: dict[str, str], body: bytes) -> tupl
     return doc, body.decode("utf-8", "replace")
 
 
-def _answer_now(ctx: Context, incoming: Incoming, classification: Classification | None,
-                session: Session) -> tuple[str, int]:
-    """Triage `incoming` in the request and give its passive reply (or "success"): (reply XML, message id)."""
-    result = ingest(session=session, ctx=ctx, incoming=incoming, classification=classification)
-    message = result.message
-    if not result.created:  # stored by an earlier delivery whose own row was pruned since
-        return message.reply_xml or SUCCESS, message.id
-    reply = result.auto_reply
-    if reply is not None and reply.channel == "wechat_passive":
-        message.reply_xml = passive_text_xml(to_user=incoming.sender_id, from_user=incoming.own_id,
-                                             text=reply.text, create_time=int(reply.sent_at.timestamp()))
-    else:
-        message.reply_xml = SUCCESS
-    return message.reply_xml, message.id
-
-
-def _answer_in_request(ctx: Context, account: CallbackAccount, incoming: Incoming) -> AnswerNow | None:
-    """The work that must happen before answering, or None when the answer is "success" whatever
-    triage finds (no automatic reply can apply): then the worker triages after the answer."""
-    cfg = ctx.config.autoreply
-    if not (cfg.enabled and account.auto_reply):
-        return None
+def _passive_answer(ctx: Context, account: CallbackAccount, incoming: Incoming, arrived_at: datetime) -> PassiveAnswer | None:
+    """The automatic answer to give in the response, or None for "success" (then the worker triages
+    after the answer). Reads nothing from the database: the once-per-citizen limit is checked as the
+    delivery is stored, and the worker records the answer given."""
     if incoming.event == "subscribe":
-        return partial(_answer_now, ctx, incoming, None)
-    if not (incoming.classify and incoming.text.strip()):
+        text, rule, since = welcome_text(ctx, auto_reply=account.auto_reply), WELCOME_RULE, None
+    elif not (ctx.config.autoreply.enabled and account.auto_reply and incoming.classify and incoming.text.strip()):
         return None
-    faq = ctx.rules.current_faq()
-    if not faq.candidate(incoming.text, account.name):
+    elif not ctx.rules.current_faq().candidate(incoming.text, account.name):
         return None  # the common case: one automaton pass, no classification
-    # An FAQ word is there: only a confident question matching a rule is answered (autoreply.decide).
-    classification = ctx.rules.current().classify(incoming.text)
-    if classification.confidence < cfg.min_confidence or faq.match(incoming.text, classification,
-                                                                   account.name) is None:
+    else:
+        # An FAQ word is there: only a confident question matching a rule is answered.
+        match, _reason = choose(ctx, account_name=account.name, auto_reply=account.auto_reply, channel=PASSIVE_CHANNEL,
+                                text=incoming.text, classification=ctx.rules.current().classify(incoming.text, topics=False))
+        if match is None:
+            return None
+        text, rule, since = match.answer, match.rule_id, once_since(ctx)
+    if text is None:
         return None
-    return partial(_answer_now, ctx, incoming, classification)
+    reply_xml = passive_text_xml(to_user=incoming.sender_id, from_user=incoming.own_id, text=text,
+                                 create_time=int(arrived_at.timestamp()))
+    return PassiveAnswer(faq_rule=rule, reply_xml=reply_xml, sender_id=incoming.sender_id[:100], once_since=since)
 
 
 def intake_of(app: FastAPI) -> Intake:
@@ -382,7 +374,7 @@ async def _deliver(request: Request, account: CallbackAccount, params: dict[str,
     incoming = incoming_from_xml(account.id, doc, xml, arrived_at=arrived_at, cfg=ctx.config.callback)
     delivery = Delivery(account_id=account.id, dedupe_key=incoming.dedupe_key[:200], timestamp=int(params["timestamp"]),
                         nonce=params["nonce"], body=xml, arrived_at=arrived_at)
-    stored = await intake_of(request.app).store(delivery, _answer_in_request(ctx, account, incoming))
+    stored = await intake_of(request.app).store(delivery, _passive_answer(ctx, account, incoming, arrived_at))
     if stored.outcome is Outcome.REPLAY:
         raise Refused(403, "signature replayed: its timestamp and nonce came before with another message")
     if stored.outcome is Outcome.DUPLICATE:

@@ -7,8 +7,10 @@ so under a burst the cost of a commit is shared by many requests and SQLite's si
 is taken once per batch instead of being fought over by request threads. Driver statements only
 (bot.inbound.rows): no ORM on the hot path.
 
-A delivery that needs its answer computed now (a passive FAQ reply, the welcome of a subscribe)
-comes with `answer_now`, run in its own transaction right after its row is inserted.
+A delivery answered with a passive automatic answer (an FAQ reply, the welcome of a subscribe)
+comes with it (bot.inbound.rows.PassiveAnswer) and is stored the same way, the answer with it; the
+worker records it as a Reply. When the database cannot take it, it is spooled and answered
+"success" like any other (a person answers the question from its ticket).
 
 On SQLite the writer never checkpoints the WAL itself: a checkpoint copies and fsyncs megabytes,
 and every request queued behind it would wait. A background thread checkpoints (PASSIVE: it never
@@ -27,18 +29,15 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, text, update
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
 
 from bot import db
-from bot.clock import utcnow
 from bot.context import Context
-from bot.inbound.rows import InlineSQLite, Outcome, Stored, insert_delivery
+from bot.inbound.rows import InlineSQLite, Outcome, PassiveAnswer, Stored, insert_delivery
 from bot.inbound.spool import Delivery, Spool
 from bot.logthrottle import clear_throttled, log_throttled
 from bot.models import InboundDelivery
@@ -49,14 +48,10 @@ CHECKPOINT_S = 1.0
 
 _TABLE = InboundDelivery.__table__
 
-# Runs in the delivery's transaction after its row is inserted: (reply XML, message id).
-AnswerNow = Callable[[Session], tuple[str, int]]
-
-
 @dataclass(frozen=True)
 class _Job:
     delivery: Delivery
-    answer_now: AnswerNow | None
+    answer: PassiveAnswer | None
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
 
@@ -83,17 +78,18 @@ class Intake:
 
     # ---- requests ----------------------------------------------------------------------------
 
-    async def store(self, delivery: Delivery, answer_now: AnswerNow | None = None) -> Stored:
-        """Store `delivery` durably (database or spool); raises if neither could take it."""
+    async def store(self, delivery: Delivery, answer: PassiveAnswer | None = None) -> Stored:
+        """Store `delivery` durably (database or spool) with the answer to give, if any (unless the
+        citizen had it already); raises if neither could take it."""
         self._start()
-        if answer_now is None and self._inline is not None and self.database_up:
-            stored = self._inline.try_store(delivery)
+        if self._inline is not None and self.database_up:
+            stored = self._inline.try_store(delivery, answer)
             if stored is not None:
                 self._wrote.set()
                 return stored
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Job(delivery, answer_now, future, loop))
+        self._queue.put(_Job(delivery, answer, future, loop))
         return await future
 
     @property
@@ -186,22 +182,17 @@ class Intake:
 
     def _write(self, jobs: list[_Job]) -> list[Stored | BaseException]:
         outcomes: list[Stored | BaseException | None] = [None] * len(jobs)
-        plain = [i for i, job in enumerate(jobs) if job.answer_now is None]
-        if plain and self.database_up:
+        if self.database_up:
             try:
                 with self.engine.begin() as conn:
-                    for i in plain:
-                        outcomes[i] = insert_delivery(conn, jobs[i].delivery)[0]
+                    # In key order: two processes' batches with the same redeliveries then wait for
+                    # each other in one order, never in a cycle (PostgreSQL's unique index waits).
+                    for i in sorted(range(len(jobs)), key=lambda i: (jobs[i].delivery.account_id,
+                                                                     jobs[i].delivery.dedupe_key)):
+                        outcomes[i] = insert_delivery(conn, jobs[i].delivery, jobs[i].answer)[0]
             except Exception as exc:
                 self._failed(exc)
-                for i in plain:
-                    outcomes[i] = None
-        for i, job in enumerate(jobs):
-            if job.answer_now is not None and self.database_up:
-                try:
-                    outcomes[i] = self._answer_now(job)
-                except Exception as exc:
-                    self._failed(exc)
+                outcomes = [None] * len(jobs)
         for i, outcome in enumerate(outcomes):
             if outcome is None:
                 outcomes[i] = self._to_spool(jobs[i].delivery)
@@ -209,16 +200,6 @@ class Intake:
         if self.database_up and clear_throttled("callback.store"):
             log_throttled("callback.recovered", "INFO", "WeChat deliveries are stored in the database again")
         return outcomes  # type: ignore[return-value]
-
-    def _answer_now(self, job: _Job) -> Stored:
-        with db.session_scope(self.engine) as session:
-            stored, row_id = insert_delivery(session.connection(), job.delivery)
-            if stored.outcome is not Outcome.STORED:
-                return stored
-            reply_xml, message_id = job.answer_now(session)
-            session.execute(update(_TABLE).where(_TABLE.c.id == row_id).values(
-                reply_xml=reply_xml, processed_at=utcnow(), message_id=message_id))
-            return Stored(Outcome.STORED, reply_xml)
 
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, DBAPIError):

@@ -7,8 +7,8 @@ claims pending deliveries with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL) an
 its own short transaction, so SQLite's write lock is never held long against the callback.
 
 `process_delivery` is the one place where a delivery becomes a message: parse, then ingest
-(classify, route, ticket). A delivery the callback already answered with a passive reply was
-processed in the request and is not pending here.
+(classify, route, ticket), with the passive answer the callback gave, if any (faq_rule), recorded
+as a sent automatic Reply.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlmodel import Session
 from bot.clock import utcnow
 from bot.context import Context
 from bot.db import claim
+from bot.inbound.autoreply import GivenAnswer
 from bot.inbound.callback import incoming_from_xml, parse_xml
 from bot.inbound.events import handle_system_event, is_system_event
 from bot.inbound.rows import Outcome, insert_delivery
@@ -80,8 +81,10 @@ def process_delivery(session: Session, ctx: Context, delivery: InboundDelivery) 
         return
     incoming = incoming_from_xml(delivery.account_id, doc, delivery.body, arrived_at=delivery.arrived_at,
                                  cfg=ctx.config.callback)
-    # Answered already (with "success"): no passive reply can follow.
-    incoming = dataclasses.replace(incoming, passive_reply_possible=False)
+    if delivery.faq_rule:  # the callback answered with an automatic answer: recorded as given
+        content = parse_xml(delivery.reply_xml.encode("utf-8")).get("Content")
+        incoming = dataclasses.replace(incoming, answered=GivenAnswer(
+            faq_rule=delivery.faq_rule, text=content if isinstance(content, str) else "", sent_at=delivery.arrived_at))
     result = ingest(session=session, ctx=ctx, incoming=incoming)
     if result.created:
         result.message.reply_xml = delivery.reply_xml

@@ -11,21 +11,24 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.db import sqlite_pragmas
+from bot.inbound.autoreply import ANSWERED_SINCE
 from bot.inbound.spool import Delivery
 from bot.models import InboundDelivery
 
 SUCCESS = "success"  # tells WeChat "received, no reply"
 
 _TABLE = InboundDelivery.__table__
-_COLUMNS = ("account_id", "dedupe_key", "timestamp", "nonce", "body", "arrived_at", "reply_xml", "attempts")
+_COLUMNS = ("account_id", "dedupe_key", "timestamp", "nonce", "body", "arrived_at", "reply_xml", "attempts",
+            "faq_rule", "sender_id")
 
 
 class Outcome(StrEnum):
@@ -41,38 +44,74 @@ class Stored:
     reply_xml: str = SUCCESS
 
 
-class _Insert:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id for one dialect, as driver SQL and parameters."""
+@dataclass(frozen=True)
+class PassiveAnswer:
+    """An automatic answer to give in the response (bot.inbound.autoreply), stored with the delivery.
+
+    With `once_since` it is given only if the citizen got no answer from the same rule since then
+    (checked in the insert's transaction); otherwise the delivery is answered "success"."""
+
+    faq_rule: str
+    reply_xml: str
+    sender_id: str
+    once_since: datetime | None = None
+
+
+class _Driver:
+    """A Core statement compiled once for a dialect: its driver SQL and how to bind a dict of values."""
+
+    def __init__(self, statement: Any, dialect: Any, column_keys: list[str] | None = None):
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = str(compiled)
+        self.names: list[str] | None = list(compiled.positiontup) if compiled.positional else None
+        self.processors = {name: proc for name, bind in compiled.binds.items()
+                           if (proc := bind.type._cached_bind_processor(dialect)) is not None}
+        # The statement's own constants (a LIMIT, a compared literal) are binds with their value.
+        self.constants = {name: bind.effective_value for name, bind in compiled.binds.items()
+                          if bind.value is not None or bind.callable is not None}
+
+    def params(self, values: dict[str, Any]) -> Any:
+        bound = {name: self.processors[name](value) if name in self.processors else value
+                 for name, value in (self.constants | values).items()}
+        return tuple(bound[name] for name in self.names) if self.names is not None else bound
+
+
+class _Statements:
+    """The callback's two statements for one dialect: the answered-since check and the insert,
+    INSERT … ON CONFLICT DO NOTHING RETURNING id."""
 
     def __init__(self, dialect: Any):
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect.name]
         # No conflict target: either unique key (dedupe key, or timestamp + nonce) makes it a no-op.
-        statement = insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
-        compiled = statement.compile(dialect=dialect, column_keys=list(_COLUMNS))
-        self.sql = str(compiled)
-        self.names: list[str] | None = list(compiled.positiontup) if compiled.positional else None
-        self.processors = {name: proc for name in _COLUMNS
-                           if (proc := _TABLE.c[name].type._cached_bind_processor(dialect)) is not None}
+        self.insert = _Driver(insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id), dialect, list(_COLUMNS))
+        self.answered = _Driver(ANSWERED_SINCE, dialect)
+        self.first = _Driver(select(_TABLE.c.reply_xml).where(
+            _TABLE.c.account_id == bindparam("account_id"), _TABLE.c.dedupe_key == bindparam("dedupe_key")), dialect)
 
-    def params(self, delivery: Delivery) -> Any:
-        values: dict[str, Any] = {
+    def insert_params(self, delivery: Delivery, answer: PassiveAnswer | None) -> Any:
+        return self.insert.params({
             "account_id": delivery.account_id, "dedupe_key": delivery.dedupe_key, "timestamp": delivery.timestamp,
             "nonce": delivery.nonce, "body": delivery.body, "arrived_at": delivery.arrived_at,
-            "reply_xml": SUCCESS, "attempts": 0,
-        }
-        for name, proc in self.processors.items():
-            values[name] = proc(values[name])
-        return tuple(values[name] for name in self.names) if self.names is not None else values
+            "reply_xml": answer.reply_xml if answer else SUCCESS, "attempts": 0,
+            "faq_rule": answer.faq_rule if answer else None, "sender_id": answer.sender_id if answer else None,
+        })
+
+    def answered_params(self, delivery: Delivery, answer: PassiveAnswer) -> Any:
+        return self.answered.params({"account_id": delivery.account_id, "sender_id": answer.sender_id,
+                                     "faq_rule": answer.faq_rule, "since": answer.once_since})
+
+    def first_params(self, delivery: Delivery) -> Any:
+        return self.first.params({"account_id": delivery.account_id, "dedupe_key": delivery.dedupe_key})
 
 
-_inserts: dict[str, _Insert] = {}
+_statements: dict[str, _Statements] = {}
 
 
-def _insert_for(dialect: Any) -> _Insert:
-    insert = _inserts.get(dialect.name)
-    if insert is None:
-        insert = _inserts[dialect.name] = _Insert(dialect)
-    return insert
+def _statements_for(dialect: Any) -> _Statements:
+    statements = _statements.get(dialect.name)
+    if statements is None:
+        statements = _statements[dialect.name] = _Statements(dialect)
+    return statements
 
 
 def _first_answer(first: str | None) -> Stored:
@@ -80,20 +119,29 @@ def _first_answer(first: str | None) -> Stored:
     return Stored(Outcome.REPLAY) if first is None else Stored(Outcome.DUPLICATE, first)
 
 
-def insert_delivery(conn: Connection, delivery: Delivery) -> tuple[Stored, int | None]:
-    """Insert `delivery` unless stored already; (outcome, new row id)."""
-    insert = _insert_for(conn.dialect)
+def _store(cursor: Any, statements: _Statements, delivery: Delivery, answer: PassiveAnswer | None) -> tuple[Stored, int | None]:
+    """Insert `delivery` on a driver cursor inside the caller's transaction; (outcome, new row id).
+    The answer is dropped when the citizen had it already within its period."""
+    if answer is not None and answer.once_since is not None:
+        cursor.execute(statements.answered.sql, statements.answered_params(delivery, answer))
+        if cursor.fetchone() is not None:
+            answer = None
+    cursor.execute(statements.insert.sql, statements.insert_params(delivery, answer))
+    row = cursor.fetchone()
+    if row is not None:
+        return Stored(Outcome.STORED, answer.reply_xml if answer else SUCCESS), row[0]
+    cursor.execute(statements.first.sql, statements.first_params(delivery))
+    first = cursor.fetchone()
+    return _first_answer(None if first is None else first[0]), None
+
+
+def insert_delivery(conn: Connection, delivery: Delivery, answer: PassiveAnswer | None = None) -> tuple[Stored, int | None]:
+    """Insert `delivery` (with its answer) unless stored already; (outcome, new row id)."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(insert.sql, insert.params(delivery))
-        row = cursor.fetchone()
+        return _store(cursor, _statements_for(conn.dialect), delivery, answer)
     finally:
         cursor.close()
-    if row is not None:
-        return Stored(Outcome.STORED), row[0]
-    first = conn.execute(select(_TABLE.c.reply_xml).where(
-        _TABLE.c.account_id == delivery.account_id, _TABLE.c.dedupe_key == delivery.dedupe_key)).scalar_one_or_none()
-    return _first_answer(first), None
 
 
 class InlineSQLite:
@@ -108,34 +156,32 @@ class InlineSQLite:
     checkpointer does)."""
 
     def __init__(self, path: str, dialect: Any):
-        self._insert = _insert_for(dialect)
+        self._statements = _statements_for(dialect)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         sqlite_pragmas(self._conn, busy_ms=0)
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._lock = threading.Lock()  # one event loop per process; a second caller takes the thread path
 
-    def try_store(self, delivery: Delivery) -> Stored | None:
+    def try_store(self, delivery: Delivery, answer: PassiveAnswer | None = None) -> Stored | None:
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            return self._store(delivery)
+            return self._store(delivery, answer)
         finally:
             self._lock.release()
 
-    def _store(self, delivery: Delivery) -> Stored | None:
+    def _store(self, delivery: Delivery, answer: PassiveAnswer | None) -> Stored | None:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")  # SQLITE_BUSY at once when another writer holds the lock
         except sqlite3.Error:
             return None
         try:
-            row = conn.execute(self._insert.sql, self._insert.params(delivery)).fetchone()
-            if row is not None:
-                stored = Stored(Outcome.STORED)
-            else:
-                first = conn.execute("SELECT reply_xml FROM inbounddelivery WHERE account_id = ? AND dedupe_key = ?",
-                                     (delivery.account_id, delivery.dedupe_key)).fetchone()
-                stored = _first_answer(None if first is None else first[0])
+            cursor = conn.cursor()
+            try:
+                stored = _store(cursor, self._statements, delivery, answer)[0]
+            finally:
+                cursor.close()
             conn.execute("COMMIT")
             return stored
         except sqlite3.Error:

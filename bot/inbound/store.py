@@ -9,8 +9,9 @@
    NOTHING` and the row is then read back, so a redelivery - or the same comment polled by two
    processes at the same moment - finds the first copy instead of failing (on PostgreSQL the second
    insert waits for the first transaction; on SQLite the write lock serialises them);
-3. answer automatically when an FAQ rule fits (bot.inbound.autoreply), otherwise open a ticket for
-   a message that needs an answer (praise, spam and other never make tickets).
+3. record the passive answer the callback gave to a WeChat message, or answer a comment
+   automatically when an FAQ rule fits (bot.inbound.autoreply); otherwise open a ticket for a
+   message that needs an answer (praise, spam and other never make tickets).
 
 Everything happens in the caller's transaction, which commits once: a crash leaves nothing
 half-stored (no message without its triage, no ticket without its message).
@@ -31,7 +32,7 @@ from sqlmodel import Session
 
 from bot.clock import utcnow
 from bot.context import Context
-from bot.inbound.autoreply import decide, record_welcome
+from bot.inbound.autoreply import GivenAnswer, decide, record_given
 from bot.models import Account, Department, Message, Reply, Ticket
 from bot.search import search_text
 from bot.tickets.service import open_ticket
@@ -63,9 +64,9 @@ class Incoming:
     classify: bool = True  # False for events: nothing a citizen wrote
     # The CreateTime as sent when it was not believed (received_at is then the arrival time).
     untrusted_create_time: str | None = None
-    # WeChat messages: False once the callback has answered (a delivery triaged by the worker): a
-    # passive reply (FAQ answer, welcome) can no longer go out, so a question gets a ticket instead.
-    passive_reply_possible: bool = True
+    # A WeChat message: the passive answer the callback gave with its response, if any (an FAQ
+    # answer, the welcome). Nothing else can answer a WeChat message automatically after that.
+    answered: GivenAnswer | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -142,8 +143,7 @@ def _ticket_of(session: Session, message_id: int) -> Ticket | None:
     return session.execute(select(Ticket).where(Ticket.message_id == message_id)).scalar_one_or_none()
 
 
-def _triage(session: Session, ctx: Context, incoming: Incoming,
-            known: Classification | None) -> tuple[Classification | None, dict]:
+def _triage(session: Session, ctx: Context, incoming: Incoming) -> tuple[Classification | None, dict]:
     """The classification and the Message columns it fills. Pure work and one read: done before the
     insert, so the write transaction (SQLite: the database's one write lock) stays short."""
     if not incoming.classify:
@@ -151,16 +151,14 @@ def _triage(session: Session, ctx: Context, incoming: Incoming,
     if not incoming.text.strip():
         # Pictures, videos, an empty location: stored for the record; nothing to triage.
         return None, dict(intent="other", spam=False, needs_answer=False, rules="")
-    c = known or ctx.rules.current().classify(incoming.text)
+    c = ctx.rules.current().classify(incoming.text)
     return c, dict(intent=c.intent, topic=c.topic, confidence=c.confidence, spam=c.spam, needs_answer=c.needs_answer,
                    rules=c.rules_summary()[:MAX_RULES_CHARS], department_id=_department_id(session, ctx, c.topic))
 
 
-def ingest(*, session: Session, ctx: Context, incoming: Incoming,
-           classification: Classification | None = None) -> IngestResult:
-    """Store `incoming` once and triage it (with `classification` when the caller has it already);
-    a duplicate returns the first copy untouched."""
-    classification, triage = _triage(session, ctx, incoming, classification)
+def ingest(*, session: Session, ctx: Context, incoming: Incoming) -> IngestResult:
+    """Store `incoming` once and triage it; a duplicate returns the first copy untouched."""
+    classification, triage = _triage(session, ctx, incoming)
     message_id, created = _insert_once(session, incoming, triage)
     message = session.get(Message, message_id, populate_existing=True)
     if not created:
@@ -168,14 +166,14 @@ def ingest(*, session: Session, ctx: Context, incoming: Incoming,
     account = session.get(Account, incoming.account_id)
     if account is None:
         raise ValueError(f"no account with id {incoming.account_id}")
-    if incoming.event == "subscribe" and incoming.passive_reply_possible:
-        welcome = record_welcome(session=session, ctx=ctx, account=account, message=message)
-        return IngestResult(message=message, created=True, auto_reply=welcome)
+    if incoming.answered is not None:
+        reply = record_given(session=session, account=account, message=message, given=incoming.answered)
+        return IngestResult(message=message, created=True, auto_reply=reply, classification=classification)
     if classification is None or not classification.needs_answer:
         return IngestResult(message=message, created=True, classification=classification)
 
     reply = None
-    if not incoming.already_replied and incoming.passive_reply_possible:
+    if not incoming.already_replied and incoming.kind != "wechat_message":
         reply = decide(session=session, ctx=ctx, account=account, message=message, classification=classification).reply
     ticket = None if reply is not None else open_ticket(session=session, ctx=ctx, message=message)
     logger.debug("message {} ({} {}) -> {} / {} {}", message.id, incoming.kind, incoming.dedupe_key,

@@ -1,0 +1,26 @@
+"""a delivery keeps the passive automatic answer the callback gave (FAQ rule, citizen): the worker records it
+
+Revision ID: 0016
+Revises: 0015
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel.sql.sqltypes
+
+
+revision = '0016'
+down_revision = '0015'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('inbounddelivery', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('faq_rule', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True))
+        batch_op.add_column(sa.Column('sender_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('inbounddelivery', schema=None) as batch_op:
+        batch_op.drop_column('sender_id')
+        batch_op.drop_column('faq_rule')
