@@ -7,7 +7,7 @@ reports can be written in plain SQL and read in a database shell.
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, event
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
 from bot.clock import utcnow
@@ -544,6 +544,9 @@ class InboundDelivery(SQLModel, table=True):
         UniqueConstraint("account_id", "dedupe_key"),
         UniqueConstraint("account_id", "timestamp", "nonce"),
         Index("ix_inbounddelivery_pending", "processed_at", "id"),
+        # The once-per-citizen check of the callback's automatic answers; only answered rows are indexed.
+        Index("ix_inbounddelivery_answered", "account_id", "sender_id", "faq_rule",
+              sqlite_where=text("faq_rule IS NOT NULL"), postgresql_where=text("faq_rule IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

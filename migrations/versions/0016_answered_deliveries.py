@@ -18,9 +18,13 @@ def upgrade() -> None:
     with op.batch_alter_table('inbounddelivery', schema=None) as batch_op:
         batch_op.add_column(sa.Column('faq_rule', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True))
         batch_op.add_column(sa.Column('sender_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True))
+        batch_op.create_index('ix_inbounddelivery_answered', ['account_id', 'sender_id', 'faq_rule'], unique=False,
+                              sqlite_where=sa.text('faq_rule IS NOT NULL'),
+                              postgresql_where=sa.text('faq_rule IS NOT NULL'))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('inbounddelivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_inbounddelivery_answered')
         batch_op.drop_column('sender_id')
         batch_op.drop_column('faq_rule')
