@@ -80,28 +80,26 @@ def _guarded(spec: JobSpec, ctx: Context) -> Callable[[], None]:
     return run
 
 
+def _run_hooks(specs: list[JobSpec], hook: str, ctx: Context, failure: str) -> None:
+    """Each job's `hook` (on_start, on_shutdown), if it has one; a failing hook is logged, the rest still run."""
+    for spec in specs:
+        func = getattr(spec, hook)
+        if func is not None:
+            try:
+                func(ctx)
+            except Exception:
+                logger.exception(failure, spec.id)
+
+
 def build_scheduler(ctx: Context) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=ctx.tz)
     specs = job_specs(ctx)
-    for spec in specs:
-        if spec.on_start is not None:
-            try:
-                spec.on_start(ctx)
-            except Exception:
-                logger.exception("start of job {} failed; its first run tries again", spec.id)
+    _run_hooks(specs, "on_start", ctx, "start of job {} failed; its first run tries again")
     for spec in specs:
         scheduler.add_job(
             _guarded(spec, ctx), "interval", seconds=spec.seconds, id=spec.id, name=spec.id,
             replace_existing=True, max_instances=1, coalesce=True, misfire_grace_time=max(5, int(spec.seconds * 2)),
         )
-
-    def on_shutdown(_event: object) -> None:
-        for spec in specs:
-            if spec.on_shutdown is not None:
-                try:
-                    spec.on_shutdown(ctx)
-                except Exception:
-                    logger.exception("shutdown of job {} failed", spec.id)
-
-    scheduler.add_listener(on_shutdown, EVENT_SCHEDULER_SHUTDOWN)
+    scheduler.add_listener(lambda _event: _run_hooks(specs, "on_shutdown", ctx, "shutdown of job {} failed"),
+                           EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
