@@ -169,6 +169,18 @@ def test_one_automatic_answer_per_citizen_and_rule_even_before_the_worker_ran(cl
         assert s.execute(select(func.count()).select_from(Ticket)).scalar_one() == 2
 
 
+def test_an_answer_pending_since_before_the_period_does_not_count(client, ctx):
+    """The worker was down for longer than the period: the citizen's next question is answered again."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    assert post(client, question_from("oCitizenA", 1)).text != "success"
+    with ctx.session() as s:
+        s.execute(update(InboundDelivery).values(arrived_at=InboundDelivery.arrived_at - timedelta(hours=25)))
+    assert post(client, question_from("oCitizenA", 2)).text != "success"
+
+
 def test_text_complaint_makes_ticket_and_answers_success(client, ctx):
     r = post(client, payload("text_complaint.xml"))
     assert r.status_code == 200 and r.text == "success"

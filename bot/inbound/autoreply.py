@@ -97,6 +97,7 @@ ANSWERED_SINCE = union_all(
         InboundDelivery.account_id == bindparam("account_id", type_=Integer),
         InboundDelivery.sender_id == bindparam("sender_id", type_=String),
         InboundDelivery.faq_rule == bindparam("faq_rule", type_=String),
+        InboundDelivery.arrived_at >= bindparam("since", type_=InboundDelivery.__table__.c.arrived_at.type),
     ),
 ).limit(1)
 
