@@ -78,13 +78,15 @@ def inbox_page(request: Request, q: str = "", department: str = "", account: str
         responders = department_people(s, dept_id)
         failed = {r.ticket_id for r in failed_replies(session=s, department_id=dept_id)}
     rows = result.rows if result else []
+    responder_names = {u.id: u.display_name or u.username for u in responders}
     groups = duplicate_groups([m for t, m in rows if t.state in ("new", "acknowledged")])
     similar = {m.id: len(g) for g in groups for m in g}
     params = {"q": query.q, "department": department if user.has_role("admin") else "", "account": account,
               "intent": intent, "topic": topic, "state": state, "due": query.due, "assignee": assignee,
               "sort": query.sort}
     return render(request, "tickets.html", user, result=result, rows=rows, depts=depts, accs=accs, people=people,
-                  responders=responders, failed=failed, due={t.id: due_info(t, now) for t, _ in rows},
+                  responder_names=responder_names, assignees={"me": "我", "none": "未指派", **responder_names},
+                  failed=failed, due={t.id: due_info(t, now) for t, _ in rows},
                   similar=similar, department=dept_id, no_department=no_department, params=params,
                   alias={m.id: sender_alias(m, ensure_secret_key(ctx.config)) for _, m in rows},
                   states=STATE_VIEWS, due_views=DUE_VIEWS, sorts=SORT_VIEWS, topics=TOPICS, bulk_actions=BULK_ACTIONS,
@@ -166,7 +168,7 @@ def messages_page(request: Request, q: str = "", account: str = "", intent: str 
         for r in s.exec(select(Reply).where(Reply.message_id.in_(ids)).order_by(Reply.id)):
             replies.setdefault(r.message_id, []).append(r)
         tickets = {t.message_id: t for t in s.exec(select(Ticket).where(Ticket.message_id.in_(ids)))}
-        accs = {a.id: a for a in s.exec(select(Account).order_by(Account.name))}
+        accs = {a.id: a.name for a in s.exec(select(Account).order_by(Account.name))}
         depts = {d.id: d.name for d in s.exec(select(Department).order_by(Department.name))}
     params = {"q": q.strip(), "account": account, "intent": intent, "department": department, "topic": topic}
     return render(request, "messages.html", user, messages=rows, replies=replies, tickets=tickets, accs=accs,
