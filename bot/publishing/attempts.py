@@ -176,7 +176,7 @@ class Attempts:
         if post.cover_media_id is not None:
             media = session.get(Media, post.cover_media_id)
             if media is not None:
-                cover = Cover(filename=media.filename, data=media.data, mime=media.mime)
+                cover = Cover(filename=media.filename, data=media.data, mime=media.mime, sha256=media.sha256)
         return OutgoingPost(publication_id=pub.id, title=post.title, body=post.body, digest=post.digest,
                             weibo_text=post.weibo_text, cover=cover, author=post.byline,
                             open_comment=post.open_comment, images=body_images(session, post.body))
