@@ -119,6 +119,21 @@ def test_a_cover_deleted_from_the_library_is_uploaded_again_once(emu):
     assert third["media_id"] == second["media_id"] and emu.uploads() == 2
 
 
+def test_a_process_still_holding_a_refused_entry_uploads_again_too(emu):
+    one, two = emu.connector(), emu.connector()  # two worker processes' connectors of one account
+    first = draft(one, article("路灯维修公告"))
+    assert draft(two, article("路灯维修公告（二）"))["media_id"] == first["media_id"]
+    one._post("material/del_material", {"media_id": first["media_id"]})
+    second = draft(two, article("路灯维修公告（三）"))
+    # `one` still holds the refused id in memory: refused, uploaded again, and its upload is the entry now.
+    third = draft(one, article("路灯维修公告（四）"))
+    one.close()
+    two.close()
+    assert len({first["media_id"], second["media_id"], third["media_id"]}) == 3 and emu.uploads() == 3
+    assert list(emu.entries().values()) == [third["media_id"]]
+    assert emu.thumbs()[-1] == third["media_id"]
+
+
 def test_a_refused_stored_id_means_a_fresh_upload_and_a_fresh_refusal_is_an_error(emu):
     wx = emu.connector()
     account_id = wx.ledger.account_id

@@ -2,9 +2,10 @@
 
 A column's articles commonly share one cover. Uploading it again for every article would fill the
 library, which has a hard cap (新增永久素材: 图片素材上限为100000), and cost a call per article. The
-entries live in the CoverMaterial table, shared by every worker process. An entry is only a hint:
-when WeChat refuses its media_id (40007, e.g. an officer deleted the image in the library), the
-connector forgets it and uploads the cover again (bot.connectors.wechat).
+entries live in the CoverMaterial table, shared by every worker process; each process keeps the ones it
+has read or written in memory too (a lookup per article, saved). An entry is only a hint: when WeChat
+refuses its media_id (40007, e.g. an officer deleted the image in the library), the connector forgets
+it and uploads the cover again (bot.connectors.wechat), and so does another process that still held it.
 """
 
 from __future__ import annotations
@@ -44,17 +45,26 @@ class CoverLibrary:
 
     def __init__(self, engine: Engine, account_id: int):
         self.engine, self.account_id = engine, account_id
+        self._known: dict[str, str] = {}  # sha256 -> media_id, as this process last read or wrote it
 
     def media_id(self, sha256: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(_LOOKUP, {"p_account": self.account_id, "p_sha": sha256}).scalar_one_or_none()
+        known = self._known.get(sha256)
+        if known is None:
+            with self.engine.connect() as conn:
+                known = conn.execute(_LOOKUP, {"p_account": self.account_id, "p_sha": sha256}).scalar_one_or_none()
+            if known is not None:
+                self._known[sha256] = known
+        return known
 
     def remember(self, sha256: str, media_id: str) -> None:
         with write_lock(self.engine), self.engine.begin() as conn:
             conn.execute(_remember_statement(conn.dialect.name), {"p_account": self.account_id, "p_sha": sha256,
                                                                   "p_media": media_id, "p_now": utcnow()})
+        self._known[sha256] = media_id
 
     def forget(self, sha256: str, media_id: str) -> None:
         """Drop the entry if it still names `media_id` (another worker may have replaced it meanwhile)."""
+        if self._known.get(sha256) == media_id:
+            del self._known[sha256]
         with write_lock(self.engine), self.engine.begin() as conn:
             conn.execute(_FORGET, {"p_account": self.account_id, "p_sha": sha256, "p_media": media_id})
