@@ -165,10 +165,11 @@ class Attempts:
     def _taken(self, attempt: Attempt, result: PublishResult, *, reconciled: bool) -> bool:
         """The platform has the post: the recorder thread records it once the burst's calls are done."""
         with self._lock:
-            if not self._unrecorded:
-                self._unrecorded_since = time.monotonic()
             self._unrecorded.append(Published(attempt.pub, attempt.account, result, reconciled))
-            self._lock.notify_all()
+            if len(self._unrecorded) == 1:
+                # The recorder waits for a first one; after that, for the calls to end (woken by the last).
+                self._unrecorded_since = time.monotonic()
+                self._lock.notify_all()
         return True
 
     def _outgoing(self, session: Session, pub: Publication, post: Post) -> OutgoingPost:

@@ -206,7 +206,8 @@ class Publisher(Attempts):
             self._filling = False
             self._fill_lock.release()
             with self._lock:
-                self._lock.notify_all()  # the recorder waits for the calls (and claims) to end
+                if not self._calling():
+                    self._lock.notify_all()  # the recorder waits for the calls (and claims) to end
 
     def _start(self, pub_ids: list[int]) -> None:
         """Due now: begin the attempts (one batch) and hand each to a thread for its platform calls."""
