@@ -14,8 +14,9 @@ has a cover of its own (distinct PNG bytes), so the covers' reuse is not all tha
            time); one worker, SQLite.                                        target p99 <= 1 s
 - overdue: the same 200 posts, already due when they are created (no lead time at all: the
            creating transaction's commit is the first moment any worker can see them). target p99 <= 1 s
-- overdue2: the same with two worker processes on the SQLite file (one worker is CPU-bound: about
-           7 ms per publication, mostly the HTTP clients).                     target p99 <= 1 s
+- overdue2: the same with two worker processes on the SQLite file (one worker is near its limit: about
+           5 ms of CPU per publication, half of it the HTTP clients, and its writes queue on SQLite's
+           one writer).                                                        target p99 <= 1 s
 - minute:  1,000 posts due within one minute (due times spread evenly, from 15 s after creation),
            4 workers, PostgreSQL (--pg-url, $GOVBOT_TEST_PG_URL, or a throwaway server started
            like .ci/postgres.sh does).                                        target p99 <= 2 s
