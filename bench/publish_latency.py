@@ -5,23 +5,29 @@ usage: python bench/publish_latency.py [--only burst,overdue,minute] [--pg-url U
 Three scenarios, each on a fresh database with real `govbot --config FILE worker` processes and the
 platform emulator on loopback (in this process, standing in for the remote platforms); fully
 signed, scheduled posts are created directly as rows, one publication each, round-robin over 20
-accounts (10 WeChat, 10 Weibo):
+accounts (10 WeChat, 10 Weibo). Most posts share one cover, as a column's articles commonly do (WeChat
+uploads it once per account, then reuses it: bot.connectors.covers); every 4th post of each platform
+has a cover of its own (distinct PNG bytes), so the covers' reuse is not all that is measured.
 
 - burst:   200 posts due at the same moment 10 s after they are created (officers schedule ahead;
            the worker prepares posts up to bot.publishing.scheduler.PREPARE_AHEAD before their
            time); one worker, SQLite.                                        target p99 <= 1 s
 - overdue: the same 200 posts, already due when they are created (no lead time at all: the
            creating transaction's commit is the first moment any worker can see them). target p99 <= 1 s
-- overdue2: the same with two worker processes on the SQLite file (one worker is CPU-bound: about
-           7 ms per publication, mostly the HTTP clients).                     target p99 <= 1 s
+- overdue2: the same with two worker processes on the SQLite file (one worker is near its limit: about
+           5 ms of CPU per publication, half of it the HTTP clients, and its writes queue on SQLite's
+           one writer).                                                        target p99 <= 1 s
 - minute:  1,000 posts due within one minute (due times spread evenly, from 15 s after creation),
            4 workers, PostgreSQL (--pg-url, $GOVBOT_TEST_PG_URL, or a throwaway server started
            like .ci/postgres.sh does).                                        target p99 <= 2 s
 
 lateness = published_at - due_at per publication, published_at being when the platform took the
 post (WeChat: freepublish/submit answered; Weibo: statuses/share answered); duplicates = copies the
-emulator holds per post and account beyond the first, summed over all scenarios. Also printed: the
-workers' CPU time per publication (from /proc). Last line:
+emulator holds per post and account beyond the first, summed over all scenarios. Also printed: when
+the publications were begun (first_attempt_at - due_at: waiting for a worker), the workers' CPU time
+per publication and, during the burst, the workers' and this process's (the emulator's) share of a
+core (from /proc), and the covers uploaded. $GOVBOT_BENCH_PROFILE=DIR profiles the workers during the
+burst (yappi: `pip install yappi` first; see PROFILED). Last line:
 burst_p99_s=... overdue_p99_s=... overdue2_p99_s=... minute_p99_s=... duplicates=...
 """
 
@@ -64,16 +70,20 @@ from bot.publishing.service import content_hash  # noqa: E402
 from bot.service import prepare, register_emulator_accounts  # noqa: E402
 
 
-def png_1x1() -> bytes:
-    """The cover every WeChat article needs: a 1x1 grey PNG."""
+def png_1x1(label: str = "") -> bytes:
+    """The cover every WeChat article needs: a 1x1 grey PNG; a `label` (a tEXt chunk) makes other bytes."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    text = chunk(b"tEXt", b"Comment\x00" + label.encode()) if label else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)) + text
             + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
 
 
 COVER = png_1x1()
+# Every OWN_COVER_EVERY-th post of each platform has a cover of its own (distinct bytes); the others share one
+# cover, as a column's articles commonly do.
+OWN_COVER_EVERY = 4
 
 
 def bench_config(tmp: Path, emulator_url: str, n_accounts: int, database_url: str = "", first: int = 0) -> Config:
@@ -105,11 +115,26 @@ def bench_config(tmp: Path, emulator_url: str, n_accounts: int, database_url: st
     return load_config(path)
 
 
+# $GOVBOT_BENCH_PROFILE=DIR: each worker runs under yappi (CPU clock, every thread) from the posts' creation
+# until a second after their time (the burst), and leaves DIR/<tmp dir>-worker<k>.pstat for `python -m pstats`.
+PROFILE_DIR = os.environ.get("GOVBOT_BENCH_PROFILE")
+PROFILED = """
+import signal, sys, yappi
+out = sys.argv.pop(1)
+signal.signal(signal.SIGUSR1, lambda *_: (yappi.set_clock_type("cpu"), yappi.start()))
+signal.signal(signal.SIGUSR2, lambda *_: (yappi.stop(), yappi.get_func_stats().save(out, type="pstat")))
+from bot.cli import main
+sys.exit(main())
+"""
+
+
 def start_worker(config: Config, log: Path) -> subprocess.Popen:
     """`govbot --config FILE worker`, as an operator starts it; returns once it runs."""
-    govbot = Path(sys.executable).with_name("govbot")
+    command = [str(Path(sys.executable).with_name("govbot"))]
+    if PROFILE_DIR:
+        command = [sys.executable, "-c", PROFILED, str(Path(PROFILE_DIR) / f"{log.parent.name}-{log.stem}.pstat")]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(govbot), "--config", config.source, "worker"], stdout=out,
+        proc = subprocess.Popen([*command, "--config", config.source, "worker"], stdout=out,
                                 stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while "running" not in log.read_text(errors="replace"):
@@ -129,14 +154,19 @@ def create_due_posts(ctx: Context, due: list, tag: str) -> dict[int, tuple[str, 
         users = {u.username: u for u in s.exec(select(User))}
         signers = ["editor2", "reviewer", "approver"]
         accounts = list(s.exec(select(Account).order_by(Account.id)))
-        cover = Media(filename="cover.png", mime="image/png", sha256=hashlib.sha256(COVER).hexdigest(), data=COVER)
-        s.add(cover)
+        shared = Media(filename="cover.png", mime="image/png", sha256=hashlib.sha256(COVER).hexdigest(), data=COVER)
+        # Accounts alternate WeChat, Weibo: i // 2 counts each platform's posts.
+        own = {i: png_1x1(f"{tag} {i}") for i in range(len(due)) if i // 2 % OWN_COVER_EVERY == OWN_COVER_EVERY - 1}
+        covers = {i: Media(filename=f"cover{i}.png", mime="image/png", sha256=hashlib.sha256(data).hexdigest(),
+                           data=data) for i, data in own.items()}
+        s.add_all([shared, *covers.values()])
         s.flush()
         # Three flushes for all the rows (posts, then what refers to them): the creating transaction is
         # short, so the posts' lateness measures the workers, not this set-up.
         made = []
         for i, due_at in enumerate(due):
             account = accounts[i % len(accounts)]
+            cover = covers.get(i, shared)
             title = f"{tag}第{i:04d}号通知：街道工作安排"
             text = f"{title} 详见 https://{cfg.platforms.weibo.safe_domain}/n/{i}"
             body = f"<p>{title}。</p>"
@@ -165,6 +195,9 @@ def create_due_posts(ctx: Context, due: list, tag: str) -> dict[int, tuple[str, 
     return out
 
 
+UPLOADS = "wechat material/add_material"  # the emulator's call counter of cover uploads
+
+
 def duplicates(state: dict, expected: dict[int, tuple[str, str, str]]) -> tuple[int, int]:
     """(copies beyond the first, publications with no copy at all) on the emulator."""
     held: Counter[tuple[str, str]] = Counter()
@@ -190,10 +223,14 @@ def cpu_seconds(pid: int) -> float:
 @dataclass
 class Outcome:
     lateness: list[float]
+    started: list[float]  # first_attempt_at - due_at: how long before a worker began the publication
     states: Counter
     duplicates: int
     missing: int
     cpu_ms: float  # workers' CPU per publication
+    # During the burst, in cores: (the workers, this process: the emulator and the wait loop).
+    burst_cpu: tuple[float, float]
+    uploads: int  # WeChat covers uploaded as permanent material (material/add_material)
 
 
 def run_scenario(tmp: Path, url: str, admin: EmulatorAdmin, *, tag: str, database_url: str, workers: int,
@@ -205,11 +242,18 @@ def run_scenario(tmp: Path, url: str, admin: EmulatorAdmin, *, tag: str, databas
     prepare(ctx)
     register_emulator_accounts(ctx, emulator_url=url)
     procs = [start_worker(config, tmp / f"worker{k}.log") for k in range(workers)]
+    uploads_before = admin.state()["counters"]["calls"].get(UPLOADS, 0)
     try:
+        if PROFILE_DIR:
+            for proc in procs:
+                proc.send_signal(signal.SIGUSR1)
+        profiling = bool(PROFILE_DIR)
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         now = utcnow()
         expected = create_due_posts(ctx, [now + timedelta(seconds=off) for off in due_offsets], tag)
         started = time.monotonic()
+        # (seconds since the posts were created, workers' CPU s, this process's CPU s), every tenth of a second
+        samples = [(0.0, sum(cpu_seconds(p.pid) for p in procs), time.process_time())]
         deadline = started + max(due_offsets) + 60
         while time.monotonic() < deadline:
             with Session(ctx.engine) as s:
@@ -217,6 +261,11 @@ def run_scenario(tmp: Path, url: str, admin: EmulatorAdmin, *, tag: str, databas
             if left is None:
                 break
             time.sleep(0.1)
+            samples.append((time.monotonic() - started, sum(cpu_seconds(p.pid) for p in procs), time.process_time()))
+            if profiling and samples[-1][0] > max(due_offsets) + 1.0:
+                profiling = False
+                for proc in procs:
+                    proc.send_signal(signal.SIGUSR2)
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
     finally:
         for proc in procs:
@@ -231,10 +280,19 @@ def run_scenario(tmp: Path, url: str, admin: EmulatorAdmin, *, tag: str, databas
     with Session(ctx.engine) as s:
         pubs = list(s.exec(select(Publication)))
     ctx.close()
-    dupes, missing = duplicates(admin.state(), expected)
-    return Outcome(lateness=[(p.published_at - p.due_at).total_seconds() for p in pubs if p.published_at is not None],
+    state = admin.state()
+    dupes, missing = duplicates(state, expected)
+    lateness = [(p.published_at - p.due_at).total_seconds() for p in pubs if p.published_at is not None]
+    # The burst: from the first post's time until the last one went out.
+    first, last = min(due_offsets), max(due_offsets) + max(lateness, default=0.0)
+    begin = max([s for s in samples if s[0] <= first], key=lambda s: s[0])
+    end = min([s for s in samples if s[0] >= last] or samples[-1:], key=lambda s: s[0])
+    span = max(end[0] - begin[0], 1e-9)
+    return Outcome(lateness=lateness,
+                   started=[(p.first_attempt_at - p.due_at).total_seconds() for p in pubs if p.first_attempt_at],
                    states=Counter(p.state for p in pubs), duplicates=dupes, missing=missing,
-                   cpu_ms=1000 * cpu / max(1, len(pubs)))
+                   cpu_ms=1000 * cpu / max(1, len(pubs)), burst_cpu=((end[1] - begin[1]) / span, (end[2] - begin[2]) / span),
+                   uploads=state["counters"]["calls"].get(UPLOADS, 0) - uploads_before)
 
 
 def postgres_database(server_url: str) -> str:
@@ -300,8 +358,11 @@ def main() -> None:
             print(f"{name:8s} {posts} posts, {accounts} accounts, {workers} worker(s), "
                   f"{'PostgreSQL' if on_pg else 'SQLite'}: "
                   f"states {dict(out.states)}; lateness p50 {p50:.3f} s, p99 {p99:.3f} s, max "
-                  f"{max(late, default=float('nan')):.3f} s (target p99 <= {target:g} s); duplicates {out.duplicates}, "
-                  f"missing {out.missing}; worker CPU {out.cpu_ms:.1f} ms per publication", flush=True)
+                  f"{max(late, default=float('nan')):.3f} s (target p99 <= {target:g} s; begun: p50 "
+                  f"{percentile(out.started, 0.5):.3f} s, p99 {percentile(out.started, 0.99):.3f} s); duplicates {out.duplicates}, "
+                  f"missing {out.missing}; worker CPU {out.cpu_ms:.1f} ms per publication; during the burst the workers "
+                  f"used {out.burst_cpu[0]:.0%} of a core, the emulator {out.burst_cpu[1]:.0%}; {out.uploads} covers "
+                  "uploaded", flush=True)
     print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs")
     summary = " ".join(f"{name}_p99_s={percentile(out.lateness, 0.99) if out.lateness else float('nan'):.3f}"
                        for name, out in results.items())

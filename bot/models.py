@@ -568,3 +568,18 @@ class InboundDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = None
+
+
+class CoverMaterial(SQLModel, table=True):
+    """A cover image already in a WeChat account's permanent material library (永久素材), by the image's
+    sha256: later articles with the same cover reuse its media_id instead of uploading it again (the
+    library has a hard cap, 图片素材上限 100000). Shared by every worker; an entry WeChat refuses (40007)
+    is dropped and the cover uploaded again (bot.connectors.covers)."""
+
+    __table_args__ = (UniqueConstraint("account_id", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    sha256: str = Field(max_length=64)
+    media_id: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)

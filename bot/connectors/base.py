@@ -8,6 +8,7 @@ platform's message). The same code serves the real platforms and the built-in em
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -79,6 +80,10 @@ class Cover:
     filename: str
     data: bytes
     mime: str
+    sha256: str = ""  # of data, when the caller has it (Media.sha256); computed when empty
+
+    def digest(self) -> str:
+        return self.sha256 or hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,8 @@ def _article(state: EmulatorState, call: Call, raw: Any) -> dict[str, Any]:
         raise WeChatError(45002, "content size out of limit")
     # Add_draft: 此处会去除JS; 图片url必须来源 media/uploadimg, 外部图片url将被过滤
     content = _filter_content(content)
+    # Add_draft: thumb_media_id 必须是永久MediaID; one the account does not hold (never uploaded, or deleted)
+    # gets 40007 invalid media_id (community reports: other-blowsnow/n8n-nodes-wechat-offiaccount#28, #34).
     thumb = _own_media(state, call, raw.get("thumb_media_id"))
     return {
         "title": title,

@@ -83,12 +83,14 @@ class Attempt:
 
 @dataclass
 class Published:
-    """A publication the platform took, waiting to be recorded with others after the burst's submits."""
+    """A publication the platform took, waiting to be recorded with others after the burst's submits:
+    published, or (`submitted`: the row's values) a WeChat job whose outcome comes later."""
 
     pub: Publication
     account: Account
     result: PublishResult
     reconciled: bool
+    submitted: dict[str, Any] | None = None
 
 
 class Attempts:
@@ -157,18 +159,24 @@ class Attempts:
             self._retry(attempt, text_zh("publication.internal", error=f"{type(e).__name__}: {e}"), None)
             return False
         if result.pending:
-            self._await_outcome(attempt, "submitted; waiting for the platform's PUBLISHJOBFINISH",
-                                accepted_at=result.published_at)
-            return False
+            # Its publish_id is written with the burst's records, one write fewer per article while the burst's
+            # calls queue on the database: the draft_id, stored before the submit, already keeps any later
+            # attempt from submitting again (it reconciles), and the status checks settle a job whose push
+            # came before the write.
+            submitted = self._deferral(attempt, error="submitted; waiting for the platform's PUBLISHJOBFINISH",
+                                       **self._awaiting(attempt, accepted_at=result.published_at))
+            return self._taken(attempt, result, reconciled=False, submitted=submitted)
         return self._taken(attempt, result, reconciled=False)
 
-    def _taken(self, attempt: Attempt, result: PublishResult, *, reconciled: bool) -> bool:
+    def _taken(self, attempt: Attempt, result: PublishResult, *, reconciled: bool,
+               submitted: dict[str, Any] | None = None) -> bool:
         """The platform has the post: the recorder thread records it once the burst's calls are done."""
         with self._lock:
-            if not self._unrecorded:
+            self._unrecorded.append(Published(attempt.pub, attempt.account, result, reconciled, submitted))
+            if len(self._unrecorded) == 1:
+                # The recorder waits for a first one; after that, for the calls to end (woken by the last).
                 self._unrecorded_since = time.monotonic()
-            self._unrecorded.append(Published(attempt.pub, attempt.account, result, reconciled))
-            self._lock.notify_all()
+                self._lock.notify_all()
         return True
 
     def _outgoing(self, session: Session, pub: Publication, post: Post) -> OutgoingPost:
@@ -176,7 +184,7 @@ class Attempts:
         if post.cover_media_id is not None:
             media = session.get(Media, post.cover_media_id)
             if media is not None:
-                cover = Cover(filename=media.filename, data=media.data, mime=media.mime)
+                cover = Cover(filename=media.filename, data=media.data, mime=media.mime, sha256=media.sha256)
         return OutgoingPost(publication_id=pub.id, title=post.title, body=post.body, digest=post.digest,
                             weibo_text=post.weibo_text, cover=cover, author=post.byline,
                             open_comment=post.open_comment, images=body_images(session, post.body))
@@ -243,26 +251,32 @@ class Attempts:
 
     def _defer(self, attempt: Attempt, *, until: datetime, step: str, error: str, **values: Any) -> None:
         """Wait until `until` without using up the attempt: a spent budget or a job still running is no failure."""
-        state = "publishing" if attempt.resume.get("publish_id") else "pending"
-        values.update(self._unsaved(attempt))
         with self._updating() as session:
-            self._fenced(session, attempt.pub.id, state=state, step=step, attempts=attempt.number - 1,
-                         next_attempt_at=until, last_error=error, lease_owner=None, lease_until=None, **values)
+            self._fenced(session, attempt.pub.id, **self._deferral(attempt, until=until, step=step, error=error,
+                                                                   **values))
         # A submitted job waiting for its outcome is the normal case: not worth a line per post at INFO.
         logger.log("DEBUG" if step == AWAITING else "INFO", "publication {} on {}: {}; next look at {}",
                    attempt.pub.id, attempt.account.name, error, until.isoformat())
 
-    def _await_outcome(self, attempt: Attempt, why: str, accepted_at: datetime | None = None) -> None:
+    def _deferral(self, attempt: Attempt, *, until: datetime, step: str, error: str, **values: Any) -> dict[str, Any]:
+        """The row's values of a publication that waits until `until`, its lease given back."""
+        state = "publishing" if attempt.resume.get("publish_id") else "pending"
+        return {"state": state, "step": step, "attempts": attempt.number - 1, "next_attempt_at": until,
+                "last_error": error, "lease_owner": None, "lease_until": None, **values, **self._unsaved(attempt)}
+
+    def _awaiting(self, attempt: Attempt, accepted_at: datetime | None = None) -> dict[str, Any]:
         """Submitted to WeChat: the push settles it; freepublish/get only at the configured check times.
 
         The submit's acceptance is when the article went out: kept as published_at (counted only once
-        the state is published). Written at once with the submit's publish_id: the push finds it by that."""
+        the state is published). The push finds the publication by the publish_id written with it."""
         checks = self.ctx.config.scheduler.publish_status_checks_s
         due = attempt.pub.due_at if attempt.pub.due_at.tzinfo else attempt.pub.due_at.replace(tzinfo=UTC)
         now = utcnow()
         until = now + timedelta(seconds=next_status_check((now - due).total_seconds(), checks))
-        self._defer(attempt, until=until, step=AWAITING, error=why,
-                    **({"published_at": accepted_at} if accepted_at else {}))
+        return {"until": until, "step": AWAITING, **({"published_at": accepted_at} if accepted_at else {})}
+
+    def _await_outcome(self, attempt: Attempt, why: str) -> None:
+        self._defer(attempt, error=why, **self._awaiting(attempt))
 
     def _retry(self, attempt: Attempt, error: str, retry_after: float | None) -> None:
         cfg = self.ctx.config.scheduler
@@ -313,6 +327,10 @@ class Attempts:
         try:
             with self._writing() as session:
                 for item in batch:
+                    if item.submitted is not None:
+                        if not self._fenced_ok(session, item.pub.id, item.submitted):
+                            logger.warning("publication {}: {}", item.pub.id, LeaseLost("lease.lost", owner=self.owner))
+                        continue
                     values: dict[str, Any] = {
                         "state": "published", "step": "done", "remote_id": item.result.remote_id,
                         "remote_url": item.result.url, "last_error": None, "lease_owner": None, "lease_until": None,
@@ -332,7 +350,7 @@ class Attempts:
                     recorded.append(item)
         except Exception:
             # Still leased by this process until the lease lapses: another attempt reconciles with the platform.
-            logger.exception("recording {} published publications failed", len(batch))
+            logger.exception("recording {} published or submitted publications failed", len(batch))
         finally:
             with self._lock:
                 for item in batch:

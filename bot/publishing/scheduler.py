@@ -59,7 +59,7 @@ from bot.context import Context
 from bot.db import claim, write_lock
 from bot.errors import text_zh
 from bot.logthrottle import log_throttled
-from bot.models import Account, Post, Publication
+from bot.models import Account, Media, Post, Publication
 from bot.publishing.attempts import (
     ID_COLUMNS,
     PUBLICATION,
@@ -206,7 +206,8 @@ class Publisher(Attempts):
             self._filling = False
             self._fill_lock.release()
             with self._lock:
-                self._lock.notify_all()  # the recorder waits for the calls (and claims) to end
+                if not self._calling():
+                    self._lock.notify_all()  # the recorder waits for the calls (and claims) to end
 
     def _start(self, pub_ids: list[int]) -> None:
         """Due now: begin the attempts (one batch) and hand each to a thread for its platform calls."""
@@ -418,6 +419,10 @@ class Publisher(Attempts):
             posts = {p.id: p for p in session.exec(select(Post).where(Post.id.in_({p.post_id for p in pubs})))}
             accounts = {a.id: a for a in session.exec(
                 select(Account).where(Account.id.in_({p.account_id for p in pubs})))}
+            # The covers in one query, held here: the session keeps no unreferenced row, so each
+            # publication's session.get (attempts._outgoing) would read its cover again.
+            covers = list(session.exec(select(Media).where(
+                Media.id.in_({p.cover_media_id for p in posts.values() if p.cover_media_id is not None}))))
             resumes = {pub.id: {name: getattr(pub, col) for name, col in ID_COLUMNS.items() if getattr(pub, col)}
                        for pub in pubs}
             # A first attempt is checked right away; a later one reconciles with the platform first.
@@ -431,6 +436,7 @@ class Publisher(Attempts):
                 attempts.append(Attempt(pub=pub, account=accounts[pub.account_id],
                                         outgoing=self._outgoing(session, pub, post), resume=resume,
                                         number=pub.attempts + 1, reconcile=started))
+            del covers
         with self._lock:
             for pub_id in set(pub_ids) - {a.pub.id for a in attempts} - {pub.id for pub, _ in refused}:
                 self.inflight.discard(pub_id)  # no longer ours or no longer active
