@@ -37,7 +37,6 @@ import argparse
 import hashlib
 import math
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -47,8 +46,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -307,22 +305,6 @@ def postgres_database(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
-@contextmanager
-def postgres_server(given: str) -> Iterator[str]:
-    if given:
-        yield given
-        return
-    from tests.conftest import _start_postgres  # the same throwaway server the tests start
-
-    tmp = Path(tempfile.mkdtemp(prefix="govbot-bench-pg-"))
-    url, stop = _start_postgres(tmp)
-    try:
-        yield url
-    finally:
-        stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 SCENARIOS = {
     # name: (posts, accounts, workers, PostgreSQL, due offsets, target p99 s). Weibo takes at most 30
     # posts an hour from an account (the emulator enforces it): 1,000 posts need many accounts.
@@ -340,6 +322,8 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("GOVBOT_TEST_PG_URL", ""),
                         help="a PostgreSQL server for the minute scenario (default: start a throwaway one)")
     args = parser.parse_args()
+    from tests.conftest import postgres_server  # the same throwaway server the tests start
+
     names = [n for n in args.only.split(",") if n]
     logger.remove()
     logger.add(sys.stderr, level="ERROR", diagnose=False)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,15 +134,11 @@ def _start_postgres(tmp: Path) -> tuple[str, Callable[[], None]]:
     return f"postgresql+psycopg://govbot@127.0.0.1:{port}/postgres", stop
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A PostgreSQL server: $GOVBOT_TEST_PG_URL (CI starts one) or a throwaway one started here."""
-    import os
-    import tempfile
-
-    url = os.environ.get("GOVBOT_TEST_PG_URL")
-    if url:
-        yield url
+@contextmanager
+def postgres_server(given: str | None = None) -> Iterator[str]:
+    """The server at `given`, or a throwaway one started here, stopped and removed afterwards (tests and benches)."""
+    if given:
+        yield given
         return
     tmp = Path(tempfile.mkdtemp(prefix="govbot-pg-"))
     url, stop = _start_postgres(tmp)
@@ -148,6 +147,13 @@ def pg_server() -> Iterator[str]:
     finally:
         stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server: $GOVBOT_TEST_PG_URL (CI starts one) or a throwaway one started here."""
+    with postgres_server(os.environ.get("GOVBOT_TEST_PG_URL")) as url:
+        yield url
 
 
 @pytest.fixture
