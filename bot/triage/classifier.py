@@ -17,6 +17,7 @@ from pathlib import Path
 import ahocorasick_rs
 import jieba
 
+from bot.triage.anchors import anchors
 from bot.triage.rules import Rule, RuleSet, load_rules, normalize
 
 NEEDS_ANSWER = {"complaint": True, "question": True, "suggestion": True, "praise": False, "other": False}
@@ -113,7 +114,7 @@ class _Scanner:
         self.words = list(self.by_word)
         self.automaton = (ahocorasick_rs.AhoCorasick(self.words, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
                           if self.words else None)
-        self.pattern_rules = [(rule, p) for rule in rules for p in rule.patterns]
+        self._anchored = [(rule, p, anchors(p)) for rule in rules for p in rule.patterns]
         # The rules of each word (by automaton index) that read a text of a given length: one table
         # per distinct max_chars band, so a long letter skips the short-comment rules at no cost.
         self._limits = sorted({r.max_chars for r in rules if r.max_chars is not None})
@@ -139,10 +140,17 @@ class _Scanner:
             for index, start, _ in self.automaton.find_matches_as_indexes(text):
                 for rule in table[index]:
                     yield rule, words[index], start
-        for rule, pattern in self.pattern_rules:
-            if rule.max_chars is None or size <= rule.max_chars:
-                for m in pattern.finditer(text):
-                    yield rule, m.group(), m.start()
+        for rule, pattern in self._patterns_for(text):
+            for m in pattern.finditer(text):
+                yield rule, m.group(), m.start()
+
+    def _patterns_for(self, text: str):
+        """(rule, pattern) of the rules that read a text this long, skipping the patterns whose anchor
+        characters are not in it (bot.triage.anchors: they cannot match)."""
+        size, present = len(text), frozenset(text)
+        for rule, pattern, anchor in self._anchored:
+            if (rule.max_chars is None or size <= rule.max_chars) and (anchor is None or not anchor.isdisjoint(present)):
+                yield rule, pattern
 
     def counted(self, text: str):
         """(rule, word, occurrences) for the words and pattern hits of the rules that read a text this long.
@@ -155,10 +163,9 @@ class _Scanner:
             for index, n in found.items():
                 for rule in table[index]:
                     yield rule, words[index], n
-        for rule, pattern in self.pattern_rules:
-            if rule.max_chars is None or size <= rule.max_chars:
-                for word, n in Counter(m.group() for m in pattern.finditer(text)).items():
-                    yield rule, word, n
+        for rule, pattern in self._patterns_for(text):
+            for word, n in Counter(m.group() for m in pattern.finditer(text)).items():
+                yield rule, word, n
 
 
 def tokenizer_for(userdict) -> jieba.Tokenizer:
