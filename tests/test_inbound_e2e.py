@@ -152,11 +152,11 @@ def test_retry_after_a_slow_first_answer_is_stored_once_and_answered_identically
     real: Callable = clf.classify
     slow_once = threading.Event()
 
-    def slow(text, subject=None):
+    def slow(text, subject=None, **kw):
         if not slow_once.is_set():
             slow_once.set()
             time.sleep(1.3)  # longer than WeChat's patience below; the retry then waits about 0.3 s
-        return real(text, subject)
+        return real(text, subject, **kw)
 
     monkeypatch.setattr(clf, "classify", slow)
     result = push(emulator, PLAIN_APPID, content="请问社保卡丢了怎么补办？", timeout_s=1.0, retries=3)
