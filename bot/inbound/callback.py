@@ -6,9 +6,10 @@ commits, the spool when the database cannot take it), answer. Triage, routing an
 after the answer in the worker (bot.inbound.processing). The one exception is an answer that must
 be in the response itself: a passive FAQ reply or the welcome of a subscribe. Whether an FAQ rule
 could apply is a single automaton pass over the text (FaqMatcher.candidate); only then is the
-message classified in the request, and the answer chosen is stored with the delivery (the
-once-per-citizen limit checked in the same transaction); the worker records it as a Reply. A redelivery gets exactly the answer the first
-delivery got (InboundDelivery.reply_xml), encrypted afresh in AES mode.
+message's intent classified in the request, and the answer chosen is stored with the delivery (the
+once-per-citizen limit checked in the same transaction); the worker records it as a Reply. A
+redelivery gets exactly the answer the first delivery got (InboundDelivery.reply_xml), encrypted
+afresh in AES mode.
 
 Every input is hostile until checked, in this order: account (404), query parameters (400),
 signature in constant time (403), timestamp within callback.timestamp_window_s (403), body size
