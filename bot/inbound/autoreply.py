@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from bot.clock import utcnow
 from bot.context import Context
+from bot.logthrottle import log_throttled
 from bot.models import Account, InboundDelivery, Message, Reply, Ticket
 from bot.replies import Policy, Result, send_due
 from bot.tickets.service import open_ticket
@@ -128,10 +129,13 @@ def choose(ctx: Context, *, account_name: str, auto_reply: bool, channel: str, t
     if match is None:
         return None, "no FAQ rule matches"
     if channel == "weibo_comment" and len(match.answer) > ctx.config.platforms.weibo.max_chars:
-        logger.warning("FAQ {} answer is longer than a Weibo comment allows; left to a person", match.rule_id)
+        log_throttled(f"faq.too_long.{match.rule_id}", "WARNING",
+                      "FAQ {} answer is longer than a Weibo comment allows; left to a person", match.rule_id)
         return None, f"answer of {match.rule_id} too long for a Weibo comment"
     if channel == PASSIVE_CHANNEL and not _fits_passive(match.answer):
-        logger.warning("FAQ {} answer exceeds {} bytes for a WeChat reply; left to a person", match.rule_id, PASSIVE_MAX_BYTES)
+        # Asked in the callback's request for every matching message: logged once a minute, not per message.
+        log_throttled(f"faq.too_long.{match.rule_id}", "WARNING",
+                      "FAQ {} answer exceeds {} bytes for a WeChat reply; left to a person", match.rule_id, PASSIVE_MAX_BYTES)
         return None, f"answer of {match.rule_id} too long for a WeChat reply"
     return match, f"FAQ {match.rule_id} matched {', '.join(match.words)}"
 
