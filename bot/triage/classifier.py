@@ -115,6 +115,12 @@ class _Scanner:
         self.automaton = (ahocorasick_rs.AhoCorasick(self.words, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
                           if self.words else None)
         self._anchored = [(rule, p, anchors(p)) for rule in rules for p in rule.patterns]
+        # One automaton over every pattern's anchor strings: a pattern runs only when one is in the text.
+        strings = sorted({s for _r, _p, found in self._anchored if found is not None for s in found})
+        index = {s: i for i, s in enumerate(strings)}
+        self._anchor_automaton = ahocorasick_rs.AhoCorasick(strings) if strings else None
+        self._patterns = [(rule, p, None if found is None else frozenset(index[s] for s in found))
+                          for rule, p, found in self._anchored]
         # The rules of each word (by automaton index) that read a text of a given length: one table
         # per distinct max_chars band, so a long letter skips the short-comment rules at no cost.
         self._limits = sorted({r.max_chars for r in rules if r.max_chars is not None})
@@ -145,10 +151,12 @@ class _Scanner:
                 yield rule, m.group(), m.start()
 
     def _patterns_for(self, text: str):
-        """(rule, pattern) of the rules that read a text this long, skipping the patterns whose anchor
-        characters are not in it (bot.triage.anchors: they cannot match)."""
-        size, present = len(text), frozenset(text)
-        for rule, pattern, anchor in self._anchored:
+        """(rule, pattern) of the rules that read a text this long, skipping the patterns none of whose
+        anchor strings is in it (bot.triage.anchors: they cannot match)."""
+        size = len(text)
+        present = (frozenset(i for i, _s, _e in self._anchor_automaton.find_matches_as_indexes(text, overlapping=True))
+                   if self._anchor_automaton is not None else frozenset())
+        for rule, pattern, anchor in self._patterns:
             if (rule.max_chars is None or size <= rule.max_chars) and (anchor is None or not anchor.isdisjoint(present)):
                 yield rule, pattern
 
