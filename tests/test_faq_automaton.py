@@ -49,3 +49,13 @@ def test_match_answers_with_the_longest_pattern_and_finds_overlapping_words():
     assert found.rule_id == "card" and found.words == ("社保卡", "补办", "丢了")
     assert rules.candidate("社保卡") is False and rules.candidate("社保卡丢了") is True
     assert FaqMatcher([]).candidate("任何文字") is False
+
+
+def test_normalize_is_idempotent_for_every_character():
+    """The callback normalizes a text once and hands it on: classify and match normalize it again and
+    must find the same text (every code point, and a mixed sample)."""
+    chars = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    once = normalize(chars)
+    assert normalize(once) == once
+    sample = "Ｗｅｃｈａｔ，请问ΣΑΣ怎么办？ＡＢＣ　ſİ"
+    assert normalize(normalize(sample)) == normalize(sample)

@@ -60,6 +60,7 @@ from bot.inbound.spool import Delivery
 from bot.inbound.store import Incoming
 from bot.logthrottle import log_throttled
 from bot.models import Account
+from bot.triage.rules import normalize
 
 
 @asynccontextmanager
@@ -347,9 +348,11 @@ def _passive_answer(ctx: Context, account: CallbackAccount, incoming: Incoming, 
     elif not ctx.rules.current_faq().candidate(incoming.text, account.name):
         return None  # the common case: one automaton pass, no classification
     else:
-        # An FAQ word is there: only a confident question matching a rule is answered.
+        # An FAQ word is there: only a confident question matching a rule is answered. Normalized once
+        # here, the text passes through the classifier's and the matcher's normalize unchanged, and fast.
+        text = normalize(incoming.text)
         match, _reason = choose(ctx, account_name=account.name, auto_reply=account.auto_reply, channel=PASSIVE_CHANNEL,
-                                text=incoming.text, classification=ctx.rules.current().classify(incoming.text, topics=False))
+                                text=text, classification=ctx.rules.current().classify(text, topics=False))
         if match is None:
             return None
         text, rule, since = match.answer, match.rule_id, once_since(ctx)
