@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.config import REPO_ROOT
 from bot.triage.classifier import Classification
 from bot.triage.faq import FaqMatcher, FaqPattern, FaqRule
-from bot.triage.rules import normalize
+from bot.triage.rules import normalize, normalize_keeps
 
 RULES = FaqMatcher.from_dir(REPO_ROOT / "rules")
 QUESTION = Classification(intent="question", topic=None, confidence=0.9, needs_answer=True, spam=False, matched=())
@@ -59,3 +59,28 @@ def test_normalize_is_idempotent_for_every_character():
     assert normalize(once) == once
     sample = "Ｗｅｃｈａｔ，请问ΣΑΣ怎么办？ＡＢＣ　ſİ"
     assert normalize(normalize(sample)) == normalize(sample)
+
+
+def test_ideographs_are_kept_by_normalize_and_come_from_nothing_else():
+    """Why `candidate` may read a text as it came when every FAQ word is of ideographs."""
+    ideographs = "".join(chr(c) for c in [*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000)])
+    assert normalize(ideographs) == ideographs and normalize_keeps(ideographs)
+    others = "".join(chr(c) for c in range(0x110000)
+                     if not (0xD800 <= c <= 0xDFFF or 0x3400 <= c < 0x4DC0 or 0x4E00 <= c < 0xA000))
+    assert not any(normalize_keeps(ch) for ch in set(normalize(others)))
+
+
+def test_a_word_with_letters_makes_candidate_normalize_the_text():
+    rules = FaqMatcher([FaqRule("app", (FaqPattern(all_of=("app", "下载"), any_of=()),), "见应用商店", None, 0.5)])
+    assert not normalize_keeps("app") and rules.candidate("ＡＰＰ在哪里下载") is True
+    assert RULES._raw_ok and RULES.candidate("ＳＨＥＢＡＯ　社保卡丢了？") == naive_candidate(RULES, "ＳＨＥＢＡＯ　社保卡丢了？", None)
+
+
+def test_candidate_of_rules_for_one_account_and_a_pattern_without_words():
+    rules = FaqMatcher([
+        FaqRule("local", (FaqPattern(all_of=("停水",), any_of=("通知", "时间")),), "见公告", frozenset({"示例县住建"}), 0.5),
+        FaqRule("bare", (FaqPattern(all_of=(), any_of=()),), "您好", frozenset({"示例县发布"}), 0.5),
+    ])
+    for text in ("停水时间", "停水", "时间通知", "路灯"):
+        for account in (None, "示例县住建", "示例县发布", "其他"):
+            assert rules.candidate(text, account) == naive_candidate(rules, text, account), (text, account)

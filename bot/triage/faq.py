@@ -24,6 +24,7 @@ from bot.triage.rules import (
     check_keys,
     keyword_list,
     normalize,
+    normalize_keeps,
     read_toml,
 )
 
@@ -100,9 +101,20 @@ class FaqMatcher:
         self._words = sorted(words)
         # Every occurrence, overlapping ones too: the same presence test as `word in text` for each word.
         self._automaton = ahocorasick_rs.AhoCorasick(self._words) if words else None
+        # Words of ideographs only (the usual case) are found in the text as it came, without normalizing it.
+        self._raw_ok = all(normalize_keeps(w) for w in self._words)
+        # Each pattern under a word it cannot hold without (its first `all` word, else each `any` word):
+        # `candidate` looks only at the patterns of the words present. (A pattern without words, under
+        # "", holds for every text.)
+        self._needing: dict[str, list[tuple[FaqRule, FaqPattern]]] = {}
+        for rule in self.rules:
+            for p in rule.patterns:
+                for word in p.all_of[:1] or p.any_of or ("",):
+                    self._needing.setdefault(word, []).append((rule, p))
 
     def _present(self, normalized: str) -> set[str]:
-        """Every FAQ word occurring in `normalized` (already passed through normalize)."""
+        """Every FAQ word occurring in `normalized` (passed through normalize, or as it came when every word
+        is of ideographs: bot.triage.rules.normalize_keeps)."""
         if self._automaton is None:
             return set()
         return {self._words[i] for i, _start, _end in self._automaton.find_matches_as_indexes(normalized, overlapping=True)}
@@ -115,10 +127,15 @@ class FaqMatcher:
 
     def candidate(self, text: str, account: str | None = None) -> bool:
         """Whether some rule's words are in `text`: only then can `match` answer, whatever the intent."""
-        present = self._present(normalize(text))
-        if not present:
+        present = self._present(text if self._raw_ok else normalize(text))
+        if not present and "" not in self._needing:
             return False
-        return any(p.words_in(present) is not None for _order, rule in self._rules_for(account) for p in rule.patterns)
+        name = None if account is None else normalize(account)
+        for word in ("", *present):
+            for rule, p in self._needing.get(word, ()):
+                if (rule.accounts is None or name in rule.accounts) and p.words_in(present) is not None:
+                    return True
+        return False
 
     @classmethod
     def from_file(cls, path: Path) -> FaqMatcher:

@@ -58,6 +58,16 @@ def normalize(text: str) -> str:
     return _FULLWIDTH_RUN.sub(_halfwidth, text).lower()
 
 
+# CJK ideographs: normalize keeps each as it is, and no other character becomes one (tested for
+# every code point). A word of them is in a text exactly when it is in the normalized text.
+_IDEOGRAPHS = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]+")
+
+
+def normalize_keeps(word: str) -> bool:
+    """Whether `word` is found in a text as in its normalized form (a word of CJK ideographs only)."""
+    return _IDEOGRAPHS.fullmatch(word) is not None
+
+
 class RuleError(GovbotError):
     """A rules file is invalid: names the file, the rule (id, section or line) and the reason."""
 
