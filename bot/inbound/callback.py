@@ -27,11 +27,12 @@ import gc
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 from xml.parsers import expat
 
 from fastapi import APIRouter, FastAPI, Request
@@ -257,9 +258,8 @@ def _load_account(ctx: Context, appid: str) -> CallbackAccount | None:
 _ACCOUNT_TTL_S = 30.0
 
 
-async def _account(request: Request, appid: str) -> CallbackAccount:
-    """The account of the URL's appid (cached per app for _ACCOUNT_TTL_S); Refused(404) if unknown."""
-    state = request.app.state
+async def _account(state: Any, appid: str) -> CallbackAccount:
+    """The account of the URL's appid (cached in the app's state for _ACCOUNT_TTL_S); Refused(404) if unknown."""
     if not hasattr(state, "wechat_callback_accounts"):
         state.wechat_callback_accounts = {}
     cache: dict[str, tuple[float, CallbackAccount]] = state.wechat_callback_accounts
@@ -279,27 +279,14 @@ async def _account(request: Request, appid: str) -> CallbackAccount:
     return account
 
 
-def _query(request: Request, *names: str) -> list[str]:
+def _query(query: Mapping[str, str], *names: str) -> list[str]:
     values = []
     for name in names:
-        value = request.query_params.get(name)
+        value = query.get(name)
         if not value:
             raise Refused(400, f"missing query parameter {name}")
         values.append(value)
     return values
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused past `limit` bytes while reading (Content-Length may lie or be absent)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Refused(413, f"body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, f"body larger than {limit} bytes")
-    return bytes(body)
 
 
 def _decrypt(account: CallbackAccount, outer: dict[str, Any], timestamp: str, nonce: str,
@@ -371,14 +358,14 @@ def intake_of(app: FastAPI) -> Intake:
     return intake
 
 
-async def _deliver(request: Request, account: CallbackAccount, params: dict[str, str], body: bytes,
+async def _deliver(app: FastAPI, account: CallbackAccount, params: dict[str, str], body: bytes,
                    arrived_at: datetime) -> Response:
-    ctx: Context = request.app.state.ctx
+    ctx: Context = app.state.ctx
     doc, xml = _open(account, params, body)
     incoming = incoming_from_xml(account.id, doc, xml, arrived_at=arrived_at, cfg=ctx.config.callback)
     delivery = Delivery(account_id=account.id, dedupe_key=incoming.dedupe_key[:200], timestamp=int(params["timestamp"]),
                         nonce=params["nonce"], body=xml, arrived_at=arrived_at)
-    stored = await intake_of(request.app).store(delivery, _passive_answer(ctx, account, incoming, arrived_at))
+    stored = await intake_of(app).store(delivery, _passive_answer(ctx, account, incoming, arrived_at))
     if stored.outcome is Outcome.REPLAY:
         raise Refused(403, "signature replayed: its timestamp and nonce came before with another message")
     if stored.outcome is Outcome.DUPLICATE:
@@ -392,16 +379,15 @@ async def _deliver(request: Request, account: CallbackAccount, params: dict[str,
     return Response(reply_xml, media_type="application/xml")
 
 
-def _refusal(request: Request, appid: str, exc: Refused) -> PlainTextResponse:
-    client = request.client.host if request.client else "?"
-    logger.warning("WeChat callback {} {!r} from {} refused {}: {}", request.method, appid[:40], client, exc.status, exc.reason)
+def _refusal(method: str, appid: str, client: str, exc: Refused) -> PlainTextResponse:
+    logger.warning("WeChat callback {} {!r} from {} refused {}: {}", method, appid[:40], client, exc.status, exc.reason)
     return PlainTextResponse(exc.reason, status_code=exc.status)
 
 
-def _unavailable(request: Request, appid: str) -> PlainTextResponse:
+def _unavailable(method: str, appid: str) -> PlainTextResponse:
     # Our own failure (neither database nor spool, a bug): 503 makes WeChat retry; nothing was acknowledged.
-    log_throttled(f"callback.failed.{request.method}", "ERROR", "WeChat callback {} {!r} failed",
-                  request.method, appid[:40], exception=True)
+    log_throttled(f"callback.failed.{method}", "ERROR", "WeChat callback {} {!r} failed",
+                  method, appid[:40], exception=True)
     return PlainTextResponse("temporarily unavailable", status_code=503)
 
 
@@ -409,8 +395,8 @@ def _unavailable(request: Request, appid: str) -> PlainTextResponse:
 async def verify(appid: str, request: Request) -> Response:
     """服务器配置 check: echo `echostr` when the signature is right (decrypted in AES mode)."""
     try:
-        account = await _account(request, appid)
-        timestamp, nonce, echostr = _query(request, "timestamp", "nonce", "echostr")
+        account = await _account(request.app.state, appid)
+        timestamp, nonce, echostr = _query(request.query_params, "timestamp", "nonce", "echostr")
         msg_signature = request.query_params.get("msg_signature")
         if account.aes and msg_signature:
             # Encrypted verification (安全模式 as WeCom does it): the echostr is ciphertext.
@@ -427,54 +413,96 @@ async def verify(appid: str, request: Request) -> Response:
         # A captured verification URL cannot be replayed later to probe the token (as for pushes).
         _timestamp(timestamp, request.app.state.ctx.config.callback.timestamp_window_s)
     except Refused as exc:
-        return _refusal(request, appid, exc)
+        return _refusal("GET", appid, request.client.host if request.client else "?", exc)
     except Exception:
-        return _unavailable(request, appid)
+        return _unavailable("GET", appid)
     return PlainTextResponse(echostr)
 
 
 PREFIX = "/wechat/callback/"
 
 
-class CallbackFastPath:
-    """ASGI middleware: POST /wechat/callback/{appid} is answered here, outside the console's
-    middleware (sessions ...) and FastAPI's routing and endpoint machinery, about a quarter of the
-    CPU a delivery costs. Everything else passes through. Added last in create_app (outermost)."""
-
-    def __init__(self, app: Any):
-        self.app = app
-
-    async def __call__(self, scope: dict, receive_: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
-            appid = scope["path"][len(PREFIX):]
-            if appid and "/" not in appid:
-                response = await receive(appid, Request(scope, receive_))
-                await response(scope, receive_, send)
-                return
-        await self.app(scope, receive_, send)
+async def answer_push(app: Any, scope: dict, receive_: Any, send: Any) -> bool:
+    """Answer a POST /wechat/callback/{appid} straight from the ASGI scope, before the framework's
+    layers (telemetry, the console's middleware, routing, the endpoint machinery): they were a
+    third of the CPU a delivery costs. False when `scope` is anything else. Called first by the app
+    (bot.web.app.GovbotApp)."""
+    if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith(PREFIX):
+        return False
+    appid = scope["path"][len(PREFIX):]
+    if not appid or "/" in appid:
+        return False
+    scope["app"] = app
+    response = await receive(appid, Push(scope, receive_))
+    await response(scope, receive_, send)
+    return True
 
 
-async def receive(appid: str, request: Request) -> Response:
+class Push:
+    """What the callback reads of a request: the raw scope's query, headers and body (a Starlette
+    Request parses more than this on every push)."""
+
+    __slots__ = ("scope", "_receive", "query")
+
+    def __init__(self, scope: dict, receive_: Any):
+        self.scope, self._receive = scope, receive_
+        # As Starlette's QueryParams: latin-1, blank values kept, the last of repeated names wins.
+        self.query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+
+    @property
+    def app(self) -> Any:
+        return self.scope["app"]
+
+    @property
+    def client_host(self) -> str:
+        client = self.scope.get("client")
+        return client[0] if client else "?"
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    async def body(self, limit: int) -> bytes:
+        """The body, refused past `limit` bytes while reading (Content-Length may lie or be absent)."""
+        declared = self.header(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Refused(413, f"body larger than {limit} bytes")
+        body = b""
+        while True:
+            message = await self._receive()
+            if message["type"] != "http.request":
+                raise Refused(400, "the client went away before the body was read")
+            body += message.get("body", b"")
+            if len(body) > limit:
+                raise Refused(413, f"body larger than {limit} bytes")
+            if not message.get("more_body", False):
+                return body
+
+
+async def receive(appid: str, push: Push) -> Response:
     """A user message or event pushed by WeChat (plain or AES mode)."""
-    ctx: Context = request.app.state.ctx
+    ctx: Context = push.app.state.ctx
     arrived_at = utcnow()
     try:
-        account = await _account(request, appid)
-        timestamp, nonce = _query(request, "timestamp", "nonce")
+        account = await _account(push.app.state, appid)
+        query = push.query
+        timestamp, nonce = _query(query, "timestamp", "nonce")
         if len(nonce) > MAX_FIELD_CHARS:
             raise Refused(400, "query parameter nonce is too long")
         params = {"timestamp": timestamp, "nonce": nonce}
-        signature = request.query_params.get("signature")
+        signature = query.get("signature")
         if signature is not None or not account.aes:
             # Plain mode is authenticated by this signature alone; in AES mode WeChat sends it too.
             if not signature_ok(sign(account.token, timestamp, nonce), signature):
                 raise Refused(403, "bad signature")
         _timestamp(timestamp, ctx.config.callback.timestamp_window_s)
-        if request.query_params.get("msg_signature"):
-            params["msg_signature"] = request.query_params["msg_signature"]
-        body = await _read_body(request, ctx.config.web.max_body_bytes)
-        return await _deliver(request, account, params, body, arrived_at)
+        if query.get("msg_signature"):
+            params["msg_signature"] = query["msg_signature"]
+        body = await push.body(ctx.config.web.max_body_bytes)
+        return await _deliver(push.app, account, params, body, arrived_at)
     except Refused as exc:
-        return _refusal(request, appid, exc)
+        return _refusal("POST", appid, push.client_host, exc)
     except Exception:
-        return _unavailable(request, appid)
+        return _unavailable("POST", appid)

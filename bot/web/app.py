@@ -8,6 +8,7 @@ have one shape, `{"code", "message", "detail"}` (bot.web.failures.error_body): a
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from bot.context import Context
 from bot.errors import CheckFailed, GovbotError, InvalidState, NotFound, PermissionDenied, text_zh
+from bot.inbound.callback import answer_push
 from bot.web.access import authorize
 from bot.web.failures import error_body, install_error_handlers, page_answer
 from bot.web.security import SecurityHeaders
@@ -94,10 +96,19 @@ def install_api_errors(app: FastAPI) -> None:
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+class GovbotApp(FastAPI):
+    """The app, whose first step answers WeChat's pushes (bot.inbound.callback.answer_push) before
+    any layer of the framework; every other request goes through FastAPI as usual."""
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not await answer_push(self, scope, receive, send):
+            await super().__call__(scope, receive, send)
+
+
 def create_app(ctx: Context) -> FastAPI:
     from bot import __version__
 
-    app = FastAPI(title="govbot", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
+    app = GovbotApp(title="govbot", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json",
                   dependencies=[Depends(refuse_bad_input), Depends(authorize)])
     app.state.ctx = ctx
     app.state.ready = True
@@ -118,9 +129,6 @@ def create_app(ctx: Context) -> FastAPI:
 
     for router in _routers():
         app.include_router(router)
-    from bot.inbound.callback import CallbackFastPath
-
-    app.add_middleware(CallbackFastPath)  # last added: outermost, before the session middleware
     return app
 
 
