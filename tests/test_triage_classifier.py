@@ -138,8 +138,9 @@ def test_empty_text(clf):
     "兼职日结，加vx", "建议在学校门口增设红绿灯", "点赞👍", "小区楼下烧烤店油烟扰民，多次反映没人管，希望尽快处理。请问该找哪个部门？",
 ])
 def test_intent_without_topics_is_the_same_intent(clf, text):
-    """The callback's FAQ decision reads the intent only: the same intent, confidence and spam as the full one."""
+    """The callback's FAQ decision reads the intent only: the same intent, confidence, spam and reason as the
+    full one, with nothing explained."""
     full, fast = clf.classify(text), clf.classify(text, topics=False)
-    assert (fast.intent, fast.confidence, fast.spam, fast.needs_answer) == (full.intent, full.confidence, full.spam,
-                                                                            full.needs_answer)
-    assert fast.topic is None and not fast.topic_scores
+    assert (fast.intent, fast.confidence, fast.spam, fast.needs_answer, fast.reason) == (
+        full.intent, full.confidence, full.spam, full.needs_answer, full.reason)
+    assert fast.topic is None and not fast.topic_scores and not fast.intent_scores and fast.matched == ()

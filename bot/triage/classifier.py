@@ -119,8 +119,13 @@ class _Scanner:
         strings = sorted({s for _r, _p, found in self._anchored if found is not None for s in found})
         index = {s: i for i, s in enumerate(strings)}
         self._anchor_automaton = ahocorasick_rs.AhoCorasick(strings) if strings else None
-        self._patterns = [(rule, p, None if found is None else frozenset(index[s] for s in found))
-                          for rule, p, found in self._anchored]
+        self._patterns = [(rule, p) for rule, p, _found in self._anchored]
+        # Positions in _patterns: of the patterns run always (no anchors), and of those of each anchor string.
+        self._always = frozenset(i for i, (_r, _p, found) in enumerate(self._anchored) if found is None)
+        self._of_anchor: list[list[int]] = [[] for _ in strings]
+        for i, (_r, _p, found) in enumerate(self._anchored):
+            for anchor in found or ():
+                self._of_anchor[index[anchor]].append(i)
         # The rules of each word (by automaton index) that read a text of a given length: one table
         # per distinct max_chars band, so a long letter skips the short-comment rules at no cost.
         self._limits = sorted({r.max_chars for r in rules if r.max_chars is not None})
@@ -153,11 +158,14 @@ class _Scanner:
     def _patterns_for(self, text: str):
         """(rule, pattern) of the rules that read a text this long, skipping the patterns none of whose
         anchor strings is in it (bot.triage.anchors: they cannot match)."""
-        size = len(text)
-        present = (frozenset(i for i, _s, _e in self._anchor_automaton.find_matches_as_indexes(text, overlapping=True))
-                   if self._anchor_automaton is not None else frozenset())
-        for rule, pattern, anchor in self._patterns:
-            if (rule.max_chars is None or size <= rule.max_chars) and (anchor is None or not anchor.isdisjoint(present)):
+        size, positions = len(text), set(self._always)
+        if self._anchor_automaton is not None:
+            of_anchor = self._of_anchor
+            for i, _start, _end in self._anchor_automaton.find_matches_as_indexes(text, overlapping=True):
+                positions.update(of_anchor[i])
+        for position in sorted(positions):  # in the rules' order, as without anchors
+            rule, pattern = self._patterns[position]
+            if rule.max_chars is None or size <= rule.max_chars:
                 yield rule, pattern
 
     def counted(self, text: str):
@@ -288,9 +296,10 @@ class Classifier:
                     add(rule, rule.label, word, weight * times)
 
     def classify(self, text: str, subject: str | None = None, *, topics: bool = True) -> Classification:
-        """Intent, spam and topic of a message. Without `topics`, the topic words are not read (topic None,
-        no topic scores): intent, confidence and spam are the same, in a fraction of the time (the
-        callback's FAQ decision needs only those)."""
+        """Intent, spam and topic of a message. Without `topics`, only the decision: the topic words are
+        not read and nothing is explained (topic None; no scores, no matched rules). Intent, confidence,
+        spam and the reason are the same, in a fraction of the time (the callback's FAQ decision needs
+        only those)."""
         rs = self.ruleset
         tally = _Tally()
         body = normalize(text or "")
@@ -314,9 +323,9 @@ class Classifier:
             confidence=confidence,
             needs_answer=NEEDS_ANSWER[intent] and not spam,
             spam=spam,
-            matched=tally.matches(),
+            matched=tally.matches() if topics else (),
             reason=reason,
-            intent_scores=_ranked(intent_scores),
+            intent_scores=_ranked(intent_scores) if topics else (),
             topic_scores=_ranked(topic_scores),
         )
 
