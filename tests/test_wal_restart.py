@@ -15,7 +15,7 @@ from bot.inbound import intake
 
 
 def wal_size_after_steady_writes(tmp_path, name: str) -> int:
-    """The WAL's size after 1.5 s of commits every 2 ms, checkpointed every 0.3 s as the intake does."""
+    """The WAL's size after 1.6 s of commits every 2 ms, checkpointed every 0.2 s as the intake does."""
     path = tmp_path / f"{name}.db"
     writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     sqlite_pragmas(writer, busy_ms=0)
@@ -34,8 +34,8 @@ def wal_size_after_steady_writes(tmp_path, name: str) -> int:
     thread = threading.Thread(target=deliveries)
     thread.start()
     try:
-        for _ in range(5):
-            time.sleep(0.3)
+        for _ in range(8):
+            time.sleep(0.2)
             with engine.connect() as conn:
                 intake.checkpoint(conn)
     finally:
@@ -51,7 +51,9 @@ def test_the_wal_starts_again_under_a_steady_stream_of_commits(tmp_path, monkeyp
     caught_up = wal_size_after_steady_writes(tmp_path, "passes")
     monkeypatch.setattr(intake, "CATCH_UP_PASSES", 1)  # one pass, as before: the commits made meanwhile stay behind
     one_pass = wal_size_after_steady_writes(tmp_path, "one")
-    assert one_pass > 3 * caught_up, (one_pass, caught_up)
+    # One pass: the log never restarts and holds every commit (about 9 MB here); caught up, it restarts at
+    # (nearly) every round and holds one or two rounds' commits: a fifth to a half of that on a busy machine.
+    assert one_pass > 1.8 * caught_up, (one_pass, caught_up)
 
 
 @pytest.mark.parametrize("url", ["sqlite://"])
