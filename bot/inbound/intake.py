@@ -51,6 +51,7 @@ CATCH_UP_PASSES = 6
 
 _TABLE = InboundDelivery.__table__
 
+
 def checkpoint(conn: Any) -> None:
     """PASSIVE checkpoints (never waiting for a writer) until a pass finds the log as the previous one
     left it, all copied: the next commit then restarts the WAL from its beginning.
