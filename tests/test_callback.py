@@ -20,8 +20,9 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from bot.context import Context
 from bot.inbound import callback as callback_module
-from bot.inbound.callback import Refused, parse_xml, sign
+from bot.inbound.callback import sign
 from bot.inbound.processing import process_pending
+from bot.inbound.wechat_xml import Refused, parse_xml
 from bot.models import AuditEvent, InboundDelivery, Message, Reply, Ticket
 from bot.web.app import create_app
 

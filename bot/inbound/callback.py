@@ -14,9 +14,9 @@ afresh in AES mode.
 Every input is hostile until checked, in this order: account (404), query parameters (400),
 signature in constant time (403), timestamp within callback.timestamp_window_s (403), body size
 read with a cap whatever Content-Length says (413), XML without DOCTYPE or entities (400), AES
-envelope signature (403) and decryption (400), required fields (400), nonce not seen before with
-another message (403: a replayed signature; in plain mode it does not cover the body). A refusal
-is logged and stores nothing. A CreateTime far from the arrival time is replaced by the arrival
+envelope signature (403) and decryption (400), required fields (400; the XML checks are
+bot.inbound.wechat_xml), nonce not seen before with another message (403: a replayed signature;
+in plain mode it does not cover the body). A refusal is logged and stores nothing. A CreateTime far from the arrival time is replaced by the arrival
 time and kept as Message.untrusted_create_time. Only a failure of our own (neither database nor
 spool can store) answers 503, so that WeChat retries.
 """
@@ -30,10 +30,9 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
-from xml.parsers import expat
 
 from fastapi import APIRouter, FastAPI, Request
 from loguru import logger
@@ -44,7 +43,6 @@ from starlette.responses import PlainTextResponse, Response
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from bot.clock import utcnow
-from bot.config import CallbackConfig
 from bot.context import Context
 from bot.inbound.autoreply import (
     PASSIVE_CHANNEL,
@@ -54,11 +52,11 @@ from bot.inbound.autoreply import (
     passive_text_xml,
     welcome_text,
 )
-from bot.inbound.events import job_id
 from bot.inbound.intake import Intake
 from bot.inbound.rows import SUCCESS, Outcome, PassiveAnswer
 from bot.inbound.spool import Delivery
 from bot.inbound.store import Incoming
+from bot.inbound.wechat_xml import MAX_FIELD_CHARS, Refused, field, incoming_from_xml, parse_xml
 from bot.logthrottle import log_throttled
 from bot.models import Account
 from bot.triage.rules import normalize
@@ -84,20 +82,6 @@ async def _warm_up(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(tags=["wechat"], lifespan=_warm_up)
 
-MESSAGE_TYPES = ("text", "image", "voice", "video", "shortvideo", "location", "link")
-MAX_DEPTH = 6
-MAX_ELEMENTS = 400
-MAX_FIELD_CHARS = 64  # ids, types, timestamps
-
-
-class Refused(Exception):
-    """A request we answer with `status` and log; nothing is stored."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
 @dataclass(frozen=True)
 class CallbackAccount:
     id: int
@@ -120,121 +104,6 @@ def sign(*parts: str) -> str:
 def signature_ok(expected: str, given: str | None) -> bool:
     """Constant-time comparison: wechatpy's check_signature compares with != and leaks timing."""
     return given is not None and hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "replace"))
-
-
-def parse_xml(data: bytes) -> dict[str, Any]:
-    """WeChat's flat <xml> document as a dict; child elements become nested dicts (repeated: lists).
-
-    Refuses any DOCTYPE (and so every entity declaration: billion laughs, external entities/XXE),
-    anything that is not well-formed UTF-8, and documents deeper or larger than WeChat ever sends.
-    """
-    parser = expat.ParserCreate("UTF-8")  # overrides a declared encoding: WeChat sends UTF-8 only
-
-    def refuse(*_args: Any) -> None:
-        raise Refused(400, "DOCTYPE and entity declarations are not accepted")
-
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.buffer_text = True
-    root: dict[str, Any] = {}
-    stack: list[tuple[str, dict[str, Any], list[str]]] = [("", root, [])]
-    count = 0
-
-    def start(name: str, _attrs: Any) -> None:
-        nonlocal count
-        count += 1
-        if count > MAX_ELEMENTS or len(stack) > MAX_DEPTH:
-            raise Refused(400, "XML document too large or too deep")
-        stack.append((name, {}, []))
-
-    def end(_name: str) -> None:
-        name, children, text = stack.pop()
-        value: Any = children if children else "".join(text)
-        parent = stack[-1][1]
-        if name in parent:
-            previous = parent[name]
-            parent[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            parent[name] = value
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = lambda text: stack[-1][2].append(text)
-    try:
-        parser.Parse(data, True)
-    except expat.ExpatError as exc:
-        raise Refused(400, f"malformed XML: {expat.errors.messages.get(exc.code, exc.code)}") from None
-    except RecursionError:
-        raise Refused(400, "XML document too deep") from None
-    doc = root.get("xml")
-    if not isinstance(doc, dict) or len(root) != 1:
-        raise Refused(400, "not a WeChat <xml> document")
-    return doc
-
-
-def _field(doc: dict[str, Any], name: str, *, required: bool = True, limit: int | None = MAX_FIELD_CHARS) -> str:
-    value = doc.get(name)
-    if value is None or value == "":
-        if required:
-            raise Refused(400, f"missing field {name}")
-        return ""
-    if not isinstance(value, str):
-        raise Refused(400, f"field {name} is not text")
-    if limit is not None and len(value) > limit:
-        raise Refused(400, f"field {name} is too long")
-    return value.strip() if limit is not None else value
-
-
-def received_at(create_time: str, arrived_at: datetime, cfg: CallbackConfig) -> tuple[datetime, str | None]:
-    """(when the citizen sent it, the CreateTime as sent if it was not believed): a CreateTime outside
-    [arrival - create_time_past_s, arrival + create_time_future_s] gives way to the arrival time."""
-    seconds = int(create_time)
-    low = arrived_at - timedelta(seconds=cfg.create_time_past_s)
-    high = arrived_at + timedelta(seconds=cfg.create_time_future_s)
-    if low.timestamp() <= seconds <= high.timestamp():
-        return datetime.fromtimestamp(seconds, UTC), None
-    return arrived_at, create_time
-
-
-def incoming_from_xml(account_id: int, doc: dict[str, Any], raw: str, *, arrived_at: datetime,
-                      cfg: CallbackConfig) -> Incoming:
-    """The platform-neutral message of a WeChat push; Refused(400) when a required field is missing."""
-    to_user = _field(doc, "ToUserName")
-    from_user = _field(doc, "FromUserName")
-    create_time = _field(doc, "CreateTime")
-    if not create_time.isdigit():
-        raise Refused(400, "field CreateTime is not a number")
-    when, untrusted = received_at(create_time, arrived_at, cfg)
-    wire_type = _field(doc, "MsgType").lower()
-    common = dict(account_id=account_id, kind="wechat_message", received_at=when, untrusted_create_time=untrusted,
-                  sender_id=from_user, raw=raw, own_id=to_user)
-    if wire_type == "event":
-        event = _field(doc, "Event").lower()
-        # WeChat deduplicates events by FromUserName + CreateTime; the event name keeps two
-        # different events of the same second (subscribe, then a menu click) apart, the job's id two
-        # jobs finishing in one second (several PUBLISHJOBFINISH from the same system sender).
-        job = job_id(event, doc)
-        dedupe_key = f"event:{from_user}:{create_time}:{event}" + (f":{job}" if job else "")
-        return Incoming(**common, dedupe_key=dedupe_key, msg_type="event",
-                        event=event, text=_field(doc, "EventKey", required=False, limit=None), classify=False)
-    msg_id = _field(doc, "MsgId", required=wire_type in MESSAGE_TYPES)
-    dedupe_key = f"msg:{msg_id}" if msg_id else f"nomsgid:{from_user}:{create_time}:{wire_type}"
-    if wire_type == "text":
-        text = _field(doc, "Content", limit=None)
-    elif wire_type == "voice":
-        text = _field(doc, "Recognition", required=False, limit=None)
-    elif wire_type == "location":
-        text = _field(doc, "Label", required=False, limit=None)
-    elif wire_type == "link":
-        parts = (_field(doc, "Title", required=False, limit=None), _field(doc, "Description", required=False, limit=None))
-        text = "\n".join(p for p in parts if p)
-    elif wire_type in MESSAGE_TYPES:
-        text = ""  # image, video: nothing to read
-    else:
-        return Incoming(**common, dedupe_key=dedupe_key, msg_type="unknown", classify=False)
-    return Incoming(**common, dedupe_key=dedupe_key, msg_type=wire_type, text=text)
 
 
 # ---- request handling --------------------------------------------------------------------------
@@ -291,7 +160,7 @@ def _query(query: Mapping[str, str], *names: str) -> list[str]:
 
 def _decrypt(account: CallbackAccount, outer: dict[str, Any], timestamp: str, nonce: str,
              msg_signature: str | None) -> bytes:
-    encrypted = _field(outer, "Encrypt", limit=None)
+    encrypted = field(outer, "Encrypt", limit=None)
     if not signature_ok(sign(account.token, timestamp, nonce, encrypted), msg_signature):
         raise Refused(403, "bad msg_signature")
     try:

@@ -24,11 +24,11 @@ from bot.clock import utcnow
 from bot.context import Context
 from bot.db import claim
 from bot.inbound.autoreply import GivenAnswer
-from bot.inbound.callback import incoming_from_xml, parse_xml
 from bot.inbound.events import handle_system_event, is_system_event
 from bot.inbound.rows import Outcome, insert_delivery
 from bot.inbound.spool import Spool
 from bot.inbound.store import ingest
+from bot.inbound.wechat_xml import incoming_from_xml, parse_xml
 from bot.logthrottle import log_throttled
 from bot.models import InboundDelivery
 
