@@ -54,6 +54,14 @@ class FaqRule:
     accounts: frozenset[str] | None  # account names as in the config's [[accounts]]; None: every account
     min_confidence: float
 
+    def serves(self, name: str | None) -> bool:
+        """Whether the rule answers for the account of normalized `name` (None: no account given)."""
+        return self.accounts is None or name in self.accounts
+
+
+def _account_name(account: str | None) -> str | None:
+    return None if account is None else normalize(account)
+
 
 @dataclass(frozen=True)
 class FaqMatch:
@@ -112,28 +120,29 @@ class FaqMatcher:
                 for word in p.all_of[:1] or p.any_of or ("",):
                     self._needing.setdefault(word, []).append((rule, p))
 
-    def _present(self, normalized: str) -> set[str]:
-        """Every FAQ word occurring in `normalized` (passed through normalize, or as it came when every word
-        is of ideographs: bot.triage.rules.normalize_keeps)."""
+    def _present(self, text: str) -> set[str]:
+        """Every FAQ word occurring in `text` once normalized (read as it came when every word is of
+        ideographs: bot.triage.rules.normalize_keeps)."""
         if self._automaton is None:
             return set()
-        return {self._words[i] for i, _start, _end in self._automaton.find_matches_as_indexes(normalized, overlapping=True)}
+        scanned = text if self._raw_ok else normalize(text)
+        return {self._words[i] for i, _start, _end in self._automaton.find_matches_as_indexes(scanned, overlapping=True)}
 
     def _rules_for(self, account: str | None):
+        name = _account_name(account)
         for order, rule in enumerate(self.rules):
-            if rule.accounts is not None and (account is None or normalize(account) not in rule.accounts):
-                continue
-            yield order, rule
+            if rule.serves(name):
+                yield order, rule
 
     def candidate(self, text: str, account: str | None = None) -> bool:
         """Whether some rule's words are in `text`: only then can `match` answer, whatever the intent."""
-        present = self._present(text if self._raw_ok else normalize(text))
+        present = self._present(text)
         if not present and "" not in self._needing:
             return False
-        name = None if account is None else normalize(account)
+        name = _account_name(account)
         for word in ("", *present):
             for rule, p in self._needing.get(word, ()):
-                if (rule.accounts is None or name in rule.accounts) and p.words_in(present) is not None:
+                if rule.serves(name) and p.words_in(present) is not None:
                     return True
         return False
 
@@ -158,7 +167,7 @@ class FaqMatcher:
         """The best FAQ answer for a confidently classified question, or None. `account` is the account's name."""
         if classification.intent != "question" or classification.spam:
             return None  # complaints, suggestions and the rest go to a person or need no answer
-        present = self._present(normalize(text))
+        present = self._present(text)
         best, best_key = None, None
         for order, rule in self._rules_for(account):
             if classification.confidence < rule.min_confidence:
